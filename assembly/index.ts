@@ -1,0 +1,165 @@
+// The core's ABI, and nothing else: thin numeric exports over the unit.
+//
+// No export takes or returns a 64-bit integer (JavaScript would need BigInt):
+// 64-bit values cross as two u32 halves, or as an f64 for guest-physical
+// addresses (always below 2^52, so exact). Bulk data crosses through blocks of
+// linear memory whose addresses the host asks for once (`layout*`).
+
+import { setPageBudget, tryAlloc } from "./alloc";
+import { COUNTER_COUNT, COUNTER_NAMES, counterBase } from "./counters";
+import { ccLiveCount } from "./ctxcache";
+import { eventBase } from "./events";
+import { memAddRegion, memInRam, memFrameCount, copyIn, copyOut, GPA_LIMIT } from "./guestmem";
+import { iotlbCapacity, iotlbLive } from "./iotlb";
+import { translate as translateOne, outAddr, walkTables, readContext, walkValue, walkLevel, ctxWordOut,
+  ctxDidOut } from "./translate";
+import { configureUnit, isConfigured, mmioRead as unitRead, mmioWrite as unitWrite } from "./unit";
+
+/** Staging buffer for host <-> guest memory copies. */
+// @ts-ignore: decorator
+@inline const IO_SIZE: u32 = 65536;
+/** Requests per translateBatch call. */
+// @ts-ignore: decorator
+@inline const BATCH_CAP: u32 = 4096;
+
+let ioBuf: usize = 0;
+let result: usize = 0; // 16 bytes: u64 value (two halves), u32 extra
+let batchReq: usize = 0;
+let batchResp: usize = 0;
+
+/**
+ * Configures the unit once. `flags`: config.ts FLAG_*. `iotlbEntries` 0
+ * disables the IOTLB; `contextCache` 0 disables the context cache.
+ * `maxPages`: linear-memory budget in 64 KiB pages (guest frames included).
+ * Returns 0 or a CFG_* error (unit.ts).
+ */
+export function configure(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, contextCache: u32, maxPages: i32): i32 {
+  setPageBudget(maxPages);
+  if (ioBuf == 0) {
+    ioBuf = tryAlloc(IO_SIZE);
+    result = tryAlloc(16);
+    batchReq = tryAlloc(<usize>BATCH_CAP * 16);
+    batchResp = tryAlloc(<usize>BATCH_CAP * 16);
+    if (ioBuf == 0 || result == 0 || batchReq == 0 || batchResp == 0) return 3;
+  }
+  return configureUnit(aw, flags, nfr, iotlbEntries, contextCache != 0);
+}
+
+/** Declares guest RAM [start, end). Returns 0, or 1 when refused (bad range, table full). */
+export function addRamRegion(start: f64, end: f64): i32 {
+  if (!(start >= 0) || !(end > start) || end > <f64>GPA_LIMIT) return 1;
+  return memAddRegion(<u64>start, <u64>end) ? 0 : 1;
+}
+
+// ---- Layout of the shared blocks (read once by the host) --------------------
+export function layoutIo(): usize { return ioBuf; }
+export function layoutIoSize(): u32 { return IO_SIZE; }
+export function layoutResult(): usize { return result; }
+export function layoutBatchRequests(): usize { return batchReq; }
+export function layoutBatchResponses(): usize { return batchResp; }
+export function layoutBatchCapacity(): u32 { return BATCH_CAP; }
+export function layoutEvents(): usize { return eventBase; }
+export function layoutCounters(): usize { return counterBase; }
+export function layoutCounterCount(): u32 { return COUNTER_COUNT; }
+export function layoutCounterNames(): usize { return changetype<usize>(COUNTER_NAMES); }
+export function layoutCounterNamesLength(): i32 { return COUNTER_NAMES.length; }
+
+// ---- Registers ------------------------------------------------------------------
+
+/** Reads `size` (1, 2, 4, 8) bytes at `off` into the result block; the host validated the access. */
+export function mmioRead(off: u32, size: u32): void {
+  const v = unitRead(off, size);
+  store<u64>(result, v);
+}
+
+export function mmioWrite(off: u32, size: u32, lo: u32, hi: u32): void {
+  unitWrite(off, size, (<u64>hi << 32) | <u64>lo);
+}
+
+// ---- Guest memory (the guest CPU's accesses) --------------------------------------
+
+/** Status of writeGuest/readGuest. */
+// @ts-ignore: decorator
+@inline const MEM_OK: i32 = 0;
+// @ts-ignore: decorator
+@inline const MEM_OUTSIDE_RAM: i32 = 1;
+// @ts-ignore: decorator
+@inline const MEM_EXHAUSTED: i32 = 2;
+// @ts-ignore: decorator
+@inline const MEM_BAD_LENGTH: i32 = 3;
+
+/** Copies `len` bytes from the staging buffer to guest memory at `gpa`. */
+export function writeGuest(gpa: f64, len: u32): i32 {
+  if (len > IO_SIZE) return MEM_BAD_LENGTH;
+  if (!(gpa >= 0) || gpa >= <f64>GPA_LIMIT) return MEM_OUTSIDE_RAM;
+  const a = <u64>gpa;
+  if (!memInRam(a, len)) return MEM_OUTSIDE_RAM;
+  return copyIn(a, ioBuf, len) ? MEM_OK : MEM_EXHAUSTED;
+}
+
+/** Copies `len` bytes of guest memory at `gpa` into the staging buffer. */
+export function readGuest(gpa: f64, len: u32): i32 {
+  if (len > IO_SIZE) return MEM_BAD_LENGTH;
+  if (!(gpa >= 0) || gpa >= <f64>GPA_LIMIT) return MEM_OUTSIDE_RAM;
+  const a = <u64>gpa;
+  if (!memInRam(a, len)) return MEM_OUTSIDE_RAM;
+  return copyOut(a, ioBuf, len) ? MEM_OK : MEM_EXHAUSTED;
+}
+
+// ---- Translation --------------------------------------------------------------------
+
+/**
+ * Translates one DMA request. Returns the status (translate.ts ST_*); the
+ * output address is in the result block. `len` 1..4096.
+ */
+export function translate(sid: u32, iovaLo: u32, iovaHi: u32, len: u32, isWrite: u32): u32 {
+  const st = translateOne(sid & 0xffff, (<u64>iovaHi << 32) | <u64>iovaLo, len, isWrite != 0);
+  store<u64>(result, outAddr);
+  return st;
+}
+
+/**
+ * Translates `n` requests from the request block into the response block.
+ *   request  (16 B): u32 iova lo | u32 iova hi | u32 sid (15:0) | write (bit 16) | u32 len
+ *   response (16 B): u32 out lo  | u32 out hi  | u32 status     | u32 reserved
+ * Returns the number of requests that completed (status 0).
+ */
+export function translateBatch(n: u32): u32 {
+  if (n > BATCH_CAP) n = BATCH_CAP;
+  let ok: u32 = 0;
+  for (let i: u32 = 0; i < n; i++) {
+    const q = batchReq + (<usize>i << 4);
+    const s = batchResp + (<usize>i << 4);
+    const w = load<u32>(q, 8);
+    const st = translateOne(w & 0xffff, load<u64>(q), load<u32>(q, 12), (w & 0x10000) != 0);
+    store<u64>(s, outAddr);
+    store<u32>(s, st, 8);
+    if (st == 0) ok++;
+  }
+  return ok;
+}
+
+/**
+ * Probes a translation without side effects: no cache lookup or fill, no fault
+ * recorded. Returns 0 with the leaf (frame | W | R) in the result block and the
+ * leaf level in its third word, or the fault reason.
+ */
+export function probe(sid: u32, iovaLo: u32, iovaHi: u32, isWrite: u32): u32 {
+  const r = readContext(sid & 0xffff);
+  if (r != 0) return r;
+  const aw = <u32>((ctxWordOut >> 4) & 7);
+  const w = walkTables(ctxWordOut & ~(<u64>0xfff), aw + 2, (<u64>iovaHi << 32) | <u64>iovaLo, isWrite != 0);
+  if (w != 0) return w;
+  store<u64>(result, walkValue);
+  store<u32>(result, walkLevel, 8);
+  store<u32>(result, ctxDidOut, 12);
+  return 0;
+}
+
+// ---- Introspection ------------------------------------------------------------------
+export function configured(): bool { return isConfigured(); }
+export function guestFrames(): u32 { return memFrameCount(); }
+export function iotlbEntries(): u32 { return iotlbCapacity(); }
+export function iotlbLiveEntries(): u32 { return iotlbLive(); }
+export function contextCacheLiveEntries(): u32 { return ccLiveCount(); }
+export function memoryPages(): i32 { return memory.size(); }

@@ -1,0 +1,247 @@
+// The DMA request path (digest §5.1) for untranslated requests without PASID.
+//
+// `walkTables` and `readContext` are pure: they read guest memory and return
+// a fault reason or 0, touching no unit state but counters. `translate` adds
+// the caches, the fault recording (FPD) and the result encoding.
+//
+// Check order (architectural where the specification orders them, this unit's
+// choice otherwise, each noted in docs/DESIGN.md):
+//   interrupt range -> TE -> root (8h, 1h, Ah) -> context (9h, 2h, Bh, 3h)
+//   -> pass-through -> input width (4h) -> IOTLB -> walk, per level:
+//   read (3h at the top, 7h below) -> present (5h/6h) -> reserved (Ch)
+//   -> after the leaf: rights (5h/6h) -> output in interrupt range (Eh)
+//   -> protected memory ranges (blocked, not a remapping fault).
+// Rights are checked after the whole walk is known to be well formed, so a
+// malformed entry reports Ch whatever the access (QEMU 7.2 reports 5h/6h).
+
+import { bit64, extract64, rangeMask64 } from "./bits";
+import { cfgAw, sagaw, hasFlag, FLAG_DT, FLAG_PT, pointerMask } from "./config";
+import { ROOT_P_BIT, CTX_P_BIT, CTX_FPD_BIT, CTX_TT_SHIFT, CTX_TT_LEN, CTX_AW_SHIFT, CTX_AW_LEN,
+  CTX_DID_SHIFT, CTX_DID_LEN, TT_UNTRANSLATED, TT_DEVTLB, TT_PASSTHROUGH,
+  rootLoReserved, ctxLoReserved, ctxHiReserved } from "./context";
+import { count, C_TRANSLATE, C_TRANSLATE_OK, C_UNTRANSLATED, C_PASSTHROUGH, C_INTERRUPT_RANGE, C_CTX_HIT,
+  C_CTX_MISS, C_IOTLB_HIT, C_IOTLB_MISS, C_WALKS, C_WALK_L1, C_ROOT_READS, C_CTX_READS, C_FAULTS_FPD } from "./counters";
+import { ccWord, ccDid, ccFill, ccEnabled, CC_FPD_BIT, CC_TT_SHIFT, CC_AW_SHIFT } from "./ctxcache";
+import { FR_ROOT_NOT_PRESENT, FR_CTX_NOT_PRESENT, FR_CTX_INVALID, FR_ADDR_BEYOND_AW, FR_WRITE, FR_READ,
+  FR_PAGING_ENTRY_ACCESS, FR_ROOT_ACCESS, FR_CTX_ACCESS, FR_ROOT_RESERVED, FR_CTX_RESERVED,
+  FR_PAGING_RESERVED, FR_INTERRUPT_ADDR, isQualified, recordFault } from "./faults";
+import { unitRead64, memError } from "./guestmem";
+import { iotlbLookup, iotlbFill, hitLevel } from "./iotlb";
+import { SL_PS_BIT, SL_RW_MASK, rsvdTable, rsvdLeaf, slAddrMask } from "./slpte";
+import { pmrBlocks } from "./pmr";
+
+// ---- Result status (ABI: the host decodes it in src/core.ts) --------------
+/** The request completes; the output address is in the result slot. */
+// @ts-ignore: decorator
+@inline export const ST_OK: u32 = 0;
+/** Blocked by a remapping fault; bits 7:0 hold the reason. */
+// @ts-ignore: decorator
+@inline export const ST_FAULT: u32 = 0x100;
+/** With ST_FAULT: fault processing disabled (FPD), nothing recorded or reported. */
+// @ts-ignore: decorator
+@inline export const ST_FPD: u32 = 0x200;
+/** Blocked without a remapping fault (a read of the interrupt range, a protected range). */
+// @ts-ignore: decorator
+@inline export const ST_BLOCKED: u32 = 0x400;
+/** A write to 0xFEEx_xxxx: an interrupt request, not a memory access (ok, output = input). */
+// @ts-ignore: decorator
+@inline export const ST_INTERRUPT: u32 = 0x800;
+
+// @ts-ignore: decorator
+@inline const INTR_LO: u64 = 0xfee00000;
+// @ts-ignore: decorator
+@inline const INTR_HI: u64 = 0xfeefffff;
+
+/** Root-table address latched by GCMD.SRTP. */
+export let rootTableAddr: u64 = 0;
+/** Mirrors GSTS.TES. */
+export let translationEnabled: bool = false;
+
+export function setRootTable(addr: u64): void {
+  rootTableAddr = addr;
+}
+export function setTranslationEnabled(on: bool): void {
+  translationEnabled = on;
+}
+
+/** Output of the last translate(): the address the request goes to. */
+export let outAddr: u64 = 0;
+
+// @ts-ignore: decorator
+@inline function overlapsInterruptRange(a: u64, len: u32): bool {
+  const end = a + <u64>(len - 1);
+  if (end < a) return true; // wraps through the whole space
+  return a <= INTR_HI && end >= INTR_LO;
+}
+
+// ---- Context lookup ---------------------------------------------------------
+
+/** Results of readContext (valid when it returned 0; ctxFpd also for 2h and 3h). */
+export let ctxWordOut: u64 = 0;
+export let ctxDidOut: u32 = 0;
+export let ctxFpdOut: bool = false;
+
+/**
+ * Reads and checks the root and context entries of `sid` (digest §5.1 steps
+ * 3.1-3.8). Returns 0 and sets ctxWordOut (the context-cache word) and
+ * ctxDidOut, or a fault reason.
+ */
+export function readContext(sid: u32): u32 {
+  ctxFpdOut = false;
+  count(C_ROOT_READS);
+  const rootAt = rootTableAddr + (<u64>(sid >> 8) << 4);
+  const rootLo = unitRead64(rootAt);
+  if (memError) return FR_ROOT_ACCESS;
+  const rootHi = unitRead64(rootAt + 8);
+  if (memError) return FR_ROOT_ACCESS;
+  if (!bit64(rootLo, ROOT_P_BIT)) return FR_ROOT_NOT_PRESENT;
+  if ((rootLo & rootLoReserved()) != 0 || rootHi != 0) return FR_ROOT_RESERVED;
+
+  count(C_CTX_READS);
+  const ctxAt = (rootLo & pointerMask()) + (<u64>(sid & 0xff) << 4);
+  const lo = unitRead64(ctxAt);
+  if (memError) return FR_CTX_ACCESS;
+  const hi = unitRead64(ctxAt + 8);
+  if (memError) return FR_CTX_ACCESS;
+  // FPD is honoured even in a not-present entry (digest §3.3).
+  ctxFpdOut = bit64(lo, CTX_FPD_BIT);
+  if (!bit64(lo, CTX_P_BIT)) return FR_CTX_NOT_PRESENT;
+  if ((lo & ctxLoReserved()) != 0 || (hi & ctxHiReserved()) != 0) {
+    ctxFpdOut = false; // Bh is not a qualified fault: the entry is not trusted
+    return FR_CTX_RESERVED;
+  }
+  const aw = <u32>extract64(hi, CTX_AW_SHIFT, CTX_AW_LEN);
+  if (((sagaw >> aw) & 1) == 0) return FR_CTX_INVALID;
+  const tt = <u32>extract64(lo, CTX_TT_SHIFT, CTX_TT_LEN);
+  if (tt == TT_DEVTLB && !hasFlag(FLAG_DT)) return FR_CTX_INVALID;
+  if (tt == TT_PASSTHROUGH && !hasFlag(FLAG_PT)) return FR_CTX_INVALID;
+  if (tt > TT_PASSTHROUGH) return FR_CTX_INVALID;
+  ctxWordOut = (lo & pointerMask()) | (<u64>aw << CC_AW_SHIFT) | (<u64>tt << CC_TT_SHIFT)
+    | (ctxFpdOut ? <u64>1 << CC_FPD_BIT : 0);
+  ctxDidOut = <u32>extract64(hi, CTX_DID_SHIFT, CTX_DID_LEN);
+  return 0;
+}
+
+// ---- Second-level walk ------------------------------------------------------
+
+/** Results of walkTables when it returned 0: the leaf entry's frame | cumulative W | R, and its level. */
+export let walkValue: u64 = 0;
+export let walkLevel: u32 = 0;
+
+/**
+ * Walks `levels` levels of second-level tables from `table` for `iova`
+ * (digest §4, §5.1 steps 7-10). Returns 0 with walkValue/walkLevel, or a
+ * fault reason. Does not check rights: the caller compares walkValue's R/W.
+ * At most 5 reads, so no table layout (cycles included) can make it loop.
+ */
+export function walkTables(table: u64, levels: u32, iova: u64, isWrite: bool): u32 {
+  count(C_WALKS);
+  let rw: u64 = SL_RW_MASK;
+  const addrMask = slAddrMask();
+  for (let level = levels; level >= 1; level--) {
+    const shift: u32 = 12 + 9 * (level - 1);
+    const entry = unitRead64(table + (((iova >> shift) & 0x1ff) << 3));
+    count(C_WALK_L1 + level - 1);
+    if (memError) return level == levels ? FR_CTX_INVALID : FR_PAGING_ENTRY_ACCESS;
+    if ((entry & SL_RW_MASK) == 0) return isWrite ? FR_WRITE : FR_READ;
+    const leaf = level == 1 || ((level == 2 || level == 3) && bit64(entry, SL_PS_BIT));
+    const rsvd = leaf && level > 1 ? load<u64>(rsvdLeaf + (<usize>level << 3)) : load<u64>(rsvdTable + (<usize>level << 3));
+    if ((entry & rsvd) != 0) return FR_PAGING_RESERVED;
+    rw &= entry;
+    if (leaf) {
+      walkValue = (entry & addrMask & ~rangeMask64(0, shift)) | rw;
+      walkLevel = level;
+      return 0;
+    }
+    table = entry & addrMask;
+  }
+  return FR_CTX_INVALID; // unreachable: level 1 is always a leaf
+}
+
+// ---- The request ------------------------------------------------------------
+
+function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 {
+  if (fpd && isQualified(reason)) {
+    count(C_FAULTS_FPD);
+    return ST_FAULT | ST_FPD | reason;
+  }
+  recordFault(sid, reason, iova, !isWrite);
+  return ST_FAULT | reason;
+}
+
+/**
+ * Translates one untranslated DMA request of `len` bytes (1..4096) at `iova`
+ * from `sid`. Returns a status (ST_*); on success the output address is in
+ * outAddr. Records faults as hardware does.
+ */
+export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
+  count(C_TRANSLATE);
+  if (len == 0) len = 1;
+  if (overlapsInterruptRange(iova, len)) {
+    count(C_INTERRUPT_RANGE);
+    outAddr = iova;
+    return isWrite ? ST_INTERRUPT : ST_BLOCKED;
+  }
+  if (!translationEnabled) {
+    count(C_UNTRANSLATED);
+    return finish(iova, len);
+  }
+
+  let word = ccWord(sid);
+  let did: u32;
+  if (word != 0) {
+    count(C_CTX_HIT);
+    did = ccDid(sid);
+  } else {
+    count(C_CTX_MISS);
+    const r = readContext(sid);
+    if (r != 0) return fault(sid, r, iova, isWrite, ctxFpdOut);
+    word = ctxWordOut;
+    did = ctxDidOut;
+    if (ccEnabled) ccFill(sid, word, did);
+  }
+  const fpd = bit64(word, CC_FPD_BIT);
+  const tt = <u32>extract64(word, CC_TT_SHIFT, 2);
+  if (tt == TT_PASSTHROUGH) {
+    count(C_PASSTHROUGH);
+    return finish(iova, len);
+  }
+  const aw = <u32>extract64(word, CC_AW_SHIFT, 3);
+  const agaw: u32 = 30 + 9 * aw;
+  const width: u32 = agaw < cfgAw ? agaw : cfgAw;
+  if ((iova >> width) != 0) return fault(sid, FR_ADDR_BEYOND_AW, iova, isWrite, fpd);
+
+  const need: u64 = isWrite ? 2 : 1;
+  let v = iotlbLookup(did, iova);
+  let level: u32;
+  if (v != 0 && (v & need) != 0) {
+    count(C_IOTLB_HIT);
+    level = hitLevel;
+  } else {
+    // A miss, or cached rights that do not allow this access: walk again (the
+    // tables may have granted more since; if not, the walk faults as it must).
+    count(C_IOTLB_MISS);
+    const r = walkTables(word & pointerMask(), aw + 2, iova, isWrite);
+    if (r != 0) return fault(sid, r, iova, isWrite, fpd);
+    v = walkValue;
+    level = walkLevel;
+    if ((v & need) == 0) return fault(sid, isWrite ? FR_WRITE : FR_READ, iova, isWrite, fpd);
+    iotlbFill(did, iova, level, v);
+  }
+  const pageMask = rangeMask64(0, 12 + 9 * (level - 1));
+  const out = (v & ~pageMask & ~SL_RW_MASK) | (iova & pageMask);
+  if (overlapsInterruptRange(out, len)) return fault(sid, FR_INTERRUPT_ADDR, iova, isWrite, fpd);
+  return finish(out, len);
+}
+
+// @ts-ignore: decorator
+@inline function finish(out: u64, len: u32): u32 {
+  outAddr = out;
+  if (pmrBlocks(out, len)) return ST_BLOCKED;
+  count(C_TRANSLATE_OK);
+  return ST_OK;
+}
+
+// Keep the TT constant referenced for readers: TT 0 and 1 both walk.
+// @ts-ignore: decorator
+@inline export const TT_WALKED: u32 = TT_UNTRANSLATED;
