@@ -1,0 +1,296 @@
+/**
+ * The one wrapper of the Wasm core's exports. Everything else in src/ goes
+ * through this class; nothing else touches `instance.exports` or builds views
+ * of the core's memory.
+ *
+ * Views are cached and rebuilt only when linear memory has grown (the old
+ * ArrayBuffer is then detached), which can happen only in calls that allocate:
+ * configure and guest-memory writes. Translation never allocates, so the hot
+ * path reads results through views built once.
+ */
+import { VtdError } from './errors.js';
+import { CORE_WASM_BASE64 } from './generated/wasm.js';
+
+/** The core's numeric exports (assembly/index.ts). */
+interface CoreExports {
+  memory: WebAssembly.Memory;
+  configure(aw: number, flags: number, nfr: number, iotlbEntries: number, contextCache: number, maxPages: number): number;
+  addRamRegion(start: number, end: number): number;
+  layoutIo(): number;
+  layoutIoSize(): number;
+  layoutResult(): number;
+  layoutBatchRequests(): number;
+  layoutBatchResponses(): number;
+  layoutBatchCapacity(): number;
+  layoutEvents(): number;
+  layoutCounters(): number;
+  layoutCounterCount(): number;
+  layoutCounterNames(): number;
+  layoutCounterNamesLength(): number;
+  mmioRead(off: number, size: number): void;
+  mmioWrite(off: number, size: number, lo: number, hi: number): void;
+  writeGuest(gpa: number, len: number): number;
+  readGuest(gpa: number, len: number): number;
+  translate(sid: number, iovaLo: number, iovaHi: number, len: number, isWrite: number): number;
+  translateBatch(n: number): number;
+  probe(sid: number, iovaLo: number, iovaHi: number, isWrite: number): number;
+  guestFrames(): number;
+  iotlbEntries(): number;
+  iotlbLiveEntries(): number;
+  contextCacheLiveEntries(): number;
+  memoryPages(): number;
+}
+
+/** Configuration flags (assembly/config.ts FLAG_*). */
+export const CoreFlag = {
+  CM: 1 << 0, IR: 1 << 1, EIM: 1 << 2, PT: 1 << 3, SC: 1 << 4, DT: 1 << 5,
+  EXTERNAL_MEMORY: 1 << 6, PMR: 1 << 7,
+} as const;
+
+/** Result status bits (assembly/translate.ts ST_*). */
+export const Status = {
+  OK: 0, FAULT: 0x100, FPD: 0x200, BLOCKED: 0x400, INTERRUPT: 0x800, REASON_MASK: 0xff,
+} as const;
+
+/** Event kinds (assembly/events.ts EV_*). */
+export const EventKind = { FAULT_MSI: 1, COMPLETION_MSI: 2, INVALIDATION: 3 } as const;
+
+/** A raw event record as the core queues it. */
+export interface RawEvent {
+  kind: number; a: number; b: number; c: number;
+  addrLo: number; addrHi: number; xLo: number; xHi: number;
+}
+
+/** Embedder-owned guest memory (external mode). Return false when the access fails. */
+export interface GuestMemoryHooks {
+  read(gpa: number, dst: Uint8Array): boolean;
+  write(gpa: number, src: Uint8Array): boolean;
+}
+
+const CONFIG_ERRORS: Record<number, string> = {
+  1: 'aw must be 39, 48 or 57',
+  2: 'nfr must be 1 to 64',
+  3: 'the core could not allocate its tables within the memory budget',
+  4: 'a core instance is configured once',
+};
+
+let compiled: WebAssembly.Module | undefined;
+
+function decodeBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The compiled core module, compiled once per process from the embedded bytes. */
+export function coreModule(): WebAssembly.Module {
+  compiled ??= new WebAssembly.Module(decodeBase64(CORE_WASM_BASE64) as BufferSource);
+  return compiled;
+}
+
+export interface CoreConfig {
+  aw: number; flags: number; nfr: number; iotlbEntries: number; contextCache: boolean; maxPages: number;
+  guestMemory?: GuestMemoryHooks;
+}
+
+export class Core {
+  private readonly x: CoreExports;
+  private buffer!: ArrayBuffer;
+  private u8!: Uint8Array;
+  private u32!: Uint32Array;
+  private dead: string | undefined;
+  private readonly ioPtr: number;
+  readonly ioSize: number;
+  private readonly resultIdx: number;
+  readonly batchCapacity: number;
+  private readonly batchReqIdx: number;
+  private readonly batchRespIdx: number;
+  private readonly eventIdx: number;
+  private readonly counterIdx: number;
+  readonly counterNames: readonly string[];
+  /** Receives every event the core raised, in order. */
+  onEvent: (e: RawEvent) => void = () => {};
+
+  constructor(cfg: CoreConfig, module: WebAssembly.Module = coreModule()) {
+    const hooks = cfg.guestMemory;
+    const imports = {
+      env: {
+        abort: (_msg: number, _file: number, line: number, col: number) => {
+          throw new VtdError('CORE_TRAP', `core aborted at ${line}:${col}`);
+        },
+        guestRead: (gpa: number, dst: number, len: number): number => {
+          if (!hooks) return 1;
+          this.refresh();
+          return hooks.read(gpa, this.u8.subarray(dst, dst + len)) ? 0 : 1;
+        },
+        guestWrite: (gpa: number, src: number, len: number): number => {
+          if (!hooks) return 1;
+          this.refresh();
+          return hooks.write(gpa, this.u8.slice(src, src + len)) ? 0 : 1;
+        },
+        drainEvents: () => this.drainEvents(),
+      },
+    };
+    const instance = new WebAssembly.Instance(module, imports);
+    this.x = instance.exports as unknown as CoreExports;
+    const rc = this.x.configure(cfg.aw, cfg.flags, cfg.nfr, cfg.iotlbEntries, cfg.contextCache ? 1 : 0, cfg.maxPages);
+    if (rc !== 0) throw new VtdError('CONFIG', CONFIG_ERRORS[rc] ?? `configure failed (${rc})`, { rc });
+    this.refresh();
+    this.ioPtr = this.x.layoutIo();
+    this.ioSize = this.x.layoutIoSize();
+    this.resultIdx = this.x.layoutResult() >>> 2;
+    this.batchCapacity = this.x.layoutBatchCapacity();
+    this.batchReqIdx = this.x.layoutBatchRequests() >>> 2;
+    this.batchRespIdx = this.x.layoutBatchResponses() >>> 2;
+    this.eventIdx = this.x.layoutEvents() >>> 2;
+    this.counterIdx = this.x.layoutCounters() >>> 2;
+    const namesPtr = this.x.layoutCounterNames();
+    const namesLen = this.x.layoutCounterNamesLength();
+    const names = String.fromCharCode(...new Uint16Array(this.buffer, namesPtr, namesLen)).split('\n');
+    this.counterNames = names;
+  }
+
+  private refresh(): void {
+    if (this.buffer !== this.x.memory.buffer) {
+      this.buffer = this.x.memory.buffer;
+      this.u8 = new Uint8Array(this.buffer);
+      this.u32 = new Uint32Array(this.buffer);
+    }
+  }
+
+  /** Runs a core call; a trap discards the instance (it may be inconsistent). */
+  private guard<T>(f: () => T): T {
+    if (this.dead) throw new VtdError('CORE_TRAP', `the core trapped earlier (${this.dead}); create a new instance`);
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof VtdError && e.code !== 'CORE_TRAP') throw e;
+      this.dead = e instanceof Error ? e.message : String(e);
+      throw new VtdError('CORE_TRAP', `the core trapped: ${this.dead}; this instance is discarded`, { cause: this.dead });
+    }
+  }
+
+  addRamRegion(start: number, end: number): boolean {
+    return this.x.addRamRegion(start, end) === 0;
+  }
+
+  // ---- registers ----
+  mmioRead(off: number, size: number): { lo: number; hi: number } {
+    this.guard(() => this.x.mmioRead(off, size));
+    return { lo: this.u32[this.resultIdx], hi: this.u32[this.resultIdx + 1] };
+  }
+
+  mmioRead32(off: number): number {
+    this.guard(() => this.x.mmioRead(off, 4));
+    return this.u32[this.resultIdx];
+  }
+
+  mmioWrite(off: number, size: number, lo: number, hi: number): void {
+    this.guard(() => this.x.mmioWrite(off, size, lo >>> 0, hi >>> 0));
+    this.drainEvents();
+  }
+
+  // ---- guest memory ----
+  /** Copies `src` to guest memory; returns 0, or the core's MEM_* code. */
+  writeGuest(gpa: number, src: Uint8Array): number {
+    let done = 0;
+    while (done < src.length) {
+      const n = Math.min(this.ioSize, src.length - done);
+      this.refresh();
+      this.u8.set(src.subarray(done, done + n), this.ioPtr);
+      const rc = this.guard(() => this.x.writeGuest(gpa + done, n));
+      if (rc !== 0) return rc;
+      done += n;
+    }
+    this.refresh();
+    return 0;
+  }
+
+  readGuest(gpa: number, dst: Uint8Array): number {
+    let done = 0;
+    while (done < dst.length) {
+      const n = Math.min(this.ioSize, dst.length - done);
+      const rc = this.guard(() => this.x.readGuest(gpa + done, n));
+      if (rc !== 0) return rc;
+      this.refresh();
+      dst.set(this.u8.subarray(this.ioPtr, this.ioPtr + n), done);
+      done += n;
+    }
+    return 0;
+  }
+
+  // ---- translation (hot path: no allocation) ----
+  translate(sid: number, iovaLo: number, iovaHi: number, len: number, isWrite: boolean): number {
+    let st: number;
+    try {
+      st = this.x.translate(sid, iovaLo, iovaHi, len, isWrite ? 1 : 0);
+    } catch (e) {
+      return this.guard(() => { throw e; });
+    }
+    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
+    return st;
+  }
+
+  get resultLo(): number { return this.u32[this.resultIdx]; }
+  get resultHi(): number { return this.u32[this.resultIdx + 1]; }
+  get resultWord2(): number { return this.u32[this.resultIdx + 2]; }
+  get resultWord3(): number { return this.u32[this.resultIdx + 3]; }
+
+  /** The request block as u32 words: 4 per request (iova lo, iova hi, sid | write << 16, len). */
+  get batchRequests(): Uint32Array {
+    this.refresh();
+    return this.u32.subarray(this.batchReqIdx, this.batchReqIdx + this.batchCapacity * 4);
+  }
+
+  /** The response block as u32 words: 4 per response (out lo, out hi, status, reserved). */
+  get batchResponses(): Uint32Array {
+    this.refresh();
+    return this.u32.subarray(this.batchRespIdx, this.batchRespIdx + this.batchCapacity * 4);
+  }
+
+  translateBatch(n: number): number {
+    let ok: number;
+    try {
+      ok = this.x.translateBatch(n);
+    } catch (e) {
+      return this.guard(() => { throw e; });
+    }
+    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
+    return ok;
+  }
+
+  probe(sid: number, iovaLo: number, iovaHi: number, isWrite: boolean): number {
+    return this.guard(() => this.x.probe(sid, iovaLo, iovaHi, isWrite ? 1 : 0));
+  }
+
+  // ---- events and counters ----
+  private drainEvents(): void {
+    this.refresh();
+    const base = this.eventIdx;
+    const n = this.u32[base];
+    if (n === 0) return;
+    const u = this.u32;
+    const events: RawEvent[] = [];
+    for (let i = 0; i < n; i++) {
+      const r = base + 4 + i * 8;
+      events.push({ kind: u[r], a: u[r + 1], b: u[r + 2], c: u[r + 3], addrLo: u[r + 4], addrHi: u[r + 5], xLo: u[r + 6], xHi: u[r + 7] });
+    }
+    u[base] = 0;
+    for (const e of events) this.onEvent(e);
+  }
+
+  /** Counter i as a number (exact below 2^53). */
+  counter(i: number): number {
+    this.refresh();
+    const p = this.counterIdx + i * 2;
+    return this.u32[p] + this.u32[p + 1] * 2 ** 32;
+  }
+
+  get counterCount(): number { return this.counterNames.length; }
+  get guestFrames(): number { return this.x.guestFrames(); }
+  get iotlbCapacity(): number { return this.x.iotlbEntries(); }
+  get iotlbLive(): number { return this.x.iotlbLiveEntries(); }
+  get contextCacheLive(): number { return this.x.contextCacheLiveEntries(); }
+  get memoryBytes(): number { return this.x.memoryPages() * 65536; }
+}

@@ -1,0 +1,11 @@
+/**
+ * vtd-wasm: an emulator of the Intel VT-d remapping unit.
+ * Usable in browsers and Node: nothing here imports Node modules.
+ */
+export { Iommu, TranslateResult, BatchPath } from './iommu.js';
+export type { IommuOptions, IommuEvent, Direction, GuestMemoryHooks } from './iommu.js';
+export { VtdError } from './errors.js';
+export type { VtdErrorCode } from './errors.js';
+export { parseTrace, optionsFromHeader, parseRid, formatRid } from './trace.js';
+export type { Trace, TraceOp, TraceHeader, TraceConfig } from './trace.js';
+export { Replayer, replayTrace } from './replay.js';

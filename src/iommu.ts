@@ -1,0 +1,350 @@
+/**
+ * The API an embedder calls: one VT-d remapping unit.
+ *
+ * ```ts
+ * const iommu = Iommu.create({ aw: 48, ram: 0x10000000 });
+ * iommu.writeGuest(0x100000, rootTableBytes);
+ * iommu.mmioWrite(0x20, 8, 0x100000n);             // RTADDR
+ * const r = iommu.translate(0x18, 0x1000, 'r');     // sid 00:03.0
+ * if (r.ok) use(r.gpa); else if (r.fault !== undefined) log(r.fault);
+ * ```
+ *
+ * Register accesses use bigint values (they are not a hot path). Translation
+ * has an allocation-free path (`translateInto`) and a batch path
+ * (`batch`), neither of which uses bigint.
+ */
+import { Core, CoreFlag, EventKind, Status, type GuestMemoryHooks, type RawEvent } from './core.js';
+import { VtdError } from './errors.js';
+
+export type { GuestMemoryHooks } from './core.js';
+
+/** Options of a unit. Defaults follow the trace format (trace-format.md). */
+export interface IommuOptions {
+  /** Guest address width: 39, 48 or 57 (CAP.MGAW + 1; also the host address width). Default 39. */
+  aw?: 39 | 48 | 57;
+  /** Caching mode, CAP.CM. Default false. */
+  cm?: boolean;
+  /** Interrupt remapping, ECAP.IR. Default false. */
+  ir?: boolean;
+  /** Extended interrupt mode (x2APIC), ECAP.EIM. Default false. */
+  eim?: boolean;
+  /** Pass-through translation type, ECAP.PT. Default true. */
+  pt?: boolean;
+  /** Snoop control, ECAP.SC. Default false. */
+  sc?: boolean;
+  /** Device-TLB support, ECAP.DT. Default false. */
+  dt?: boolean;
+  /** Scalable mode, ECAP.SMTS: not implemented yet (an error when true). */
+  sm?: boolean;
+  /** Fault-recording registers, 1 to 64. Default 1. */
+  nfr?: number;
+  /** Bytes of guest RAM from address 0 (ignored when `ramRegions` is given). Default 256 MiB. */
+  ram?: number | bigint;
+  /** Guest RAM as [start, end) ranges (at most 16). */
+  ramRegions?: ReadonlyArray<readonly [number | bigint, number | bigint]>;
+  /** Protected memory regions (CAP.PLMR/PHMR, PMEN and the base/limit registers). Default false (as QEMU). */
+  pmr?: boolean;
+  /** IOTLB capacity in entries (rounded down to a power of two, 4-way sets); 0 disables it. Default 4096. */
+  iotlbEntries?: number;
+  /** Context cache on (default) or off. */
+  contextCache?: boolean;
+  /** Guest memory owned by the embedder instead of the core's sparse store. */
+  guestMemory?: GuestMemoryHooks;
+  /** Most bytes of linear memory the core may use (guest frames included). Default 2 GiB. */
+  maxMemoryBytes?: number;
+}
+
+/** A DMA direction: the device reads ('r') or writes ('w') memory. */
+export type Direction = 'r' | 'w';
+
+/** The outcome of one translation. Reusable: `translateInto` overwrites it. */
+export class TranslateResult {
+  /** Raw status from the core (0 = ok). */
+  status = 0;
+  /** Output address, low and high 32 bits. */
+  addrLo = 0;
+  addrHi = 0;
+
+  /** The request completes (memory access, or an interrupt request to 0xFEEx_xxxx). */
+  get ok(): boolean { return this.status === Status.OK || this.status === Status.INTERRUPT; }
+  /** Output address as a number; exact below 2^53 (always, for translated requests). */
+  get gpa(): number { return this.addrHi * 2 ** 32 + this.addrLo; }
+  /** Output address as a bigint. */
+  get gpaBig(): bigint { return (BigInt(this.addrHi) << 32n) | BigInt(this.addrLo); }
+  /** The fault reason the unit reports (recorded unless overflow/collapse), or undefined. */
+  get fault(): number | undefined {
+    return (this.status & Status.FAULT) !== 0 && (this.status & Status.FPD) === 0 ? this.status & Status.REASON_MASK : undefined;
+  }
+  /** The fault reason even when fault processing was disabled (FPD) for it. */
+  get faultReason(): number | undefined {
+    return (this.status & Status.FAULT) !== 0 ? this.status & Status.REASON_MASK : undefined;
+  }
+  /** Blocked by a qualified fault that FPD kept from being recorded. */
+  get suppressed(): boolean { return (this.status & Status.FPD) !== 0; }
+  /** A write to the interrupt address range: an interrupt request, not translated. */
+  get interrupt(): boolean { return this.status === Status.INTERRUPT; }
+  /** Blocked without a remapping fault (a read of the interrupt range, a protected memory range). */
+  get blockedWithoutFault(): boolean { return this.status === Status.BLOCKED; }
+}
+
+/** Events the unit raises. */
+export type IommuEvent =
+  | { type: 'fault-interrupt'; addr: bigint; data: number }
+  | { type: 'completion-interrupt'; addr: bigint; data: number }
+  | { type: 'invalidation'; cache: 'context' | 'iotlb' | 'device-tlb' | 'interrupt-entry'; granularity: number;
+      did: number; sid: number; fm: number; addr: bigint; am: number; ih: number };
+
+const CACHE_NAMES = ['', 'context', 'iotlb', 'device-tlb', 'interrupt-entry'] as const;
+
+function toEvent(e: RawEvent): IommuEvent {
+  const addr = (BigInt(e.addrHi) << 32n) | BigInt(e.addrLo);
+  if (e.kind === EventKind.FAULT_MSI) return { type: 'fault-interrupt', addr, data: e.a };
+  if (e.kind === EventKind.COMPLETION_MSI) return { type: 'completion-interrupt', addr, data: e.a };
+  return {
+    type: 'invalidation', cache: (CACHE_NAMES[e.a] || 'context') as 'context', granularity: (e.xLo >>> 16) & 3,
+    did: e.b, sid: e.c & 0xffff, fm: e.c >>> 16, addr, am: e.xLo & 0xff, ih: (e.xLo >>> 8) & 1,
+  };
+}
+
+const TWO32 = 2 ** 32;
+
+function splitU64(v: number | bigint, what: string): [number, number] {
+  if (typeof v === 'bigint') {
+    if (v < 0n || v >= 1n << 64n) throw new VtdError('ARGUMENT', `${what} must fit in 64 bits`, { value: v });
+    return [Number(v & 0xffffffffn), Number(v >> 32n)];
+  }
+  if (!Number.isSafeInteger(v) || v < 0) throw new VtdError('ARGUMENT', `${what} must be a non-negative safe integer (or a bigint)`, { value: v });
+  return [v % TWO32, Math.floor(v / TWO32)];
+}
+
+function toGpa(v: number | bigint, what: string): number {
+  const n = typeof v === 'bigint' ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || n < 0 || n > 2 ** 52) throw new VtdError('ARGUMENT', `${what} must be an address below 2^52`, { value: v });
+  return n;
+}
+
+function checkSid(sid: number): void {
+  if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) throw new VtdError('ARGUMENT', `requester id must be 0..0xffff`, { sid });
+}
+
+/** One VT-d remapping unit. */
+export class Iommu {
+  private readonly core: Core;
+  private readonly listeners = new Set<(e: IommuEvent) => void>();
+  private readonly scratch = new TranslateResult();
+  readonly options: Readonly<Required<Pick<IommuOptions, 'aw' | 'cm' | 'ir' | 'eim' | 'pt' | 'sc' | 'dt' | 'nfr' | 'pmr'>>>;
+
+  private constructor(core: Core, options: Iommu['options']) {
+    this.core = core;
+    this.options = options;
+    core.onEvent = (raw) => {
+      if (this.listeners.size === 0) return;
+      const ev = toEvent(raw);
+      for (const l of this.listeners) l(ev);
+    };
+  }
+
+  /** Creates a configured unit (synchronous; the core is embedded in the library). */
+  static create(opts: IommuOptions = {}): Iommu {
+    const aw = opts.aw ?? 39;
+    if (aw !== 39 && aw !== 48 && aw !== 57) throw new VtdError('CONFIG', 'aw must be 39, 48 or 57', { aw });
+    if (opts.sm) throw new VtdError('UNSUPPORTED', 'scalable mode (sm) is not implemented yet; legacy mode only');
+    if (opts.eim && !opts.ir) throw new VtdError('CONFIG', 'eim requires ir (as on QEMU: eim=on needs intremap=on)');
+    const nfr = opts.nfr ?? 1;
+    if (!Number.isInteger(nfr) || nfr < 1 || nfr > 64) throw new VtdError('CONFIG', 'nfr must be an integer from 1 to 64', { nfr });
+    const iotlbEntries = opts.iotlbEntries ?? 4096;
+    if (!Number.isInteger(iotlbEntries) || iotlbEntries < 0 || iotlbEntries > 1 << 24) {
+      throw new VtdError('CONFIG', 'iotlbEntries must be an integer from 0 to 2^24', { iotlbEntries });
+    }
+    const maxBytes = opts.maxMemoryBytes ?? 2 ** 31;
+    const o = { aw, cm: !!opts.cm, ir: !!opts.ir, eim: !!opts.eim, pt: opts.pt ?? true, sc: !!opts.sc, dt: !!opts.dt, nfr, pmr: !!opts.pmr } as const;
+    let flags = 0;
+    if (o.cm) flags |= CoreFlag.CM;
+    if (o.ir) flags |= CoreFlag.IR;
+    if (o.eim) flags |= CoreFlag.EIM;
+    if (o.pt) flags |= CoreFlag.PT;
+    if (o.sc) flags |= CoreFlag.SC;
+    if (o.dt) flags |= CoreFlag.DT;
+    if (o.pmr) flags |= CoreFlag.PMR;
+    if (opts.guestMemory) flags |= CoreFlag.EXTERNAL_MEMORY;
+    const core = new Core({
+      aw, flags, nfr, iotlbEntries, contextCache: opts.contextCache ?? true,
+      maxPages: Math.max(64, Math.min(65536, Math.floor(maxBytes / 65536))), guestMemory: opts.guestMemory,
+    });
+    const regions = opts.ramRegions ?? [[0, opts.ram ?? 0x10000000]];
+    if (regions.length === 0 || regions.length > 16) throw new VtdError('CONFIG', 'ramRegions must hold 1 to 16 ranges');
+    for (const [s, e] of regions) {
+      const start = toGpa(s, 'RAM region start'), end = toGpa(e, 'RAM region end');
+      if (!core.addRamRegion(start, end)) throw new VtdError('CONFIG', `bad RAM region [${start.toString(16)}, ${end.toString(16)})`, { start, end });
+    }
+    return new Iommu(core, o);
+  }
+
+  // ---- registers ----
+
+  private checkMmio(off: number, size: number): void {
+    if (size !== 1 && size !== 2 && size !== 4 && size !== 8) {
+      throw new VtdError('MMIO_ACCESS', `register access size must be 1, 2, 4 or 8 bytes, not ${size}`, { off, size });
+    }
+    if (!Number.isInteger(off) || off < 0 || off + size > 0x1000) {
+      throw new VtdError('MMIO_ACCESS', `register access [${off}, +${size}) is outside the 4 KiB register block`, { off, size });
+    }
+  }
+
+  /** A guest register read of `size` bytes at `off` (any alignment inside the 4 KiB block). */
+  mmioRead(off: number, size: 1 | 2 | 4 | 8): bigint {
+    this.checkMmio(off, size);
+    const { lo, hi } = this.core.mmioRead(off, size);
+    return (BigInt(hi) << 32n) | BigInt(lo);
+  }
+
+  /** A 32-bit register read as a number. */
+  mmioRead32(off: number): number {
+    this.checkMmio(off, 4);
+    return this.core.mmioRead32(off);
+  }
+
+  /** A guest register write of `size` bytes at `off`; bits above `size` bytes are ignored. */
+  mmioWrite(off: number, size: 1 | 2 | 4 | 8, value: bigint | number): void {
+    this.checkMmio(off, size);
+    const [lo, hi] = splitU64(typeof value === 'number' ? value : BigInt.asUintN(64, value), 'register value');
+    this.core.mmioWrite(off, size, lo, hi);
+  }
+
+  // ---- guest memory ----
+
+  /** The guest CPU writes guest-physical memory. Throws outside declared RAM or when memory runs out. */
+  writeGuest(gpa: number | bigint, bytes: Uint8Array): void {
+    const a = toGpa(gpa, 'gpa');
+    const rc = this.core.writeGuest(a, bytes);
+    if (rc === 1) throw new VtdError('GUEST_MEMORY', `write of ${bytes.length} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len: bytes.length });
+    if (rc === 2) throw new VtdError('GUEST_MEMORY', `guest memory exhausted writing at 0x${a.toString(16)} (raise maxMemoryBytes)`, { gpa: a });
+    if (rc !== 0) throw new VtdError('GUEST_MEMORY', `guest write failed (${rc})`, { gpa: a });
+  }
+
+  /** Writes little-endian quadwords, as the trace format's `q` field does. */
+  writeGuestQwords(gpa: number | bigint, qwords: ReadonlyArray<bigint>): void {
+    const b = new Uint8Array(qwords.length * 8);
+    const dv = new DataView(b.buffer);
+    qwords.forEach((q, i) => dv.setBigUint64(i * 8, BigInt.asUintN(64, q), true));
+    this.writeGuest(gpa, b);
+  }
+
+  /** The guest CPU reads guest-physical memory. */
+  readGuest(gpa: number | bigint, len: number): Uint8Array {
+    const a = toGpa(gpa, 'gpa');
+    if (!Number.isInteger(len) || len < 0) throw new VtdError('ARGUMENT', 'length must be a non-negative integer', { len });
+    const out = new Uint8Array(len);
+    const rc = this.core.readGuest(a, out);
+    if (rc === 1) throw new VtdError('GUEST_MEMORY', `read of ${len} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len });
+    if (rc !== 0) throw new VtdError('GUEST_MEMORY', `guest read failed (${rc})`, { gpa: a });
+    return out;
+  }
+
+  // ---- translation ----
+
+  /**
+   * Translates a DMA request of `len` bytes (1..4096) from requester `sid`.
+   * Allocates a result; use `translateInto` on hot paths.
+   */
+  translate(sid: number, iova: number | bigint, dir: Direction, len = 1): TranslateResult {
+    return this.translateInto(sid, iova, dir, len, new TranslateResult());
+  }
+
+  /** As `translate`, filling `out` (no allocation for number iovas). */
+  translateInto(sid: number, iova: number | bigint, dir: Direction, len: number, out: TranslateResult): TranslateResult {
+    checkSid(sid);
+    if (!Number.isInteger(len) || len < 1 || len > 4096) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
+    if (dir !== 'r' && dir !== 'w') throw new VtdError('ARGUMENT', `direction must be 'r' or 'w'`, { dir });
+    let lo: number, hi: number;
+    if (typeof iova === 'number' && iova >= 0 && iova < TWO32 && Number.isInteger(iova)) {
+      lo = iova; hi = 0;
+    } else {
+      [lo, hi] = splitU64(iova, 'iova');
+    }
+    out.status = this.core.translate(sid, lo, hi, len, dir === 'w');
+    out.addrLo = this.core.resultLo;
+    out.addrHi = this.core.resultHi;
+    return out;
+  }
+
+  /**
+   * The batch path: requests and responses live in the core's memory.
+   * Fill `requests` (4 u32 words per request: iova lo, iova hi, sid | 0x10000 for a
+   * write, len), call `run(n)`, read `responses` (out lo, out hi, status, 0).
+   */
+  get batch(): BatchPath {
+    return new BatchPath(this.core);
+  }
+
+  /**
+   * Walks the tables for (sid, iova) without touching caches or fault registers
+   * (a debugging probe). Returns the leaf, or the fault reason the walk hits.
+   */
+  probe(sid: number, iova: number | bigint, dir: Direction):
+    { ok: true; leaf: bigint; level: number; did: number } | { ok: false; fault: number } {
+    checkSid(sid);
+    const [lo, hi] = splitU64(iova, 'iova');
+    const r = this.core.probe(sid, lo, hi, dir === 'w');
+    if (r !== 0) return { ok: false, fault: r };
+    return { ok: true, leaf: (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo), level: this.core.resultWord2, did: this.core.resultWord3 };
+  }
+
+  // ---- events and counters ----
+
+  /** Subscribes to the unit's events (fault and completion interrupts, invalidations). Returns an unsubscribe function. */
+  on(listener: (e: IommuEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The core's counters by name (fault reasons as `fault.reason.0xNN`, only those seen). */
+  counters(): Record<string, number> {
+    const out: Record<string, number> = {};
+    const names = this.core.counterNames;
+    for (let i = 0; i < names.length; i++) out[names[i]] = this.core.counter(i);
+    for (let r = 0; r < 256; r++) {
+      const n = this.core.counter(64 + r);
+      if (n > 0) out[`fault.reason.0x${r.toString(16).padStart(2, '0')}`] = n;
+    }
+    return out;
+  }
+
+  /** Sizes of the core's state. */
+  stats(): { guestFrames: number; iotlbCapacity: number; iotlbLive: number; contextCacheLive: number; memoryBytes: number } {
+    return {
+      guestFrames: this.core.guestFrames, iotlbCapacity: this.core.iotlbCapacity, iotlbLive: this.core.iotlbLive,
+      contextCacheLive: this.core.contextCacheLive, memoryBytes: this.core.memoryBytes,
+    };
+  }
+}
+
+/** Batch translation through the core's request/response blocks. */
+export class BatchPath {
+  readonly capacity: number;
+  readonly requests: Uint32Array;
+  readonly responses: Uint32Array;
+  constructor(private readonly core: Core) {
+    this.capacity = core.batchCapacity;
+    this.requests = core.batchRequests;
+    this.responses = core.batchResponses;
+  }
+
+  /** Writes request `i` (iova as a number below 2^53). */
+  set(i: number, sid: number, iova: number, dir: Direction, len = 1): void {
+    const p = i * 4;
+    this.requests[p] = iova % TWO32;
+    this.requests[p + 1] = Math.floor(iova / TWO32);
+    this.requests[p + 2] = (sid & 0xffff) | (dir === 'w' ? 0x10000 : 0);
+    this.requests[p + 3] = len;
+  }
+
+  /** Translates requests 0..n-1; returns how many completed. */
+  run(n: number): number {
+    if (!Number.isInteger(n) || n < 0 || n > this.capacity) throw new VtdError('ARGUMENT', `batch size must be 0..${this.capacity}`, { n });
+    return this.core.translateBatch(n);
+  }
+
+  status(i: number): number { return this.responses[i * 4 + 2]; }
+  gpa(i: number): number { return this.responses[i * 4 + 1] * TWO32 + this.responses[i * 4]; }
+}
