@@ -1,0 +1,1109 @@
+// Reference model of one legacy-mode Intel VT-d remapping unit.
+//
+// Clarity first, speed irrelevant: every number is a BigInt, and nothing is
+// cached. Each DMA reads the root, context and paging entries fresh from guest
+// memory. A unit that caches nothing is architecturally valid (digest §7.1,
+// §8.3): it gives the "fresh" answer, so invalidations change only the
+// register read-back here.
+//
+// Section numbers (§) refer to /work/shared/spec/vtd-digest.md. Where the
+// architecture leaves a choice open, the model follows the project's
+// behaviour decisions (the core implements the same ones); those places say
+// "Decision".
+
+// ---------------------------------------------------------------------------
+// Public interface
+// ---------------------------------------------------------------------------
+
+export interface ModelConfig {
+  aw: 39 | 48 | 57;
+  cm: boolean;
+  ir: boolean;
+  eim: boolean;
+  pt: boolean;
+  sc: boolean;
+  dt: boolean;
+  nfr: number /* 1..64 */;
+  ram: bigint /* bytes from 0 */;
+}
+
+export const defaultModelConfig: ModelConfig = {
+  aw: 39,
+  cm: false,
+  ir: false,
+  eim: false,
+  pt: true,
+  sc: false,
+  dt: false,
+  nfr: 1,
+  ram: 0x10000000n,
+};
+
+/** Outcome of one DMA request. `fault` is omitted when FPD suppresses it or when the request is blocked without a remapping fault. */
+export type ModelDma = { ok: true; gpa: bigint } | { ok: false; fault?: number };
+
+/** An MSI the unit itself sends (fault event §6.4, invalidation completion event §6.4 last paragraph). */
+export interface ModelEvent {
+  kind: 'fault' | 'completion';
+  addr: bigint;
+  data: number;
+}
+
+// ---------------------------------------------------------------------------
+// Bit helpers
+// ---------------------------------------------------------------------------
+
+const MASK64 = (1n << 64n) - 1n;
+const MASK32 = (1n << 32n) - 1n;
+
+/** The single bit n. */
+function bit(n: number): bigint {
+  return 1n << BigInt(n);
+}
+
+/** Bits hi..lo inclusive (hi >= lo), as in the digest's tables ("63:12"). */
+function bits(hi: number, lo: number): bigint {
+  return ((1n << BigInt(hi - lo + 1)) - 1n) << BigInt(lo);
+}
+
+/** Bits [lo, hiExclusive): e.g. bitRange(12, aw) = address bits below the host address width. Empty when hiExclusive <= lo. */
+function bitRange(lo: number, hiExclusive: number): bigint {
+  return hiExclusive <= lo ? 0n : bits(hiExclusive - 1, lo);
+}
+
+/** The value of bits hi..lo of v, shifted down. */
+function field(v: bigint, hi: number, lo: number): bigint {
+  return (v >> BigInt(lo)) & ((1n << BigInt(hi - lo + 1)) - 1n);
+}
+
+function isSet(v: bigint, mask: bigint): boolean {
+  return (v & mask) !== 0n;
+}
+
+// ---------------------------------------------------------------------------
+// Constants from the digest
+// ---------------------------------------------------------------------------
+
+/** §1.1: the fixed layout of a v1 unit (trace-format.md "Fixed layout"). */
+const REG_VER = 0x000;
+const REG_CAP = 0x008;
+const REG_ECAP = 0x010;
+const REG_GCMD = 0x018;
+const REG_GSTS = 0x01c;
+const REG_RTADDR = 0x020;
+const REG_CCMD = 0x028;
+const REG_FSTS = 0x034;
+const REG_FECTL = 0x038;
+const REG_FEDATA = 0x03c;
+const REG_FEADDR = 0x040;
+const REG_FEUADDR = 0x044;
+const REG_PMEN = 0x064;
+const REG_PLMBASE = 0x068;
+const REG_PLMLIMIT = 0x06c;
+const REG_PHMBASE = 0x070;
+const REG_PHMLIMIT = 0x078;
+const REG_IQH = 0x080;
+const REG_IQT = 0x088;
+const REG_IQA = 0x090;
+const REG_ICS = 0x09c;
+const REG_IECTL = 0x0a0;
+const REG_IEDATA = 0x0a4;
+const REG_IEADDR = 0x0a8;
+const REG_IEUADDR = 0x0ac;
+const REG_IQER = 0x0b0;
+const REG_IRTA = 0x0b8;
+/** ECAP.IRO (§2.2): IVA at IRO*16, IOTLB at IRO*16 + 8. */
+const ECAP_IRO_VALUE = 0xf;
+const REG_IVA = ECAP_IRO_VALUE * 16; // 0x0f0
+const REG_IOTLB = ECAP_IRO_VALUE * 16 + 8; // 0x0f8
+/** CAP.FRO (§2.1): FRCD[i] at FRO*16 + 16*i, 128 bits each. */
+const CAP_FRO_VALUE = 0x22;
+const REG_FRCD_BASE = CAP_FRO_VALUE * 16; // 0x220
+const FRCD_SIZE = 16;
+/** The register block is one 4 KiB page (§1). */
+const REG_BLOCK_SIZE = 0x1000;
+
+/** VER (§1.1): version 1.0. */
+const VER_VALUE = 0x10n;
+
+/** CAP fields (§2.1), values as QEMU 7.2 reports them (§2.3). */
+const CAP_ND_SHIFT = 0; // 2:0
+const CAP_ND_64K_DOMAINS = 6n;
+const CAP_CM = bit(7);
+const CAP_SAGAW_SHIFT = 8; // 12:8, one bit per context AW value
+const CAP_MGAW_SHIFT = 16; // 21:16, MGAW - 1
+const CAP_FRO_SHIFT = 24; // 33:24
+const CAP_SLLPS_SHIFT = 34; // 37:34
+const CAP_SLLPS_2M_1G = 0b0011n;
+const CAP_PSI = bit(39);
+const CAP_NFR_SHIFT = 40; // 47:40, number of records - 1
+const CAP_MAMV_SHIFT = 48; // 53:48
+const CAP_MAMV_VALUE = 18n;
+const CAP_DWD = bit(54);
+const CAP_DRD = bit(55);
+
+/** ECAP fields (§2.2). */
+const ECAP_QI = bit(1);
+const ECAP_DT = bit(2);
+const ECAP_IR = bit(3);
+const ECAP_EIM = bit(4);
+const ECAP_PT = bit(6);
+const ECAP_SC = bit(7);
+const ECAP_IRO_SHIFT = 8; // 17:8
+const ECAP_MHMV_SHIFT = 20; // 23:20
+const ECAP_MHMV_VALUE = 0xfn;
+
+/** GCMD command bits and the GSTS status bits at the same positions (§1.3). */
+const GCMD_TE = bit(31); // persistent -> GSTS.TES
+const GCMD_SRTP = bit(30); // one-shot  -> GSTS.RTPS
+const GCMD_SFL = bit(29); // one-shot  -> GSTS.FLS (ignored: no advanced fault logging)
+const GCMD_EAFL = bit(28); // persistent -> GSTS.AFLS (ignored)
+const GCMD_WBF = bit(27); // one-shot  -> GSTS.WBFS (ignored: CAP.RWBF = 0, §8.4)
+const GCMD_QIE = bit(26); // persistent -> GSTS.QIES
+const GCMD_IRE = bit(25); // persistent -> GSTS.IRES
+const GCMD_SIRTP = bit(24); // one-shot  -> GSTS.IRTPS
+const GCMD_CFI = bit(23); // persistent -> GSTS.CFIS
+const GCMD_WRITABLE = bits(31, 23);
+/** Commands this unit ignores: no advanced fault logging, CAP.RWBF = 0 (§8.4); FLS, AFLS, WBFS are never set. */
+const GCMD_IGNORED = GCMD_SFL | GCMD_EAFL | GCMD_WBF;
+const GSTS_TES = bit(31);
+const GSTS_RTPS = bit(30);
+const GSTS_QIES = bit(26);
+const GSTS_IRES = bit(25);
+const GSTS_IRTPS = bit(24);
+const GSTS_CFIS = bit(23);
+
+/** RTADDR (§1.1, §3): 63:12 RTA, 11:10 TTM (not writable here: no scalable mode). */
+const RTADDR_ADDR_LO = 12;
+
+/** CCMD (§7.2). */
+const CCMD_ICC = bit(63);
+const CCMD_CIRG_HI = 62;
+const CCMD_CIRG_LO = 61;
+const CCMD_CAIG_LO = 59; // 60:59
+const CCMD_CAIG = bits(60, 59);
+const CCMD_FM = bits(33, 32);
+const CCMD_SID = bits(31, 16);
+const CCMD_DID = bits(15, 0);
+const CCMD_WRITABLE = CCMD_ICC | bits(CCMD_CIRG_HI, CCMD_CIRG_LO) | CCMD_FM | CCMD_SID | CCMD_DID;
+const CCMD_WRITE_ONLY = CCMD_FM | CCMD_SID;
+/** CCMD/IOTLB granularities (§7.2, §7.3). */
+const GRAN_NONE = 0n; // reserved request / not performed
+const GRAN_GLOBAL = 1n;
+const GRAN_DOMAIN = 2n;
+const GRAN_DEVICE_OR_PAGE = 3n;
+
+/** FSTS (§6.2). */
+const FSTS_PFO = bit(0);
+const FSTS_PPF = bit(1);
+const FSTS_AFO = bit(2);
+const FSTS_APF = bit(3);
+const FSTS_IQE = bit(4);
+const FSTS_ICE = bit(5);
+const FSTS_ITE = bit(6);
+const FSTS_FRI_LO = 8; // 15:8
+const FSTS_FRI = bits(15, 8);
+const FSTS_W1C = FSTS_PFO | FSTS_AFO | FSTS_APF | FSTS_IQE | FSTS_ICE | FSTS_ITE;
+/** The status bits that are "interrupt conditions" for the fault event (§6.4). */
+const FSTS_EVENT_CONDITIONS = FSTS_PFO | FSTS_PPF | FSTS_AFO | FSTS_APF | FSTS_IQE | FSTS_ICE | FSTS_ITE;
+
+/** FECTL / IECTL (§1.1, §6.4). */
+const ECTL_IM = bit(31);
+const ECTL_IP = bit(30);
+const ECTL_RESET = ECTL_IM;
+/** FEDATA / IEDATA: 15:0 (no 32-bit MSI data). FEADDR / IEADDR: 31:2. FEUADDR / IEUADDR: 31:0 (only with EIM). */
+const EDATA_WRITABLE = bits(15, 0);
+const EADDR_WRITABLE = bits(31, 2);
+const EUADDR_WRITABLE = bits(31, 0);
+
+/** IQH / IQT (§7.4): byte offset of a 128-bit descriptor, bits 18:4. */
+const IQ_OFFSET_MASK = bits(18, 4);
+/** IQA (§7.4): 63:12 base, 11 DW (not writable: no scalable mode), 2:0 QS. */
+const IQA_QS = bits(2, 0);
+const IQA_BASE_LO = 12;
+/** 128-bit descriptors (DW = 0). */
+const DESCRIPTOR_SIZE = 16n;
+
+/** ICS (§1.1): IWC bit 0, RW1C. */
+const ICS_IWC = bit(0);
+
+/** IRTA (§9.1): 63:12 table, 11 EIME, 3:0 S. */
+const IRTA_EIME = bit(11);
+const IRTA_S = bits(3, 0);
+
+/** IVA (§7.3): 63:12 ADDR, 6 IH, 5:0 AM; write-only. */
+const IVA_WRITABLE = bits(63, 12) | bits(6, 0);
+const IVA_AM_HI = 5;
+const IVA_AM_LO = 0;
+
+/** IOTLB register (§7.3). */
+const IOTLB_IVT = bit(63);
+const IOTLB_IIRG_HI = 61;
+const IOTLB_IIRG_LO = 60;
+const IOTLB_IAIG_LO = 57; // 58:57
+const IOTLB_IAIG = bits(58, 57);
+const IOTLB_DR = bit(49);
+const IOTLB_DW = bit(48);
+const IOTLB_DID = bits(47, 32);
+const IOTLB_WRITABLE = IOTLB_IVT | bits(IOTLB_IIRG_HI, IOTLB_IIRG_LO) | IOTLB_DR | IOTLB_DW | IOTLB_DID;
+
+/** FRCD high quadword (§6.1). */
+const FRCD_HI_F = bit(63);
+const FRCD_HI_T_READ = bit(62);
+const FRCD_HI_FR_SHIFT = 32n; // 39:32
+const FRCD_HI_SID = bits(15, 0);
+/** FRCD low quadword: FI = page address (63:12). */
+const FRCD_LO_FI = bits(63, 12);
+
+/** Root entry (§3.2). */
+const ROOT_ENTRY_SIZE = 16n;
+const ROOT_LO_P = bit(0);
+const ROOT_LO_RSVD_LOW = bits(11, 1);
+const ROOT_LO_CTP_LO = 12;
+
+/** Context entry (§3.3). */
+const CONTEXT_ENTRY_SIZE = 16n;
+const CTX_LO_P = bit(0);
+const CTX_LO_FPD = bit(1);
+const CTX_LO_TT_HI = 3;
+const CTX_LO_TT_LO = 2;
+const CTX_LO_RSVD_LOW = bits(11, 4);
+const CTX_LO_SLPTPTR_LO = 12;
+const CTX_HI_AW_HI = 2;
+const CTX_HI_AW_LO = 0;
+const CTX_HI_RSVD = bit(7) | bits(63, 24);
+/** Translation types (§3.3). */
+const TT_UNTRANSLATED = 0;
+const TT_UNTRANSLATED_DEVTLB = 1;
+const TT_PASS_THROUGH = 2;
+
+/** Second-level paging entries (§4.1, §4.2, §4.3). */
+const SL_ENTRY_SIZE = 8n;
+const SL_INDEX_BITS = 9;
+const SL_INDEX_MASK = 0x1ffn;
+const PAGE_SHIFT = 12;
+const SL_R = bit(0);
+const SL_W = bit(1);
+const SL_PS = bit(7);
+const SL_SNP = bit(11);
+const SL_TM = bit(62);
+/** Address bits of a second-level entry: 51:12 (bits at or above the host address width are reserved). */
+const SL_ADDR_TOP = 52;
+const SL_ADDR_MASK = bitRange(PAGE_SHIFT, SL_ADDR_TOP);
+/** Address bits inside a large-page frame that must be 0 (§4.2). */
+const SL_1G_FRAME_RSVD = bits(29, 12);
+const SL_2M_FRAME_RSVD = bits(20, 12);
+
+/** The interrupt address range (§5.1 step 0 and step 11). */
+const INTERRUPT_RANGE_LO = 0xfee00000n;
+const INTERRUPT_RANGE_HI = 0xfeefffffn;
+
+/** DMA-remapping fault reasons (§5.2). */
+const FR_ROOT_NOT_PRESENT = 0x1;
+const FR_CONTEXT_NOT_PRESENT = 0x2;
+const FR_CONTEXT_INVALID = 0x3;
+const FR_ADDRESS_BEYOND_WIDTH = 0x4;
+const FR_WRITE = 0x5;
+const FR_READ = 0x6;
+const FR_PAGING_ENTRY_ACCESS = 0x7;
+const FR_ROOT_ACCESS = 0x8;
+const FR_CONTEXT_ACCESS = 0x9;
+const FR_ROOT_RESERVED = 0xa;
+const FR_CONTEXT_RESERVED = 0xb;
+const FR_PAGING_ENTRY_RESERVED = 0xc;
+const FR_TRANSLATION_REQUEST_BLOCKED = 0xd;
+const FR_INTERRUPT_ADDRESS = 0xe;
+
+/** Qualified fault reasons: suppressed when the context entry's FPD is 1 (§5.2, §6.3). 1h, 8h, 9h, Ah, Bh are never suppressed. */
+const QUALIFIED_FAULTS: ReadonlySet<number> = new Set([
+  FR_CONTEXT_NOT_PRESENT,
+  FR_CONTEXT_INVALID,
+  FR_ADDRESS_BEYOND_WIDTH,
+  FR_WRITE,
+  FR_READ,
+  FR_PAGING_ENTRY_ACCESS,
+  FR_PAGING_ENTRY_RESERVED,
+  FR_TRANSLATION_REQUEST_BLOCKED,
+  FR_INTERRUPT_ADDRESS,
+]);
+
+/** Invalidation descriptors (§7.5, §7.6). */
+const DESC_TYPE_HI = 3;
+const DESC_TYPE_LO = 0;
+const DESC_QW0_TYPE_EXT = bits(11, 9); // reserved for every type modelled
+const DESC_G_HI = 5;
+const DESC_G_LO = 4;
+const DESC_CONTEXT_CACHE = 0x1;
+const DESC_IOTLB = 0x2;
+const DESC_DEVICE_TLB = 0x3;
+const DESC_IEC = 0x4;
+const DESC_WAIT = 0x5;
+const DESC_CC_QW0_RSVD = bits(15, 6) | bits(63, 50);
+const DESC_IOTLB_QW0_RSVD = bits(15, 8) | bits(63, 32);
+const DESC_IOTLB_QW1_RSVD = bits(11, 7);
+const DESC_IOTLB_QW1_AM_HI = 5;
+const DESC_IOTLB_QW1_AM_LO = 0;
+const DESC_DEVTLB_QW0_RSVD = bits(11, 4) | bits(31, 21) | bits(51, 48);
+const DESC_DEVTLB_QW1_RSVD = bits(11, 1);
+const DESC_IEC_QW0_RSVD = bits(26, 5) | bits(63, 48);
+const DESC_WAIT_IF = bit(4);
+const DESC_WAIT_SW = bit(5);
+const DESC_WAIT_QW0_RSVD = bits(31, 7); // includes PD (bit 7), unsupported
+const DESC_WAIT_STATUS_DATA_HI = 63;
+const DESC_WAIT_STATUS_DATA_LO = 32;
+const DESC_WAIT_QW1_RSVD = bits(1, 0);
+const DESC_WAIT_QW1_ADDR = ~bits(1, 0) & MASK64;
+
+// ---------------------------------------------------------------------------
+// Guest memory
+// ---------------------------------------------------------------------------
+
+const FRAME_SHIFT = 12n;
+const FRAME_SIZE = 4096;
+const FRAME_OFFSET_MASK = 0xfffn;
+
+/** Sparse guest-physical memory: 4 KiB frames created on first write; never-written bytes read 0. */
+class SparseMemory {
+  private readonly frames = new Map<bigint, Uint8Array>();
+
+  read(addr: bigint, len: number): Uint8Array {
+    const out = new Uint8Array(len);
+    for (let i = 0; i < len; i++) {
+      const a = addr + BigInt(i);
+      const frame = this.frames.get(a >> FRAME_SHIFT);
+      out[i] = frame === undefined ? 0 : frame[Number(a & FRAME_OFFSET_MASK)]!;
+    }
+    return out;
+  }
+
+  write(addr: bigint, bytes: Uint8Array): void {
+    for (let i = 0; i < bytes.length; i++) {
+      const a = addr + BigInt(i);
+      const fn = a >> FRAME_SHIFT;
+      let frame = this.frames.get(fn);
+      if (frame === undefined) {
+        frame = new Uint8Array(FRAME_SIZE);
+        this.frames.set(fn, frame);
+      }
+      frame[Number(a & FRAME_OFFSET_MASK)] = bytes[i]!;
+    }
+  }
+}
+
+function littleEndianToBigInt(bytes: Uint8Array): bigint {
+  let v = 0n;
+  for (let i = bytes.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(bytes[i]!);
+  return v;
+}
+
+function bigIntToLittleEndian(v: bigint, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  for (let i = 0; i < len; i++) out[i] = Number((v >> BigInt(8 * i)) & 0xffn);
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Register descriptions
+// ---------------------------------------------------------------------------
+
+/** One guest write, as seen by one register it touches. */
+interface RegisterWrite {
+  /** The register's offset. */
+  off: number;
+  /** The written value, positioned within this register (bits outside `covered` are 0). */
+  value: bigint;
+  /** The bits of this register the access covered (whole bytes). */
+  covered: bigint;
+  /** The register value before the write. */
+  before: bigint;
+}
+
+interface RegisterDef {
+  name: string;
+  off: number;
+  width: 4 | 8;
+  reset: bigint;
+  /** Bits a guest write stores (RW). */
+  writable: bigint;
+  /** Bits a guest write of 1 clears (RW1C). */
+  w1c: bigint;
+  /** Bits that read as 0 whatever is stored (WO). */
+  writeOnly: bigint;
+  /** Side effects, run after every register touched by the access has stored its bytes. */
+  onWrite?: (w: RegisterWrite) => void;
+}
+
+/** Result of translating one request, before fault recording. */
+type Translation =
+  | { kind: 'ok'; gpa: bigint }
+  | { kind: 'blocked' } // blocked without a remapping fault
+  | { kind: 'fault'; reason: number; fpd: boolean };
+
+/** What reading one 128-bit structure (root or context entry, invalidation descriptor) gave. */
+type EntryRead = { ok: true; lo: bigint; hi: bigint } | { ok: false };
+
+// ---------------------------------------------------------------------------
+// The remapping unit
+// ---------------------------------------------------------------------------
+
+export class RefModel {
+  readonly events: ModelEvent[] = [];
+
+  private readonly cfg: ModelConfig;
+  private readonly mem = new SparseMemory();
+  /** Register definitions by offset, and the stored value of each. */
+  private readonly defs = new Map<number, RegisterDef>();
+  private readonly values = new Map<number, bigint>();
+
+  /** Root-table address latched by GCMD.SRTP (§1.3). */
+  private latchedRootTable = 0n;
+  /** Interrupt-remapping table register latched by GCMD.SIRTP (§9.1). Nothing reads it until interrupt remapping is modelled. */
+  private latchedIrta = 0n;
+  /** Invalidation queue base and size in bytes, latched when QI is enabled (§7.4). */
+  private queueBase = 0n;
+  private queueSizeBytes = 0n;
+  /** Index of the fault-recording register the next fault goes to (§6.3 step 5). */
+  private nextFaultRecord = 0;
+
+  constructor(cfg: ModelConfig) {
+    if (![39, 48, 57].includes(cfg.aw)) throw new Error(`aw must be 39, 48 or 57, not ${cfg.aw}`);
+    if (!Number.isInteger(cfg.nfr) || cfg.nfr < 1 || cfg.nfr > 64) throw new Error(`nfr must be 1..64, not ${cfg.nfr}`);
+    if (cfg.ram < 0n) throw new Error('ram must not be negative');
+    this.cfg = { ...cfg };
+    for (const def of this.registerDefinitions()) {
+      this.defs.set(def.off, def);
+      this.values.set(def.off, def.reset);
+    }
+  }
+
+  // ----- guest CPU memory access -------------------------------------------
+
+  writeMem(gpa: bigint, bytes: Uint8Array): void {
+    this.checkGuestRange(gpa, bytes.length);
+    this.mem.write(gpa, bytes);
+  }
+
+  readMem(gpa: bigint, len: number): Uint8Array {
+    this.checkGuestRange(gpa, len);
+    return this.mem.read(gpa, len);
+  }
+
+  private checkGuestRange(gpa: bigint, len: number): void {
+    if (gpa < 0n || gpa + BigInt(len) > this.cfg.ram) {
+      throw new Error(`guest memory access 0x${gpa.toString(16)}+${len} outside RAM [0, 0x${this.cfg.ram.toString(16)})`);
+    }
+  }
+
+  // ----- the unit's own memory accesses (root/context/paging entries, descriptors, status writes) -----
+
+  /** A read by the unit; null when any byte lies at or above the end of RAM (a memory error). */
+  private unitRead(addr: bigint, len: number): Uint8Array | null {
+    if (addr < 0n || addr + BigInt(len) > this.cfg.ram) return null;
+    return this.mem.read(addr, len);
+  }
+
+  private unitReadQword(addr: bigint): bigint | null {
+    const b = this.unitRead(addr, 8);
+    return b === null ? null : littleEndianToBigInt(b);
+  }
+
+  /** Reads a 128-bit structure as two little-endian quadwords (§0). */
+  private unitRead128(addr: bigint): EntryRead {
+    const b = this.unitRead(addr, 16);
+    if (b === null) return { ok: false };
+    return { ok: true, lo: littleEndianToBigInt(b.subarray(0, 8)), hi: littleEndianToBigInt(b.subarray(8, 16)) };
+  }
+
+  /** A write by the unit; false when it would touch memory at or above the end of RAM (nothing is written then). */
+  private unitWrite(addr: bigint, bytes: Uint8Array): boolean {
+    if (addr < 0n || addr + BigInt(bytes.length) > this.cfg.ram) return false;
+    this.mem.write(addr, bytes);
+    return true;
+  }
+
+  // ----- capability values (§2.3, trace-format "Fixed layout") -------------
+
+  /** CAP.SAGAW: bit 1 (39-bit, AW=1) always, bit 2 (48-bit) from aw 48, bit 3 (57-bit) from aw 57. */
+  private sagaw(): bigint {
+    switch (this.cfg.aw) {
+      case 39:
+        return 0b00010n;
+      case 48:
+        return 0b00110n;
+      case 57:
+        return 0b01110n;
+    }
+  }
+
+  private capValue(): bigint {
+    return (
+      (CAP_ND_64K_DOMAINS << BigInt(CAP_ND_SHIFT)) |
+      (this.cfg.cm ? CAP_CM : 0n) |
+      (this.sagaw() << BigInt(CAP_SAGAW_SHIFT)) |
+      (BigInt(this.cfg.aw - 1) << BigInt(CAP_MGAW_SHIFT)) |
+      (BigInt(CAP_FRO_VALUE) << BigInt(CAP_FRO_SHIFT)) |
+      (CAP_SLLPS_2M_1G << BigInt(CAP_SLLPS_SHIFT)) |
+      CAP_PSI |
+      (BigInt(this.cfg.nfr - 1) << BigInt(CAP_NFR_SHIFT)) |
+      (CAP_MAMV_VALUE << BigInt(CAP_MAMV_SHIFT)) |
+      CAP_DWD |
+      CAP_DRD
+    );
+  }
+
+  private ecapValue(): bigint {
+    return (
+      ECAP_QI |
+      (this.cfg.dt ? ECAP_DT : 0n) |
+      (this.cfg.ir ? ECAP_IR : 0n) |
+      (this.cfg.eim ? ECAP_EIM : 0n) |
+      (this.cfg.pt ? ECAP_PT : 0n) |
+      (this.cfg.sc ? ECAP_SC : 0n) |
+      (BigInt(ECAP_IRO_VALUE) << BigInt(ECAP_IRO_SHIFT)) |
+      (this.cfg.ir ? ECAP_MHMV_VALUE << BigInt(ECAP_MHMV_SHIFT) : 0n)
+    );
+  }
+
+  /** Address bits a register or table entry may hold: [12, HAW), HAW = aw (trace-format "Fixed layout"). */
+  private addressBits(): bigint {
+    return bitRange(12, this.cfg.aw);
+  }
+
+  // ----- register table (§1.1, §1.2 and the project's decisions) -----------
+
+  private registerDefinitions(): RegisterDef[] {
+    const ro = (name: string, off: number, width: 4 | 8, reset: bigint): RegisterDef => ({
+      name,
+      off,
+      width,
+      reset,
+      writable: 0n,
+      w1c: 0n,
+      writeOnly: 0n,
+    });
+    const rw = (name: string, off: number, width: 4 | 8, writable: bigint, onWrite?: (w: RegisterWrite) => void): RegisterDef => ({
+      name,
+      off,
+      width,
+      reset: 0n,
+      writable,
+      w1c: 0n,
+      writeOnly: 0n,
+      onWrite,
+    });
+    const { eim, ir } = this.cfg;
+
+    const defs: RegisterDef[] = [
+      ro('VER', REG_VER, 4, VER_VALUE),
+      ro('CAP', REG_CAP, 8, this.capValue()),
+      ro('ECAP', REG_ECAP, 8, this.ecapValue()),
+      // GCMD is write-only: nothing stored reads back; the command acts on the written value (§1.3).
+      { ...rw('GCMD', REG_GCMD, 4, GCMD_WRITABLE, (w) => this.onGcmdWrite(w.value)), writeOnly: GCMD_WRITABLE },
+      ro('GSTS', REG_GSTS, 4, 0n),
+      rw('RTADDR', REG_RTADDR, 8, this.addressBits()),
+      {
+        ...rw('CCMD', REG_CCMD, 8, CCMD_WRITABLE, (w) => this.onCcmdWrite(w)),
+        writeOnly: CCMD_WRITE_ONLY,
+      },
+      { ...ro('FSTS', REG_FSTS, 4, 0n), w1c: FSTS_W1C, onWrite: (w) => this.onFstsWrite(w) },
+      { ...rw('FECTL', REG_FECTL, 4, ECTL_IM, () => this.onFectlWrite()), reset: ECTL_RESET },
+      rw('FEDATA', REG_FEDATA, 4, EDATA_WRITABLE),
+      rw('FEADDR', REG_FEADDR, 4, EADDR_WRITABLE),
+      rw('FEUADDR', REG_FEUADDR, 4, eim ? EUADDR_WRITABLE : 0n),
+      // No protected memory regions (CAP.PLMR = PHMR = 0): read-only zero.
+      ro('PMEN', REG_PMEN, 4, 0n),
+      ro('PLMBASE', REG_PLMBASE, 4, 0n),
+      ro('PLMLIMIT', REG_PLMLIMIT, 4, 0n),
+      ro('PHMBASE', REG_PHMBASE, 8, 0n),
+      ro('PHMLIMIT', REG_PHMLIMIT, 8, 0n),
+      ro('IQH', REG_IQH, 8, 0n),
+      rw('IQT', REG_IQT, 8, IQ_OFFSET_MASK, () => this.onIqtWrite()),
+      rw('IQA', REG_IQA, 8, this.addressBits() | IQA_QS),
+      { ...ro('ICS', REG_ICS, 4, 0n), w1c: ICS_IWC, onWrite: () => this.onIcsWrite() },
+      { ...rw('IECTL', REG_IECTL, 4, ECTL_IM, () => this.onIectlWrite()), reset: ECTL_RESET },
+      rw('IEDATA', REG_IEDATA, 4, EDATA_WRITABLE),
+      rw('IEADDR', REG_IEADDR, 4, EADDR_WRITABLE),
+      rw('IEUADDR', REG_IEUADDR, 4, eim ? EUADDR_WRITABLE : 0n),
+      ro('IQER', REG_IQER, 8, 0n),
+      rw('IRTA', REG_IRTA, 8, ir ? this.addressBits() | (eim ? IRTA_EIME : 0n) | IRTA_S : 0n),
+      { ...rw('IVA', REG_IVA, 8, IVA_WRITABLE), writeOnly: IVA_WRITABLE },
+      rw('IOTLB', REG_IOTLB, 8, IOTLB_WRITABLE, (w) => this.onIotlbWrite(w)),
+    ];
+    for (let i = 0; i < this.cfg.nfr; i++) {
+      const off = REG_FRCD_BASE + FRCD_SIZE * i;
+      defs.push(ro(`FRCD${i}.lo`, off, 8, 0n));
+      defs.push({ ...ro(`FRCD${i}.hi`, off + 8, 8, 0n), w1c: FRCD_HI_F, onWrite: (w) => this.onFrcdHighWrite(w) });
+    }
+    return defs;
+  }
+
+  private get(off: number): bigint {
+    const v = this.values.get(off);
+    if (v === undefined) throw new Error(`internal: no register at 0x${off.toString(16)}`);
+    return v;
+  }
+
+  /** A hardware update of a register (not subject to the guest write masks). */
+  private set(off: number, v: bigint): void {
+    if (!this.values.has(off)) throw new Error(`internal: no register at 0x${off.toString(16)}`);
+    this.values.set(off, v);
+  }
+
+  private setBits(off: number, mask: bigint, on: boolean): void {
+    const v = this.get(off);
+    this.set(off, on ? v | mask : v & ~mask);
+  }
+
+  private has(off: number, mask: bigint): boolean {
+    return isSet(this.get(off), mask);
+  }
+
+  /** The registers overlapping [off, off + size). */
+  private registersIn(off: number, size: number): RegisterDef[] {
+    const found: RegisterDef[] = [];
+    for (const def of this.defs.values()) {
+      if (def.off < off + size && off < def.off + def.width) found.push(def);
+    }
+    return found.sort((a, b) => a.off - b.off);
+  }
+
+  private checkAccess(off: number, size: number): void {
+    if (size !== 4 && size !== 8) throw new Error(`register access size must be 4 or 8, not ${size}`);
+    if (!Number.isInteger(off) || off < 0 || off + size > REG_BLOCK_SIZE) throw new Error(`register offset 0x${off.toString(16)} outside the register block`);
+    if (off % size !== 0) throw new Error(`register access at 0x${off.toString(16)} not aligned to its size ${size}`);
+  }
+
+  /** Positions an access's value/bytes within one register: shift > 0 when the register starts after the access. */
+  private slice(def: RegisterDef, off: number, size: number): { shift: number; covered: bigint } {
+    const start = Math.max(off, def.off);
+    const end = Math.min(off + size, def.off + def.width);
+    const covered = bits(8 * (end - def.off) - 1, 8 * (start - def.off));
+    return { shift: 8 * (def.off - off), covered };
+  }
+
+  // ----- MMIO ----------------------------------------------------------------
+
+  /**
+   * A guest register write. Undefined offsets ignore it. All bytes of the access are stored first (in every
+   * register it touches), then the side effects of each touched register run in ascending offset order.
+   */
+  mmioWrite(off: number, size: 4 | 8, val: bigint): void {
+    this.checkAccess(off, size);
+    const accessMask = size === 8 ? MASK64 : MASK32;
+    const value = val & accessMask;
+    const pending: Array<{ def: RegisterDef; write: RegisterWrite }> = [];
+    for (const def of this.registersIn(off, size)) {
+      const { shift, covered } = this.slice(def, off, size);
+      const presented = (shift >= 0 ? value >> BigInt(shift) : value << BigInt(-shift)) & covered;
+      const before = this.get(def.off);
+      let after = (before & ~(def.writable & covered)) | (presented & def.writable);
+      after &= ~(presented & def.w1c);
+      this.set(def.off, after);
+      pending.push({ def, write: { off: def.off, value: presented, covered, before } });
+    }
+    for (const { def, write } of pending) def.onWrite?.(write);
+  }
+
+  /** A guest register read. Undefined offsets and write-only bits read 0. */
+  mmioRead(off: number, size: 4 | 8): bigint {
+    this.checkAccess(off, size);
+    let result = 0n;
+    for (const def of this.registersIn(off, size)) {
+      const { shift, covered } = this.slice(def, off, size);
+      const visible = this.get(def.off) & ~def.writeOnly & covered;
+      result |= shift >= 0 ? visible << BigInt(shift) : visible >> BigInt(-shift);
+    }
+    return result & (size === 8 ? MASK64 : MASK32);
+  }
+
+  // ----- GCMD (§1.3) ------------------------------------------------------
+
+  /**
+   * Persistent bits act when they differ from the GSTS bit; one-shot bits act when 1. Decision on the order
+   * within one write: the one-shot latches (SRTP, SIRTP) first, so that an enable in the same write uses the
+   * new pointer, then TE, QIE, IRE, CFI. SFL, WBF and EAFL are ignored (their status bits are never set).
+   */
+  private onGcmdWrite(written: bigint): void {
+    const { ir } = this.cfg;
+    const cmd = written & ~GCMD_IGNORED;
+    const persistentChanged = (cmdBit: bigint, stsBit: bigint): boolean => isSet(cmd, cmdBit) !== this.has(REG_GSTS, stsBit);
+
+    if (isSet(cmd, GCMD_SRTP)) {
+      this.latchedRootTable = this.get(REG_RTADDR) & bitRange(RTADDR_ADDR_LO, 64);
+      this.setBits(REG_GSTS, GSTS_RTPS, true); // stays 1 from now on
+    }
+    if (ir && isSet(cmd, GCMD_SIRTP)) {
+      this.latchedIrta = this.get(REG_IRTA);
+      this.setBits(REG_GSTS, GSTS_IRTPS, true);
+    }
+
+    if (persistentChanged(GCMD_TE, GSTS_TES)) {
+      this.setBits(REG_GSTS, GSTS_TES, isSet(cmd, GCMD_TE));
+    }
+    if (persistentChanged(GCMD_QIE, GSTS_QIES)) {
+      if (isSet(cmd, GCMD_QIE)) this.enableQueuedInvalidation();
+      else this.disableQueuedInvalidation();
+    }
+    if (ir && persistentChanged(GCMD_IRE, GSTS_IRES)) {
+      this.setBits(REG_GSTS, GSTS_IRES, isSet(cmd, GCMD_IRE));
+    }
+    if (ir && persistentChanged(GCMD_CFI, GSTS_CFIS)) {
+      this.setBits(REG_GSTS, GSTS_CFIS, isSet(cmd, GCMD_CFI));
+    }
+  }
+
+  // ----- CCMD (§7.2) and IOTLB (§7.3) register invalidation ----------------
+
+  /** True when the access wrote the upper dword of a 64-bit register (where ICC / IVT live). */
+  private static wroteUpperDword(w: RegisterWrite): boolean {
+    return isSet(w.covered, bits(63, 32));
+  }
+
+  private onCcmdWrite(w: RegisterWrite): void {
+    if (!RefModel.wroteUpperDword(w) || !isSet(w.value, CCMD_ICC)) return;
+    if (this.has(REG_GSTS, GSTS_QIES)) return; // ignored while QI is enabled: ICC stays 1
+    const v = this.get(REG_CCMD);
+    const requested = field(v, CCMD_CIRG_HI, CCMD_CIRG_LO);
+    // Global, domain-selective (DID) and device-selective (SID with FM) are all performed as requested;
+    // the model caches nothing, so only the read-back changes. CIRG 00 is reserved: CAIG 00, nothing done.
+    const actual = requested === GRAN_GLOBAL || requested === GRAN_DOMAIN || requested === GRAN_DEVICE_OR_PAGE ? requested : GRAN_NONE;
+    this.set(REG_CCMD, (v & ~CCMD_CAIG & ~CCMD_ICC) | (actual << BigInt(CCMD_CAIG_LO)));
+  }
+
+  private onIotlbWrite(w: RegisterWrite): void {
+    if (!RefModel.wroteUpperDword(w) || !isSet(w.value, IOTLB_IVT)) return;
+    if (this.has(REG_GSTS, GSTS_QIES)) return; // ignored while QI is enabled: IVT stays 1
+    const v = this.get(REG_IOTLB);
+    const requested = field(v, IOTLB_IIRG_HI, IOTLB_IIRG_LO);
+    let actual = GRAN_NONE;
+    if (requested === GRAN_GLOBAL || requested === GRAN_DOMAIN) actual = requested;
+    if (requested === GRAN_DEVICE_OR_PAGE) {
+      const am = field(this.get(REG_IVA), IVA_AM_HI, IVA_AM_LO);
+      actual = am > CAP_MAMV_VALUE ? GRAN_NONE : GRAN_DEVICE_OR_PAGE; // AM > MAMV: not performed
+    }
+    this.set(REG_IOTLB, (v & ~IOTLB_IAIG & ~IOTLB_IVT) | (actual << BigInt(IOTLB_IAIG_LO)));
+  }
+
+  // ----- fault status and fault event (§6.2, §6.4) ------------------------
+
+  private faultConditionsPending(): boolean {
+    return this.has(REG_FSTS, FSTS_EVENT_CONDITIONS);
+  }
+
+  /**
+   * Sets an FSTS interrupt condition (PPF, PFO or IQE). When no condition was pending before, this is a new
+   * fault event: FECTL.IP := 1, and if unmasked the MSI is sent and IP cleared (§6.4).
+   */
+  private raiseFaultCondition(fstsBit: bigint): void {
+    const wasPending = this.faultConditionsPending();
+    this.setBits(REG_FSTS, fstsBit, true);
+    if (wasPending) return;
+    this.setBits(REG_FECTL, ECTL_IP, true);
+    if (!this.has(REG_FECTL, ECTL_IM)) this.sendFaultEvent();
+  }
+
+  private sendFaultEvent(): void {
+    const addr = (this.get(REG_FEUADDR) << 32n) | this.get(REG_FEADDR);
+    this.events.push({ kind: 'fault', addr, data: Number(this.get(REG_FEDATA)) });
+    this.setBits(REG_FECTL, ECTL_IP, false);
+  }
+
+  /** Software has serviced every condition: the pending message is withdrawn (§6.4). */
+  private clearFaultIpIfServiced(): void {
+    if (!this.faultConditionsPending()) this.setBits(REG_FECTL, ECTL_IP, false);
+  }
+
+  private onFectlWrite(): void {
+    if (!this.has(REG_FECTL, ECTL_IM) && this.has(REG_FECTL, ECTL_IP)) this.sendFaultEvent();
+  }
+
+  private onFstsWrite(w: RegisterWrite): void {
+    this.clearFaultIpIfServiced();
+    // Clearing IQE lets the stopped queue resume at the descriptor IQH names (§7.6).
+    const iqeCleared = isSet(w.before, FSTS_IQE) && !this.has(REG_FSTS, FSTS_IQE);
+    if (iqeCleared) this.processQueue();
+  }
+
+  /** Clearing a record's F re-evaluates PPF and then FECTL.IP (§6.2, §6.4). */
+  private onFrcdHighWrite(w: RegisterWrite): void {
+    const fCleared = isSet(w.before, FRCD_HI_F) && !this.has(w.off, FRCD_HI_F);
+    if (!fCleared) return;
+    this.recomputePpf();
+    this.clearFaultIpIfServiced();
+  }
+
+  private frcdLow(i: number): number {
+    return REG_FRCD_BASE + FRCD_SIZE * i;
+  }
+
+  private frcdHigh(i: number): number {
+    return REG_FRCD_BASE + FRCD_SIZE * i + 8;
+  }
+
+  /** PPF is the OR of the F bits of all fault-recording registers (§6.2). */
+  private recomputePpf(): void {
+    let any = false;
+    for (let i = 0; i < this.cfg.nfr; i++) any ||= this.has(this.frcdHigh(i), FRCD_HI_F);
+    this.setBits(REG_FSTS, FSTS_PPF, any);
+  }
+
+  // ----- invalidation completion event (§6.4 last paragraph) --------------
+
+  private onIcsWrite(): void {
+    if (!this.has(REG_ICS, ICS_IWC)) this.setBits(REG_IECTL, ECTL_IP, false);
+  }
+
+  private onIectlWrite(): void {
+    if (!this.has(REG_IECTL, ECTL_IM) && this.has(REG_IECTL, ECTL_IP)) this.sendCompletionEvent();
+  }
+
+  private sendCompletionEvent(): void {
+    const addr = (this.get(REG_IEUADDR) << 32n) | this.get(REG_IEADDR);
+    this.events.push({ kind: 'completion', addr, data: Number(this.get(REG_IEDATA)) });
+    this.setBits(REG_IECTL, ECTL_IP, false);
+  }
+
+  /** A wait descriptor with IF (§7.5): only when IWC was clear does it set IWC and raise the event. */
+  private signalInvalidationComplete(): void {
+    if (this.has(REG_ICS, ICS_IWC)) return;
+    this.setBits(REG_ICS, ICS_IWC, true);
+    this.setBits(REG_IECTL, ECTL_IP, true);
+    if (!this.has(REG_IECTL, ECTL_IM)) this.sendCompletionEvent();
+  }
+
+  // ----- queued invalidation (§7.4 - §7.6) ---------------------------------
+
+  private enableQueuedInvalidation(): void {
+    const iqa = this.get(REG_IQA);
+    this.queueBase = iqa & bitRange(IQA_BASE_LO, 64);
+    this.queueSizeBytes = (1n << ((iqa & IQA_QS) + 8n)) * DESCRIPTOR_SIZE; // 2^(QS+8) descriptors
+    this.set(REG_IQH, 0n);
+    this.setBits(REG_GSTS, GSTS_QIES, true);
+    if (this.get(REG_IQT) !== this.get(REG_IQH)) this.processQueue();
+  }
+
+  private disableQueuedInvalidation(): void {
+    this.setBits(REG_GSTS, GSTS_QIES, false);
+    this.set(REG_IQH, 0n);
+  }
+
+  private onIqtWrite(): void {
+    this.processQueue();
+  }
+
+  /**
+   * Runs the queue from IQH to IQT. Nothing happens unless QI is enabled and no queue error is pending
+   * (Decision: this also applies when QI is enabled while FSTS.IQE is still set).
+   */
+  private processQueue(): void {
+    if (!this.has(REG_GSTS, GSTS_QIES) || this.has(REG_FSTS, FSTS_IQE)) return;
+    const tail = this.get(REG_IQT);
+    if (tail >= this.queueSizeBytes) {
+      this.raiseFaultCondition(FSTS_IQE); // tail beyond the queue; head unchanged
+      return;
+    }
+    while (this.get(REG_IQH) !== tail) {
+      const head = this.get(REG_IQH);
+      const desc = this.unitRead128(this.queueBase + head);
+      if (!desc.ok || !this.executeDescriptor(desc.lo, desc.hi)) {
+        this.raiseFaultCondition(FSTS_IQE); // IQH stays on the bad descriptor
+        return;
+      }
+      const next = head + DESCRIPTOR_SIZE;
+      this.set(REG_IQH, next === this.queueSizeBytes ? 0n : next);
+    }
+  }
+
+  /** Validates and executes one 128-bit descriptor; false = invalid (IQE). */
+  private executeDescriptor(qw0: bigint, qw1: bigint): boolean {
+    if (isSet(qw0, DESC_QW0_TYPE_EXT)) return false;
+    const type = Number(field(qw0, DESC_TYPE_HI, DESC_TYPE_LO));
+    const granularity = field(qw0, DESC_G_HI, DESC_G_LO);
+    switch (type) {
+      case DESC_CONTEXT_CACHE:
+        // Nothing cached: a valid context-cache invalidation has no effect.
+        return !isSet(qw0, DESC_CC_QW0_RSVD) && qw1 === 0n && granularity !== GRAN_NONE;
+      case DESC_IOTLB: {
+        if (isSet(qw0, DESC_IOTLB_QW0_RSVD) || isSet(qw1, DESC_IOTLB_QW1_RSVD) || granularity === GRAN_NONE) return false;
+        const am = field(qw1, DESC_IOTLB_QW1_AM_HI, DESC_IOTLB_QW1_AM_LO);
+        return !(granularity === GRAN_DEVICE_OR_PAGE && am > CAP_MAMV_VALUE);
+      }
+      case DESC_DEVICE_TLB:
+        return !isSet(qw0, DESC_DEVTLB_QW0_RSVD) && !isSet(qw1, DESC_DEVTLB_QW1_RSVD);
+      case DESC_IEC:
+        return !isSet(qw0, DESC_IEC_QW0_RSVD) && qw1 === 0n;
+      case DESC_WAIT:
+        return this.executeWait(qw0, qw1);
+      default:
+        return false; // type 0 and 6..15: not supported by this unit
+    }
+  }
+
+  /** Invalidation wait (§7.5): SW writes the status data, then IF signals completion; neither is a plain fence. */
+  private executeWait(qw0: bigint, qw1: bigint): boolean {
+    if (isSet(qw0, DESC_WAIT_QW0_RSVD) || isSet(qw1, DESC_WAIT_QW1_RSVD)) return false;
+    if (isSet(qw0, DESC_WAIT_SW)) {
+      const data = field(qw0, DESC_WAIT_STATUS_DATA_HI, DESC_WAIT_STATUS_DATA_LO);
+      if (!this.unitWrite(qw1 & DESC_WAIT_QW1_ADDR, bigIntToLittleEndian(data, 4))) return false;
+    }
+    if (isSet(qw0, DESC_WAIT_IF)) this.signalInvalidationComplete();
+    return true;
+  }
+
+  // ----- DMA translation (§5.1) ---------------------------------------------
+
+  dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
+    if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) throw new Error(`bad source id ${sid}`);
+    if (!Number.isInteger(len) || len < 1 || len > 4096) throw new Error(`bad DMA length ${len}`);
+    if (iova < 0n || iova > MASK64) throw new Error(`bad iova ${iova}`);
+    const t = this.translate(sid, iova, len, dir);
+    switch (t.kind) {
+      case 'ok':
+        return { ok: true, gpa: t.gpa };
+      case 'blocked':
+        return { ok: false };
+      case 'fault':
+        if (t.fpd && QUALIFIED_FAULTS.has(t.reason)) return { ok: false }; // suppressed: nothing recorded (§6.3 step 1)
+        this.recordFault(sid, iova, dir, t.reason);
+        return { ok: false, fault: t.reason };
+    }
+  }
+
+  private translate(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Translation {
+    const write = dir === 'w';
+    const fault = (reason: number, fpd = false): Translation => ({ kind: 'fault', reason, fpd });
+
+    // 0. The interrupt address range is never translated: a write is an interrupt request, a read is blocked.
+    if (overlapsInterruptRange(iova, len)) return write ? { kind: 'ok', gpa: iova } : { kind: 'blocked' };
+
+    // 1. Translation disabled.
+    if (!this.has(REG_GSTS, GSTS_TES)) return { kind: 'ok', gpa: iova };
+
+    const haw = this.cfg.aw;
+    const aboveHaw = bitRange(haw, 64);
+    const bus = BigInt(sid >> 8);
+    const devfn = BigInt(sid & 0xff);
+
+    // 2. Root entry (§3.2).
+    const root = this.unitRead128(this.latchedRootTable + ROOT_ENTRY_SIZE * bus);
+    if (!root.ok) return fault(FR_ROOT_ACCESS);
+    if (!isSet(root.lo, ROOT_LO_P)) return fault(FR_ROOT_NOT_PRESENT);
+    if (isSet(root.lo, ROOT_LO_RSVD_LOW | aboveHaw) || root.hi !== 0n) return fault(FR_ROOT_RESERVED);
+
+    // 3. Context entry (§3.3). FPD is honoured from here on, also for a not-present entry.
+    const ctp = root.lo & bitRange(ROOT_LO_CTP_LO, 64);
+    const ctx = this.unitRead128(ctp + CONTEXT_ENTRY_SIZE * devfn);
+    if (!ctx.ok) return fault(FR_CONTEXT_ACCESS);
+    const fpd = isSet(ctx.lo, CTX_LO_FPD);
+    if (!isSet(ctx.lo, CTX_LO_P)) return fault(FR_CONTEXT_NOT_PRESENT, fpd);
+    if (isSet(ctx.lo, CTX_LO_RSVD_LOW | aboveHaw) || isSet(ctx.hi, CTX_HI_RSVD)) return fault(FR_CONTEXT_RESERVED, fpd);
+    const aw = Number(field(ctx.hi, CTX_HI_AW_HI, CTX_HI_AW_LO));
+    if (!isSet(this.get(REG_CAP), bit(CAP_SAGAW_SHIFT + aw))) return fault(FR_CONTEXT_INVALID, fpd);
+    const tt = Number(field(ctx.lo, CTX_LO_TT_HI, CTX_LO_TT_LO));
+    const ttSupported =
+      tt === TT_UNTRANSLATED || (tt === TT_UNTRANSLATED_DEVTLB && this.cfg.dt) || (tt === TT_PASS_THROUGH && this.cfg.pt);
+    if (!ttSupported) return fault(FR_CONTEXT_INVALID, fpd);
+
+    // 4. Pass-through: identity, no width check.
+    if (tt === TT_PASS_THROUGH) return { kind: 'ok', gpa: iova };
+
+    // 5. Input address width (§4.1): X = min(MGAW, AGAW of the context's AW).
+    const levels = aw + 2;
+    const inputWidth = Math.min(haw, 30 + 9 * aw);
+    if (iova >= 1n << BigInt(inputWidth)) return fault(FR_ADDRESS_BEYOND_WIDTH, fpd);
+
+    // 6. Walk the second-level tables from the top.
+    const walk = this.walk(ctx.lo & bitRange(CTX_LO_SLPTPTR_LO, 64), levels, iova, write);
+    if (walk.kind === 'fault') return fault(walk.reason, fpd);
+
+    // 7. Access rights, only for a complete, well-formed walk: the AND over all levels.
+    if (write && !walk.w) return fault(FR_WRITE, fpd);
+    if (!write && !walk.r) return fault(FR_READ, fpd);
+
+    // 8. The output must not reach the interrupt address range.
+    if (overlapsInterruptRange(walk.gpa, len)) return fault(FR_INTERRUPT_ADDRESS, fpd);
+
+    // 9. Success.
+    return { kind: 'ok', gpa: walk.gpa };
+  }
+
+  /** The second-level walk (§4.1 - §4.3). */
+  private walk(
+    topTable: bigint,
+    levels: number,
+    iova: bigint,
+    write: boolean,
+  ): { kind: 'leaf'; gpa: bigint; r: boolean; w: boolean } | { kind: 'fault'; reason: number } {
+    let table = topTable;
+    let r = true;
+    let w = true;
+    for (let level = levels; level >= 1; level--) {
+      const shift = PAGE_SHIFT + SL_INDEX_BITS * (level - 1);
+      const index = (iova >> BigInt(shift)) & SL_INDEX_MASK;
+      const entry = this.unitReadQword(table + SL_ENTRY_SIZE * index);
+      if (entry === null) {
+        // Decision (§5.1 step 7): the table the context names is "invalid programming of the context entry".
+        return { kind: 'fault', reason: level === levels ? FR_CONTEXT_INVALID : FR_PAGING_ENTRY_ACCESS };
+      }
+      if (!isSet(entry, SL_R | SL_W)) return { kind: 'fault', reason: write ? FR_WRITE : FR_READ }; // not present
+      const leaf = level === 1 || ((level === 2 || level === 3) && isSet(entry, SL_PS));
+      if (isSet(entry, this.reservedBits(level, leaf))) return { kind: 'fault', reason: FR_PAGING_ENTRY_RESERVED };
+      r &&= isSet(entry, SL_R);
+      w &&= isSet(entry, SL_W);
+      if (leaf) {
+        const gpa = (entry & SL_ADDR_MASK & ~bitRange(0, shift)) | (iova & bitRange(0, shift));
+        return { kind: 'leaf', gpa, r, w };
+      }
+      table = entry & SL_ADDR_MASK;
+    }
+    throw new Error('internal: walk ended without a leaf');
+  }
+
+  /**
+   * Reserved bits of a present second-level entry (§4.2, §4.3, with HAW = aw): address bits [min(aw,52), 52);
+   * TM (bit 62) unless device-TLBs are supported; SNP (bit 11) always in a non-leaf entry and in a leaf unless
+   * snoop control is supported; PS in levels 5 and 4; the frame bits below a large page's alignment.
+   * Ignored: bits 10:8, 6:2, 63, 61:52, and bit 7 of a level-1 entry.
+   */
+  private reservedBits(level: number, leaf: boolean): bigint {
+    let rsvd = bitRange(Math.min(this.cfg.aw, SL_ADDR_TOP), SL_ADDR_TOP);
+    if (!this.cfg.dt) rsvd |= SL_TM;
+    if (!leaf || !this.cfg.sc) rsvd |= SL_SNP;
+    if (level >= 4) rsvd |= SL_PS;
+    if (leaf && level === 3) rsvd |= SL_1G_FRAME_RSVD;
+    if (leaf && level === 2) rsvd |= SL_2M_FRAME_RSVD;
+    return rsvd;
+  }
+
+  // ----- fault recording (§6.3) ------------------------------------------------
+
+  private recordFault(sid: number, iova: bigint, dir: 'r' | 'w', reason: number): void {
+    if (this.has(REG_FSTS, FSTS_PFO)) return; // step 2: overflow pending, drop
+    for (let i = 0; i < this.cfg.nfr; i++) {
+      const hi = this.get(this.frcdHigh(i));
+      if (isSet(hi, FRCD_HI_F) && (hi & FRCD_HI_SID) === BigInt(sid)) return; // step 3: collapse
+    }
+    const index = this.nextFaultRecord;
+    if (this.has(this.frcdHigh(index), FRCD_HI_F)) {
+      this.raiseFaultCondition(FSTS_PFO); // step 4: next record busy
+      return;
+    }
+    // Step 5: write the record (PP, PV, AT = 0), then F.
+    this.set(this.frcdLow(index), iova & FRCD_LO_FI);
+    this.set(
+      this.frcdHigh(index),
+      FRCD_HI_F | (dir === 'r' ? FRCD_HI_T_READ : 0n) | (BigInt(reason) << FRCD_HI_FR_SHIFT) | BigInt(sid),
+    );
+    if (!this.has(REG_FSTS, FSTS_PPF)) {
+      this.set(REG_FSTS, (this.get(REG_FSTS) & ~FSTS_FRI) | (BigInt(index) << BigInt(FSTS_FRI_LO)));
+      this.raiseFaultCondition(FSTS_PPF); // PPF 0 -> 1
+    }
+    this.nextFaultRecord = (index + 1) % this.cfg.nfr;
+  }
+}
+
+/** [start, start + len) overlaps 0xFEE00000 - 0xFEEFFFFF. */
+function overlapsInterruptRange(start: bigint, len: number): boolean {
+  const last = start + BigInt(len) - 1n;
+  return start <= INTERRUPT_RANGE_HI && last >= INTERRUPT_RANGE_LO;
+}
