@@ -98,6 +98,7 @@ export let hitLevel: u32 = 0;
  */
 // @ts-ignore: decorator
 @inline export function iotlbLookup(did: u32, iova: u64): u64 {
+  if (setCount == 0) return 0; // no IOTLB configured (setOf would hash into nothing)
   let v = probe(makeKey(iova >> 12, did, 1));
   if (v != 0) {
     hitLevel = 1;
