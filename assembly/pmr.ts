@@ -43,7 +43,8 @@ export function pmrReset(): void {
 
 export function pmrBlocks(a: u64, len: u32): bool {
   if (!pmrActive) return false;
-  const end = a + <u64>(len - 1);
+  let end = a + <u64>(len - 1);
+  if (end < a) end = <u64>-1; // a range wrapping past 2^64 reaches the top of the space
   return inRange(a, end, <u64>reg32(PLMBASE_REG), <u64>reg32(PLMLIMIT_REG))
     || inRange(a, end, reg64(PHMBASE_REG), reg64(PHMLIMIT_REG));
 }

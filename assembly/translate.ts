@@ -70,7 +70,9 @@ export let outAddr: u64 = 0;
 // @ts-ignore: decorator
 @inline function overlapsInterruptRange(a: u64, len: u32): bool {
   const end = a + <u64>(len - 1);
-  if (end < a) return true; // wraps through the whole space
+  // A range that wraps past 2^64 continues at [0, len - 2], far below the
+  // interrupt range, and its start is far above it: no overlap.
+  if (end < a) return false;
   return a <= INTR_HI && end >= INTR_LO;
 }
 
