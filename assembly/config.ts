@@ -26,6 +26,9 @@ import { bitMask64, rangeMask64 } from "./bits";
 /** Protected memory regions (CAP.PLMR/PHMR); not a QEMU option. */
 // @ts-ignore: decorator
 @inline export const FLAG_PMR: u32 = 1 << 7;
+/** Posted interrupts (CAP.PI): IRTEs with IM = 1 are posted-format; not a QEMU option. */
+// @ts-ignore: decorator
+@inline export const FLAG_PI: u32 = 1 << 8;
 
 // ---- CAP fields (digest §2.1) --------------------------------------------
 // @ts-ignore: decorator
@@ -54,6 +57,8 @@ import { bitMask64, rangeMask64 } from "./bits";
 @inline export const CAP_DWD_BIT: u32 = 54;
 // @ts-ignore: decorator
 @inline export const CAP_DRD_BIT: u32 = 55;
+// @ts-ignore: decorator
+@inline export const CAP_PI_BIT: u32 = 59;
 
 // ---- ECAP fields (digest §2.2) -------------------------------------------
 // @ts-ignore: decorator
@@ -136,6 +141,7 @@ export function setConfig(aw: u32, flags: u32, nfr: u32): void {
   cap |= (<u64>(nfr - 1)) << CAP_NFR_SHIFT;
   cap |= (<u64>MAMV_VALUE) << CAP_MAMV_SHIFT;
   cap |= bitMask64(CAP_DWD_BIT) | bitMask64(CAP_DRD_BIT);
+  if (hasFlag(FLAG_PI)) cap |= bitMask64(CAP_PI_BIT);
   capValue = cap;
 
   let ecap: u64 = bitMask64(ECAP_QI_BIT);

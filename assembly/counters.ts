@@ -66,6 +66,20 @@ import { tryAlloc } from "./alloc";
 // @ts-ignore: decorator
 @inline export const C_REG_WRITES: u32 = 51;
 // @ts-ignore: decorator
+@inline export const C_IR_REQUESTS: u32 = 52;
+// @ts-ignore: decorator
+@inline export const C_IR_REMAPPED: u32 = 53;
+// @ts-ignore: decorator
+@inline export const C_IR_COMPAT: u32 = 54; // compatibility format passed through (CFIS)
+// @ts-ignore: decorator
+@inline export const C_IR_POSTED: u32 = 55;
+// @ts-ignore: decorator
+@inline export const C_IR_FAULTS: u32 = 56;
+// @ts-ignore: decorator
+@inline export const C_IEC_HIT: u32 = 57;
+// @ts-ignore: decorator
+@inline export const C_IEC_MISS: u32 = 58;
+// @ts-ignore: decorator
 @inline export const C_FAULT_REASON: u32 = 64; // 64..319: faults by reason code 0..255
 // @ts-ignore: decorator
 @inline export const COUNTER_COUNT: u32 = 320;
@@ -77,7 +91,8 @@ export const COUNTER_NAMES: string =
   "fault.count\nfault.recorded\nfault.fpdSuppressed\nfault.collapsed\nfault.overflow\nfault.events\n" +
   "ccmd.global\nccmd.domain\nccmd.device\niotlbInv.global\niotlbInv.domain\niotlbInv.page\n" +
   "qi.type0\nqi.context\nqi.iotlb\nqi.devtlb\nqi.iec\nqi.wait\nqi.type6\nqi.type7\nqi.type8\nqi.type9\nqi.type10\nqi.type11\nqi.type12\nqi.type13\nqi.type14\n" +
-  "qi.errors\nqi.completionEvents\nreg.reads\nreg.writes";
+  "qi.errors\nqi.completionEvents\nreg.reads\nreg.writes\n" +
+  "ir.requests\nir.remapped\nir.compatPassed\nir.posted\nir.faults\niec.hit\niec.miss";
 
 export let counterBase: usize = 0;
 

@@ -13,6 +13,7 @@ import { memAddRegion, memInRam, memFrameCount, copyIn, copyOut, GPA_LIMIT } fro
 import { iotlbCapacity, iotlbLive } from "./iotlb";
 import { translate as translateOne, outAddr, walkTables, readContext, walkValue, walkLevel, ctxWordOut,
   ctxDidOut } from "./translate";
+import { irRemap, irRemapIoapic, irOutAddr, irOutData, irIndex } from "./irstate";
 import { configureUnit, isConfigured, mmioRead as unitRead, mmioWrite as unitWrite } from "./unit";
 
 /** Staging buffer for host <-> guest memory copies. */
@@ -154,6 +155,31 @@ export function probe(sid: u32, iovaLo: u32, iovaHi: u32, isWrite: u32): u32 {
   store<u32>(result, walkLevel, 8);
   store<u32>(result, ctxDidOut, 12);
   return 0;
+}
+
+// ---- Interrupt remapping -------------------------------------------------------------
+
+/**
+ * An MSI write of `data` to address (addrHi:addrLo) from `sid` (`hasSid` 0 for
+ * a source without a requester id). Returns 0 (delivered: the interrupt in
+ * compatibility format in the result block: u64 address, u32 data, u32 index),
+ * 0x1000 (posted: descriptor address, vector | urgent << 8), or a fault status.
+ */
+export function remapMsi(sid: u32, hasSid: u32, addrLo: u32, addrHi: u32, data: u32): u32 {
+  const st = irRemap(sid & 0xffff, hasSid != 0, (<u64>addrHi << 32) | <u64>addrLo, data);
+  store<u64>(result, irOutAddr);
+  store<u32>(result, irOutData, 8);
+  store<u32>(result, irIndex, 12);
+  return st;
+}
+
+/** An IOAPIC redirection-table entry (rteHi:rteLo) as the IOAPIC sends it. Results as remapMsi. */
+export function remapIoapic(sid: u32, hasSid: u32, rteLo: u32, rteHi: u32): u32 {
+  const st = irRemapIoapic(sid & 0xffff, hasSid != 0, (<u64>rteHi << 32) | <u64>rteLo);
+  store<u64>(result, irOutAddr);
+  store<u32>(result, irOutData, 8);
+  store<u32>(result, irIndex, 12);
+  return st;
 }
 
 // ---- Introspection ------------------------------------------------------------------

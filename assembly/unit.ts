@@ -11,7 +11,7 @@ import { recomputePpf, statusServiced, fectlWritten, frcdOffset, faultsReset } f
 import { memInit } from "./guestmem";
 import { invalidateContext, invalidateIotlb } from "./invalidate";
 import { iotlbInit } from "./iotlb";
-import { irReset, latchIrta } from "./irstate";
+import { irInit, irReset, latchIrta } from "./irstate";
 import { pmenWritten, pmrReset } from "./pmr";
 import { qiEnable, qiDisable, qiProcess, qiEnabled, icsWritten, iectlWritten } from "./qi";
 import { regsInit, defineReg32, defineReg64, reg32, setReg32, reg64, setReg64, guestRead, guestWriteBytes,
@@ -89,7 +89,7 @@ export function configureUnit(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, 
   if (nfr < 1 || nfr > NFR_MAX) return CFG_BAD_NFR;
   setConfig(aw, flags, nfr);
   if (!regsInit() || !countersInit() || !eventsInit() || !memInit() || !slpteInit()
-    || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache)) return CFG_NO_MEMORY;
+    || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache) || !irInit(contextCache)) return CFG_NO_MEMORY;
   defineRegisters();
   configured = true;
   return CFG_OK;

@@ -34,7 +34,6 @@ function replay(args: string[]): number {
   const trace = parseTrace(readInput(files[0]));
   // Refuse what this version cannot replay before printing anything.
   for (const op of trace.ops) {
-    if (op.op === 'msi') throw new VtdError('UNSUPPORTED', 'msi: interrupt remapping is not implemented yet', {}, op.line);
     if (op.op === 'attach' || op.op === 'map' || op.op === 'unmap') {
       throw new VtdError('UNSUPPORTED', `${op.op}: high-level workload ops are not implemented yet`, {}, op.line);
     }
@@ -57,6 +56,7 @@ function replay(args: string[]): number {
       `unit: aw ${c.aw}${c.cm ? ', caching mode' : ''}${c.ir ? ', interrupt remapping' : ''}, ${c.nfr} fault record(s), RAM 0x${c.ram.toString(16)}; devices ${trace.header.devices.map(formatRid).join(' ')}`,
       `${t.ops} operations, ${t.results} result lines in ${ms.toFixed(1)} ms`,
       `DMA: ${t.dmaOk} translated, ${t.dmaFault} faulted (reason reported), ${t.dmaSuppressed} suppressed by FPD, ${t.dmaBlocked} blocked without fault`,
+      `MSI: ${t.msiOk} delivered, ${t.msiBlocked} blocked`,
       `interrupts sent: ${t.faultEvents} fault event(s), ${t.completionEvents} invalidation completion(s)`,
       `core: ${s.guestFrames} guest frames held, IOTLB ${s.iotlbLive}/${s.iotlbCapacity}, context cache ${s.contextCacheLive}, ${(s.memoryBytes / 1048576).toFixed(1)} MiB linear memory`,
     ];

@@ -34,6 +34,8 @@ interface CoreExports {
   translate(sid: number, iovaLo: number, iovaHi: number, len: number, isWrite: number): number;
   translateBatch(n: number): number;
   probe(sid: number, iovaLo: number, iovaHi: number, isWrite: number): number;
+  remapMsi(sid: number, hasSid: number, addrLo: number, addrHi: number, data: number): number;
+  remapIoapic(sid: number, hasSid: number, rteLo: number, rteHi: number): number;
   guestFrames(): number;
   iotlbEntries(): number;
   iotlbLiveEntries(): number;
@@ -44,12 +46,12 @@ interface CoreExports {
 /** Configuration flags (assembly/config.ts FLAG_*). */
 export const CoreFlag = {
   CM: 1 << 0, IR: 1 << 1, EIM: 1 << 2, PT: 1 << 3, SC: 1 << 4, DT: 1 << 5,
-  EXTERNAL_MEMORY: 1 << 6, PMR: 1 << 7,
+  EXTERNAL_MEMORY: 1 << 6, PMR: 1 << 7, PI: 1 << 8,
 } as const;
 
 /** Result status bits (assembly/translate.ts ST_*). */
 export const Status = {
-  OK: 0, FAULT: 0x100, FPD: 0x200, BLOCKED: 0x400, INTERRUPT: 0x800, REASON_MASK: 0xff,
+  OK: 0, FAULT: 0x100, FPD: 0x200, BLOCKED: 0x400, INTERRUPT: 0x800, POSTED: 0x1000, REASON_MASK: 0xff,
 } as const;
 
 /** Event kinds (assembly/events.ts EV_*). */
@@ -262,6 +264,19 @@ export class Core {
 
   probe(sid: number, iovaLo: number, iovaHi: number, isWrite: boolean): number {
     return this.guard(() => this.x.probe(sid, iovaLo, iovaHi, isWrite ? 1 : 0));
+  }
+
+  // ---- interrupt remapping ----
+  remapMsi(sid: number, hasSid: boolean, addrLo: number, addrHi: number, data: number): number {
+    const st = this.guard(() => this.x.remapMsi(sid, hasSid ? 1 : 0, addrLo >>> 0, addrHi >>> 0, data >>> 0));
+    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
+    return st;
+  }
+
+  remapIoapic(sid: number, hasSid: boolean, rteLo: number, rteHi: number): number {
+    const st = this.guard(() => this.x.remapIoapic(sid, hasSid ? 1 : 0, rteLo >>> 0, rteHi >>> 0));
+    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
+    return st;
   }
 
   // ---- events and counters ----

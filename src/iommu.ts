@@ -44,6 +44,8 @@ export interface IommuOptions {
   ramRegions?: ReadonlyArray<readonly [number | bigint, number | bigint]>;
   /** Protected memory regions (CAP.PLMR/PHMR, PMEN and the base/limit registers). Default false (as QEMU). */
   pmr?: boolean;
+  /** Posted interrupts (CAP.PI): IRTEs with IM = 1 are reported as posted. Default false (as QEMU). */
+  pi?: boolean;
   /** IOTLB capacity in entries (rounded down to a power of two, 4-way sets); 0 disables it. Default 4096. */
   iotlbEntries?: number;
   /** Context cache on (default) or off. */
@@ -86,6 +88,20 @@ export class TranslateResult {
   /** Blocked without a remapping fault (a read of the interrupt range, a protected memory range). */
   get blockedWithoutFault(): boolean { return this.status === Status.BLOCKED; }
 }
+
+/** The outcome of an interrupt request. */
+export type MsiResult =
+  | {
+      ok: true; posted: false;
+      /** The interrupt as delivered, in compatibility format (destination bits 31:8 in address 63:40). */
+      addr: bigint; data: number;
+      /** Decoded: APIC destination (8 bits xAPIC, 32 bits x2APIC), vector, delivery mode, trigger mode (1 = level), destination mode (1 = logical), redirection hint. */
+      destination: number; vector: number; deliveryMode: number; triggerMode: number; destinationMode: number; redirectionHint: number;
+      /** The interrupt-table index used, when remapped (undefined when the message passed unchanged). */
+      index?: number;
+    }
+  | { ok: true; posted: true; /** Posted-interrupt descriptor address. */ descriptor: bigint; vector: number; urgent: boolean; index: number }
+  | { ok: false; /** The fault reason reported (undefined when the IRTE's FPD suppressed it). */ fault?: number; reason: number };
 
 /** Events the unit raises. */
 export type IommuEvent =
@@ -132,7 +148,7 @@ export class Iommu {
   private readonly core: Core;
   private readonly listeners = new Set<(e: IommuEvent) => void>();
   private readonly scratch = new TranslateResult();
-  readonly options: Readonly<Required<Pick<IommuOptions, 'aw' | 'cm' | 'ir' | 'eim' | 'pt' | 'sc' | 'dt' | 'nfr' | 'pmr'>>>;
+  readonly options: Readonly<Required<Pick<IommuOptions, 'aw' | 'cm' | 'ir' | 'eim' | 'pt' | 'sc' | 'dt' | 'nfr' | 'pmr' | 'pi'>>>;
 
   private constructor(core: Core, options: Iommu['options']) {
     this.core = core;
@@ -157,7 +173,8 @@ export class Iommu {
       throw new VtdError('CONFIG', 'iotlbEntries must be an integer from 0 to 2^24', { iotlbEntries });
     }
     const maxBytes = opts.maxMemoryBytes ?? 2 ** 31;
-    const o = { aw, cm: !!opts.cm, ir: !!opts.ir, eim: !!opts.eim, pt: opts.pt ?? true, sc: !!opts.sc, dt: !!opts.dt, nfr, pmr: !!opts.pmr } as const;
+    const o = { aw, cm: !!opts.cm, ir: !!opts.ir, eim: !!opts.eim, pt: opts.pt ?? true, sc: !!opts.sc, dt: !!opts.dt, nfr, pmr: !!opts.pmr, pi: !!opts.pi } as const;
+    if (o.pi && !o.ir) throw new VtdError('CONFIG', 'pi (posted interrupts) requires ir');
     let flags = 0;
     if (o.cm) flags |= CoreFlag.CM;
     if (o.ir) flags |= CoreFlag.IR;
@@ -166,6 +183,7 @@ export class Iommu {
     if (o.sc) flags |= CoreFlag.SC;
     if (o.dt) flags |= CoreFlag.DT;
     if (o.pmr) flags |= CoreFlag.PMR;
+    if (o.pi) flags |= CoreFlag.PI;
     if (opts.guestMemory) flags |= CoreFlag.EXTERNAL_MEMORY;
     const core = new Core({
       aw, flags, nfr, iotlbEntries, contextCache: opts.contextCache ?? true,
@@ -288,6 +306,50 @@ export class Iommu {
     const r = this.core.probe(sid, lo, hi, dir === 'w');
     if (r !== 0) return { ok: false, fault: r };
     return { ok: true, leaf: (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo), level: this.core.resultWord2, did: this.core.resultWord3 };
+  }
+
+  // ---- interrupt remapping ----
+
+  /**
+   * A device signals a message-signalled interrupt: a DWORD write of `data` to
+   * `addr`. `sid` is its requester id, or null for a source without one (no
+   * source-id validation then).
+   */
+  remapMsi(sid: number | null, addr: number | bigint, data: number): MsiResult {
+    if (sid !== null) checkSid(sid);
+    if (!Number.isInteger(data) || data < 0 || data > 0xffffffff) throw new VtdError('ARGUMENT', 'MSI data must be a 32-bit value', { data });
+    const [lo, hi] = splitU64(addr, 'MSI address');
+    return this.msiResult(this.core.remapMsi(sid ?? 0, sid !== null, lo, hi, data));
+  }
+
+  /**
+   * The IOAPIC sends the interrupt of a redirection-table entry `rte` (64 bits;
+   * remappable format when bit 48 is set). `sid` is the IOAPIC's source id
+   * (the DMAR device scope's), or null.
+   */
+  remapIoapic(sid: number | null, rte: bigint): MsiResult {
+    if (sid !== null) checkSid(sid);
+    const [lo, hi] = splitU64(rte, 'redirection-table entry');
+    return this.msiResult(this.core.remapIoapic(sid ?? 0, sid !== null, lo, hi));
+  }
+
+  private msiResult(st: number): MsiResult {
+    const lo = this.core.resultLo, hi = this.core.resultHi, data = this.core.resultWord2, index = this.core.resultWord3;
+    if (st === Status.OK) {
+      const ire = (this.core.mmioRead32(0x1c) & (1 << 25)) !== 0;
+      const remapped = ire && (lo & 0x10) === 0 && (data & 0x4000) !== 0;
+      return {
+        ok: true, posted: false, addr: (BigInt(hi) << 32n) | BigInt(lo), data,
+        destination: ((hi >>> 8) << 8) | ((lo >>> 12) & 0xff), vector: data & 0xff, deliveryMode: (data >>> 8) & 7,
+        triggerMode: (data >>> 15) & 1, destinationMode: (lo >>> 2) & 1, redirectionHint: (lo >>> 3) & 1,
+        ...(remapped ? { index } : {}),
+      };
+    }
+    if (st === Status.POSTED) {
+      return { ok: true, posted: true, descriptor: (BigInt(hi) << 32n) | BigInt(lo), vector: data & 0xff, urgent: (data & 0x100) !== 0, index };
+    }
+    const reason = st & Status.REASON_MASK;
+    return (st & Status.FPD) !== 0 ? { ok: false, reason } : { ok: false, fault: reason, reason };
   }
 
   // ---- events and counters ----

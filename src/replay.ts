@@ -24,7 +24,7 @@ function toHexBytes(b: Uint8Array): string {
 /** A replay in progress: the unit, and what happened so far. */
 export class Replayer {
   readonly iommu: Iommu;
-  readonly tally = { ops: 0, results: 0, dmaOk: 0, dmaFault: 0, dmaSuppressed: 0, dmaBlocked: 0, faultEvents: 0, completionEvents: 0 };
+  readonly tally = { ops: 0, results: 0, dmaOk: 0, dmaFault: 0, dmaSuppressed: 0, dmaBlocked: 0, msiOk: 0, msiBlocked: 0, faultEvents: 0, completionEvents: 0 };
   private readonly tr = new TranslateResult();
 
   constructor(readonly trace: Trace) {
@@ -74,8 +74,16 @@ export class Replayer {
         else this.tally.dmaBlocked++;
         return `${head},"ok":false}`;
       }
-      case 'msi':
-        throw new VtdError('UNSUPPORTED', 'msi: interrupt remapping is not implemented yet', {}, op.line);
+      case 'msi': {
+        const m = this.iommu.remapMsi(op.sid, op.addr, Number(op.data));
+        if (m.ok && !m.posted) {
+          this.tally.msiOk++;
+          return `${head},"ok":true,"addr":"${hex(m.addr)}","data":"${hex(m.data)}"}`;
+        }
+        this.tally.msiBlocked++;
+        if (!m.ok && m.fault !== undefined) return `${head},"ok":false,"fault":"${faultHex(m.fault)}"}`;
+        return `${head},"ok":false}`;
+      }
       case 'attach':
       case 'map':
       case 'unmap':

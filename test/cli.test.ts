@@ -44,11 +44,17 @@ test('a malformed trace exits 2 naming the line, with nothing on standard output
   assert.match(r.stderr, /line 3: dma: missing field "iova"/);
 });
 
-test('an msi op is refused before anything is replayed', () => {
-  const r = vtd(['replay', join(CONFORMANCE, 'ir-remap.jsonl')]);
+test('msi ops replay through interrupt remapping', () => {
+  const r = vtd(['replay', join(CONFORMANCE, 'ram-errors.jsonl')]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, readFileSync(join(CONFORMANCE, 'ram-errors.expected.jsonl'), 'utf8'));
+});
+
+test('workload ops are refused before anything is replayed', () => {
+  const r = vtd(['replay', '-'], '{"vtd-trace": 1, "devices": ["00:03.0"]}\n{"op":"rd","reg":"0x0","size":4}\n{"op":"attach","sid":"00:03.0","domain":1}\n');
   assert.equal(r.status, 1);
   assert.equal(r.stdout, '');
-  assert.match(r.stderr, /line \d+: msi: interrupt remapping is not implemented yet/);
+  assert.match(r.stderr, /line 3: attach: high-level workload ops are not implemented yet/);
 });
 
 test('usage errors', () => {
