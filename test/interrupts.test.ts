@@ -1,0 +1,130 @@
+/** Interrupt remapping through the embedder API (digest §9). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Iommu, type MsiResult } from '../src/index.js';
+
+const IRT = 0x190000, QUEUE = 0x180000, SID = 0x18;
+
+/** A unit with QI and remapping enabled over an IRT of 2^(s+1) entries holding `entries` (index -> [lo, hi]). */
+function irUnit(entries: Record<number, [bigint, bigint]>, opts: Parameters<typeof Iommu.create>[0] = {}, s = 3, eime = false): Iommu {
+  const u = Iommu.create({ aw: 48, ir: true, ...opts });
+  for (const [i, [lo, hi]] of Object.entries(entries)) u.writeGuestQwords(IRT + Number(i) * 16, [lo, hi]);
+  u.mmioWrite(0x90, 8, BigInt(QUEUE));
+  u.mmioWrite(0x18, 4, 0x04000000); // QIE
+  u.mmioWrite(0xb8, 8, BigInt(IRT) | BigInt(s) | (eime ? 0x800n : 0n));
+  u.mmioWrite(0x18, 4, 0x05000000); // SIRTP
+  u.mmioWrite(0x18, 4, 0x06000000); // IRE
+  return u;
+}
+
+/** A remapped IRTE: vector, destination (xAPIC: bits 47:40), optional fields. */
+function irte(vector: number, dest: number, f: { fpd?: boolean; dm?: number; rh?: number; tm?: number; dlm?: number; x2apic?: boolean } = {}): bigint {
+  const dst = f.x2apic ? BigInt(dest) << 32n : BigInt(dest) << 40n;
+  return dst | (BigInt(vector) << 16n) | (BigInt(f.dlm ?? 0) << 5n) | (BigInt(f.tm ?? 0) << 4n) | (BigInt(f.rh ?? 0) << 3n)
+    | (BigInt(f.dm ?? 0) << 2n) | (f.fpd ? 2n : 0n) | 1n;
+}
+
+const remappable = (index: number, shv = false) => (0xfee00000 | ((index & 0x7fff) << 5) | 0x10 | (shv ? 8 : 0) | ((index >> 15) << 2)) >>> 0;
+
+function delivered(r: MsiResult): { dest: number; vector: number } {
+  assert.ok(r.ok && !r.posted, `not delivered: ${JSON.stringify(r, (_, v) => typeof v === 'bigint' ? v.toString(16) : v)}`);
+  return { dest: r.destination, vector: r.vector };
+}
+
+test('remapped delivery decodes the IRTE', () => {
+  const u = irUnit({ 5: [irte(0x42, 7, { dm: 1, rh: 1, tm: 1, dlm: 1 }), 0n] });
+  const r = u.remapMsi(SID, remappable(5), 0);
+  assert.ok(r.ok && !r.posted);
+  assert.equal(r.addr, 0xfee0700cn);
+  assert.equal(r.data, 0xc142);
+  assert.deepEqual([r.destination, r.vector, r.deliveryMode, r.triggerMode, r.destinationMode, r.redirectionHint, r.index], [7, 0x42, 1, 1, 1, 1, 5]);
+});
+
+test('sub-handles index from the handle; data bits 31:16 must be 0 with SHV', () => {
+  const u = irUnit({ 3: [irte(0x30, 1), 0n], 5: [irte(0x50, 2), 0n] });
+  assert.equal(delivered(u.remapMsi(SID, remappable(3, true), 2)).vector, 0x50);
+  const bad = u.remapMsi(SID, remappable(3, true), 0x10002);
+  assert.deepEqual(bad, { ok: false, fault: 0x20, reason: 0x20 });
+  assert.equal(u.mmioRead(0x220, 8), 0n, 'FI undefined (0) for 20h');
+});
+
+test('IOAPIC remappable RTEs become remappable MSIs with SHV = 0', () => {
+  const u = irUnit({ 9: [irte(0x61, 3, { tm: 1 }), 0n], 0x8001: [irte(0x62, 4), 0n] }, {}, 15);
+  // RTE: vector 0x61, trigger level, remappable format (bit 48), handle 9 in 63:49.
+  const rte = (9n << 49n) | (1n << 48n) | (1n << 15n) | 0x61n;
+  assert.deepEqual(delivered(u.remapIoapic(0xff00, rte)), { dest: 3, vector: 0x61 });
+  // Handle bit 15 comes from RTE bit 11.
+  const rte2 = (1n << 49n) | (1n << 48n) | (1n << 11n) | 0x62n;
+  assert.deepEqual(delivered(u.remapIoapic(null, rte2)), { dest: 4, vector: 0x62 });
+});
+
+test('source-id validation: SVT 1 with SQ masks, SVT 2 bus ranges, SVT 3 reserved', () => {
+  const hi = (svt: number, sq: number, sid: number) => (BigInt(svt) << 18n) | (BigInt(sq) << 16n) | BigInt(sid);
+  const u = irUnit({
+    0: [irte(0x30, 1), hi(1, 0, 0x18)], 1: [irte(0x31, 1), hi(1, 3, 0x1f)],
+    2: [irte(0x32, 1), hi(2, 0, 0x0102)], 3: [irte(0x33, 1), hi(3, 0, 0x18)],
+  });
+  assert.ok(u.remapMsi(0x18, remappable(0), 0).ok);
+  assert.equal((u.remapMsi(0x19, remappable(0), 0) as { fault?: number }).fault, 0x26);
+  assert.ok(u.remapMsi(0x1a, remappable(1), 0).ok, 'SQ=3 ignores the function');
+  assert.ok(u.remapMsi(0x100, remappable(2), 0).ok, 'bus 1 within 1..2');
+  assert.ok(u.remapMsi(0x218, remappable(2), 0).ok, 'bus 2 within 1..2');
+  assert.equal((u.remapMsi(0x318, remappable(2), 0) as { reason: number }).reason, 0x26);
+  assert.equal((u.remapMsi(0x18, remappable(3), 0) as { reason: number }).reason, 0x24);
+  // A source without a requester id is not validated.
+  assert.ok(u.remapMsi(null, remappable(0), 0).ok);
+});
+
+test('FPD suppresses 22h, 24h and 26h only', () => {
+  const u = irUnit({ 0: [2n, 0n], 1: [irte(0x31, 1, { fpd: true }) | (1n << 12n), 0n] });
+  assert.deepEqual(u.remapMsi(SID, remappable(0), 0), { ok: false, reason: 0x22 });
+  assert.deepEqual(u.remapMsi(SID, remappable(1), 0), { ok: false, reason: 0x24 });
+  assert.equal(u.mmioRead32(0x34), 0, 'nothing recorded');
+  assert.deepEqual(u.remapMsi(SID, remappable(16), 0), { ok: false, fault: 0x21, reason: 0x21 });
+  assert.equal(u.mmioRead(0x220, 8), 16n << 48n);
+});
+
+test('the interrupt entry cache holds IRTEs until invalidated', () => {
+  const u = irUnit({ 0: [irte(0x30, 1), 0n] });
+  assert.equal(delivered(u.remapMsi(SID, remappable(0), 0)).vector, 0x30);
+  u.writeGuestQwords(IRT, [irte(0x99, 2)]);
+  // Before invalidation the cached entry is still used (an allowed outcome).
+  assert.equal(delivered(u.remapMsi(SID, remappable(0), 0)).vector, 0x30);
+  assert.equal(u.counters()['iec.hit'], 1);
+  // Index-selective invalidation of entry 0 (descriptor 0x4, G = 1), then a wait.
+  u.writeGuestQwords(QUEUE, [0x14n, 0n, 0x100000025n, 0x181000n]);
+  u.mmioWrite(0x88, 8, 0x20n);
+  assert.equal(delivered(u.remapMsi(SID, remappable(0), 0)).vector, 0x99);
+});
+
+test('x2APIC destinations with EIME; compatibility format blocked with EIME', () => {
+  const u = irUnit({ 0: [irte(0x3a, 0x21, { x2apic: true }), 0n], 1: [irte(0x3b, 0x12345678, { x2apic: true }), 0n] }, { eim: true }, 0, true);
+  assert.equal(u.remapMsi(SID, remappable(0), 0).ok && (u.remapMsi(SID, remappable(0), 0) as { addr: bigint }).addr, 0xfee21000n);
+  const r = u.remapMsi(SID, remappable(1), 0);
+  assert.ok(r.ok && !r.posted);
+  assert.equal(r.destination, 0x12345678);
+  assert.equal(r.addr, (0x123456n << 40n) | 0xfee78000n);
+  u.mmioWrite(0x18, 4, 0x06800000); // CFI: still blocked because EIME = 1
+  assert.equal((u.remapMsi(SID, 0xfee01000, 0x41) as { fault?: number }).fault, 0x25);
+});
+
+test('posted-format IRTEs are reported as posted interrupts with CAP.PI', () => {
+  const pda = 0x12345678c0n;
+  const lo = ((pda & 0xffffffffn) >> 6n) << 38n | (0x55n << 16n) | (1n << 15n) | (1n << 14n) | 1n;
+  const hi = (pda >> 32n) << 32n;
+  const u = irUnit({ 0: [lo, hi] }, { pi: true });
+  assert.equal((u.mmioRead(0x8, 8) >> 59n) & 1n, 1n, 'CAP.PI');
+  assert.deepEqual(u.remapMsi(SID, remappable(0), 0), { ok: true, posted: true, descriptor: pda, vector: 0x55, urgent: true, index: 0 });
+  // Without CAP.PI, IM is reserved: 24h.
+  const q = irUnit({ 0: [lo, hi] });
+  assert.equal((q.remapMsi(SID, remappable(0), 0) as { fault?: number }).fault, 0x24);
+});
+
+test('remapping off: every message passes unchanged', () => {
+  const u = Iommu.create({ ir: true });
+  const r = u.remapMsi(SID, remappable(3), 0x1234);
+  assert.ok(r.ok && !r.posted);
+  assert.equal(r.addr, BigInt(remappable(3)));
+  assert.equal(r.data, 0x1234);
+  assert.equal(r.index, undefined);
+});
