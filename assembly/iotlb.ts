@@ -75,7 +75,9 @@ export function iotlbLive(): u32 {
 // @ts-ignore: decorator
 @inline function setOf(key: u64): usize {
   // Hash without the level bits so the three page sizes of one region spread.
-  const h = <u32>(((key >> KEY_DID_SHIFT) * 0x9E3779B97F4A7C15) >> (64 - setBits));
+  // Two shifts so that one set (setBits 0) indexes 0: a single shift by 64
+  // would wrap to a shift by 0 in Wasm.
+  const h = <u32>((((key >> KEY_DID_SHIFT) * 0x9E3779B97F4A7C15) >> (63 - setBits)) >> 1);
   return tlbBase + <usize>h * SET_BYTES;
 }
 
