@@ -4,7 +4,14 @@
 // cached. Each DMA reads the root, context and paging entries fresh from guest
 // memory. A unit that caches nothing is architecturally valid (digest §7.1,
 // §8.3): it gives the "fresh" answer, so invalidations change only the
-// register read-back here.
+// register read-back here (and notify a listener, if one is set).
+//
+// The set of answers a CACHING unit may give (old or new entries between a
+// table change and its invalidation) is windows.ts's business. It builds on a
+// small internal API here: lookupContext, translateBeforeContext,
+// translateInContext (the steps of §5.1 split at the points where a context
+// cache and an IOTLB enter), recordFault, and setInvalidationListener. dma()
+// is composed of exactly these pieces, so both models share one set of rules.
 //
 // Section numbers (§) refer to /work/shared/spec/vtd-digest.md. Where the
 // architecture leaves a choice open, the model follows the project's
@@ -41,6 +48,55 @@ export const defaultModelConfig: ModelConfig = {
 
 /** Outcome of one DMA request. `fault` is omitted when FPD suppresses it or when the request is blocked without a remapping fault. */
 export type ModelDma = { ok: true; gpa: bigint } | { ok: false; fault?: number };
+
+/**
+ * A context entry that passed every check of §5.1 steps 3.1 - 3.8: what a context cache may hold (§7.1).
+ * Used by the cached-window model (windows.ts); RefModel itself keeps none.
+ */
+export interface ContextWord {
+  /** Domain id (§3.3 bits 87:72): the tag of the IOTLB entries filled through this context. */
+  did: number;
+  /** The AW field (§3.3 bits 66:64): levels = aw + 2, AGAW = 30 + 9 * aw. */
+  aw: number;
+  /** Second-level page-table pointer (address of the top table). */
+  slptptr: bigint;
+  /** Translation type (§3.3): 0, 1 (untranslated, walked) or 2 (pass-through). */
+  tt: number;
+  /** Fault processing disable (§3.3, §6.3). */
+  fpd: boolean;
+}
+
+/** Result of reading the root and context entries for a source id (§5.1 steps 3.1 - 3.8). */
+export type ContextLookup = { kind: 'ctx'; ctx: ContextWord } | { kind: 'fault'; reason: number; fpd: boolean };
+
+/**
+ * A leaf translation as an IOTLB holds it (§7.1): the IOVA page and the frame it maps to (both aligned to
+ * the leaf's size), the leaf level (1 = 4 KiB, 2 = 2 MiB, 3 = 1 GiB) and the cumulative R/W of the walk.
+ */
+export interface LeafEntry {
+  /** The first IOVA of the page (the IOTLB tag, with the DID). */
+  iovaBase: bigint;
+  frame: bigint;
+  level: number;
+  r: boolean;
+  w: boolean;
+}
+
+/** Result of translating one request, before fault recording. */
+export type Translation =
+  | { kind: 'ok'; gpa: bigint }
+  | { kind: 'blocked' } // blocked without a remapping fault
+  | { kind: 'fault'; reason: number; fpd: boolean };
+
+/** A cache invalidation the unit performed (register or queued, §7.2, §7.3, §7.5), as reported to a listener. */
+export type Invalidation =
+  | { cache: 'context'; granularity: 'global' }
+  | { cache: 'context'; granularity: 'domain'; did: number }
+  | { cache: 'context'; granularity: 'device'; did: number; sid: number; fm: number }
+  | { cache: 'iotlb'; granularity: 'global' }
+  | { cache: 'iotlb'; granularity: 'domain'; did: number }
+  /** Page-selective: the 2^am 4 KiB pages containing `addr` (addr's bits 11:0 are 0). */
+  | { cache: 'iotlb'; granularity: 'page'; did: number; addr: bigint; am: number; ih: boolean };
 
 /** An MSI the unit itself sends (fault event §6.4, invalidation completion event §6.4 last paragraph). */
 export interface ModelEvent {
@@ -183,8 +239,14 @@ const CCMD_CIRG_LO = 61;
 const CCMD_CAIG_LO = 59; // 60:59
 const CCMD_CAIG = bits(60, 59);
 const CCMD_FM = bits(33, 32);
+const CCMD_FM_HI = 33;
+const CCMD_FM_LO = 32;
 const CCMD_SID = bits(31, 16);
+const CCMD_SID_HI = 31;
+const CCMD_SID_LO = 16;
 const CCMD_DID = bits(15, 0);
+const CCMD_DID_HI = 15;
+const CCMD_DID_LO = 0;
 const CCMD_WRITABLE = CCMD_ICC | bits(CCMD_CIRG_HI, CCMD_CIRG_LO) | CCMD_FM | CCMD_SID | CCMD_DID;
 const CCMD_WRITE_ONLY = CCMD_FM | CCMD_SID;
 /** CCMD/IOTLB granularities (§7.2, §7.3). */
@@ -235,6 +297,8 @@ const IRTA_S = bits(3, 0);
 const IVA_WRITABLE = bits(63, 12) | bits(6, 0);
 const IVA_AM_HI = 5;
 const IVA_AM_LO = 0;
+const IVA_IH = bit(6);
+const IVA_ADDR = bits(63, 12);
 
 /** IOTLB register (§7.3). */
 const IOTLB_IVT = bit(63);
@@ -245,6 +309,8 @@ const IOTLB_IAIG = bits(58, 57);
 const IOTLB_DR = bit(49);
 const IOTLB_DW = bit(48);
 const IOTLB_DID = bits(47, 32);
+const IOTLB_DID_HI = 47;
+const IOTLB_DID_LO = 32;
 const IOTLB_WRITABLE = IOTLB_IVT | bits(IOTLB_IIRG_HI, IOTLB_IIRG_LO) | IOTLB_DR | IOTLB_DW | IOTLB_DID;
 
 /** FRCD high quadword (§6.1). */
@@ -271,6 +337,8 @@ const CTX_LO_RSVD_LOW = bits(11, 4);
 const CTX_LO_SLPTPTR_LO = 12;
 const CTX_HI_AW_HI = 2;
 const CTX_HI_AW_LO = 0;
+const CTX_HI_DID_HI = 23;
+const CTX_HI_DID_LO = 8;
 const CTX_HI_RSVD = bit(7) | bits(63, 24);
 /** Translation types (§3.3). */
 const TT_UNTRANSLATED = 0;
@@ -333,6 +401,15 @@ const DESC_TYPE_LO = 0;
 const DESC_QW0_TYPE_EXT = bits(11, 9); // reserved for every type modelled
 const DESC_G_HI = 5;
 const DESC_G_LO = 4;
+/** Context-cache (0x1) and IOTLB (0x2) descriptor fields (§7.5). */
+const DESC_DID_HI = 31;
+const DESC_DID_LO = 16;
+const DESC_CC_SID_HI = 47;
+const DESC_CC_SID_LO = 32;
+const DESC_CC_FM_HI = 49;
+const DESC_CC_FM_LO = 48;
+const DESC_IOTLB_QW1_IH = bit(6);
+const DESC_IOTLB_QW1_ADDR = bits(63, 12);
 const DESC_CONTEXT_CACHE = 0x1;
 const DESC_IOTLB = 0x2;
 const DESC_DEVICE_TLB = 0x3;
@@ -433,12 +510,6 @@ interface RegisterDef {
   onWrite?: (w: RegisterWrite) => void;
 }
 
-/** Result of translating one request, before fault recording. */
-type Translation =
-  | { kind: 'ok'; gpa: bigint }
-  | { kind: 'blocked' } // blocked without a remapping fault
-  | { kind: 'fault'; reason: number; fpd: boolean };
-
 /** What reading one 128-bit structure (root or context entry, invalidation descriptor) gave. */
 type EntryRead = { ok: true; lo: bigint; hi: bigint } | { ok: false };
 
@@ -464,6 +535,8 @@ export class RefModel {
   private queueSizeBytes = 0n;
   /** Index of the fault-recording register the next fault goes to (§6.3 step 5). */
   private nextFaultRecord = 0;
+  /** Told of every invalidation the unit performs (see setInvalidationListener). */
+  private invalidationListener: ((inv: Invalidation) => void) | undefined;
 
   constructor(cfg: ModelConfig) {
     if (![39, 48, 57].includes(cfg.aw)) throw new Error(`aw must be 39, 48 or 57, not ${cfg.aw}`);
@@ -767,6 +840,13 @@ export class RefModel {
     // Global, domain-selective (DID) and device-selective (SID with FM) are all performed as requested;
     // the model caches nothing, so only the read-back changes. CIRG 00 is reserved: CAIG 00, nothing done.
     const actual = requested === GRAN_GLOBAL || requested === GRAN_DOMAIN || requested === GRAN_DEVICE_OR_PAGE ? requested : GRAN_NONE;
+    // Completed before ICC reads 0 (§7.2): the listener hears of it within this write.
+    this.notifyContextInvalidation(
+      actual,
+      Number(field(v, CCMD_DID_HI, CCMD_DID_LO)),
+      Number(field(v, CCMD_SID_HI, CCMD_SID_LO)),
+      Number(field(v, CCMD_FM_HI, CCMD_FM_LO)),
+    );
     this.set(REG_CCMD, (v & ~CCMD_CAIG & ~CCMD_ICC) | (actual << BigInt(CCMD_CAIG_LO)));
   }
 
@@ -777,11 +857,51 @@ export class RefModel {
     const requested = field(v, IOTLB_IIRG_HI, IOTLB_IIRG_LO);
     let actual = GRAN_NONE;
     if (requested === GRAN_GLOBAL || requested === GRAN_DOMAIN) actual = requested;
+    const iva = this.get(REG_IVA);
     if (requested === GRAN_DEVICE_OR_PAGE) {
-      const am = field(this.get(REG_IVA), IVA_AM_HI, IVA_AM_LO);
+      const am = field(iva, IVA_AM_HI, IVA_AM_LO);
       actual = am > CAP_MAMV_VALUE ? GRAN_NONE : GRAN_DEVICE_OR_PAGE; // AM > MAMV: not performed
     }
+    this.notifyIotlbInvalidation(
+      actual,
+      Number(field(v, IOTLB_DID_HI, IOTLB_DID_LO)),
+      iva & IVA_ADDR,
+      Number(field(iva, IVA_AM_HI, IVA_AM_LO)),
+      isSet(iva, IVA_IH),
+    );
     this.set(REG_IOTLB, (v & ~IOTLB_IAIG & ~IOTLB_IVT) | (actual << BigInt(IOTLB_IAIG_LO)));
+  }
+
+  // ----- invalidation listener (for the cached-window model, windows.ts) ----
+
+  /**
+   * Internal API for windows.ts: `fn` is called for every context-cache or IOTLB invalidation this unit
+   * performs (CCMD §7.2, IOTLB register §7.3, descriptors 0x1 / 0x2 §7.5), when it completes. Invalidations
+   * not performed (CAIG/IAIG 00, an invalid descriptor, a register command while QI is on) are not reported.
+   * RefModel caches nothing, so the notification is its only effect.
+   */
+  setInvalidationListener(fn: ((inv: Invalidation) => void) | undefined): void {
+    this.invalidationListener = fn;
+  }
+
+  private notifyContextInvalidation(granularity: bigint, did: number, sid: number, fm: number): void {
+    const fn = this.invalidationListener;
+    if (fn === undefined) return;
+    if (granularity === GRAN_GLOBAL) fn({ cache: 'context', granularity: 'global' });
+    else if (granularity === GRAN_DOMAIN) fn({ cache: 'context', granularity: 'domain', did });
+    else if (granularity === GRAN_DEVICE_OR_PAGE) fn({ cache: 'context', granularity: 'device', did, sid, fm });
+  }
+
+  /** `addr` = the ADDR field (bits 63:12); reported aligned down to the 2^am-page block it names (§7.3). */
+  private notifyIotlbInvalidation(granularity: bigint, did: number, addr: bigint, am: number, ih: boolean): void {
+    const fn = this.invalidationListener;
+    if (fn === undefined) return;
+    if (granularity === GRAN_GLOBAL) fn({ cache: 'iotlb', granularity: 'global' });
+    else if (granularity === GRAN_DOMAIN) fn({ cache: 'iotlb', granularity: 'domain', did });
+    else if (granularity === GRAN_DEVICE_OR_PAGE) {
+      const aligned = addr & ~bitRange(0, PAGE_SHIFT + am);
+      fn({ cache: 'iotlb', granularity: 'page', did, addr: aligned, am, ih });
+    }
   }
 
   // ----- fault status and fault event (§6.2, §6.4) ------------------------
@@ -920,13 +1040,29 @@ export class RefModel {
     const type = Number(field(qw0, DESC_TYPE_HI, DESC_TYPE_LO));
     const granularity = field(qw0, DESC_G_HI, DESC_G_LO);
     switch (type) {
-      case DESC_CONTEXT_CACHE:
-        // Nothing cached: a valid context-cache invalidation has no effect.
-        return !isSet(qw0, DESC_CC_QW0_RSVD) && qw1 === 0n && granularity !== GRAN_NONE;
+      case DESC_CONTEXT_CACHE: {
+        // Nothing cached: a valid context-cache invalidation has no effect but the listener's.
+        if (isSet(qw0, DESC_CC_QW0_RSVD) || qw1 !== 0n || granularity === GRAN_NONE) return false;
+        this.notifyContextInvalidation(
+          granularity,
+          Number(field(qw0, DESC_DID_HI, DESC_DID_LO)),
+          Number(field(qw0, DESC_CC_SID_HI, DESC_CC_SID_LO)),
+          Number(field(qw0, DESC_CC_FM_HI, DESC_CC_FM_LO)),
+        );
+        return true;
+      }
       case DESC_IOTLB: {
         if (isSet(qw0, DESC_IOTLB_QW0_RSVD) || isSet(qw1, DESC_IOTLB_QW1_RSVD) || granularity === GRAN_NONE) return false;
         const am = field(qw1, DESC_IOTLB_QW1_AM_HI, DESC_IOTLB_QW1_AM_LO);
-        return !(granularity === GRAN_DEVICE_OR_PAGE && am > CAP_MAMV_VALUE);
+        if (granularity === GRAN_DEVICE_OR_PAGE && am > CAP_MAMV_VALUE) return false;
+        this.notifyIotlbInvalidation(
+          granularity,
+          Number(field(qw0, DESC_DID_HI, DESC_DID_LO)),
+          qw1 & DESC_IOTLB_QW1_ADDR,
+          Number(am),
+          isSet(qw1, DESC_IOTLB_QW1_IH),
+        );
+        return true;
       }
       case DESC_DEVICE_TLB:
         return !isSet(qw0, DESC_DEVTLB_QW0_RSVD) && !isSet(qw1, DESC_DEVTLB_QW1_RSVD);
@@ -953,9 +1089,7 @@ export class RefModel {
   // ----- DMA translation (§5.1) ---------------------------------------------
 
   dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
-    if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) throw new Error(`bad source id ${sid}`);
-    if (!Number.isInteger(len) || len < 1 || len > 4096) throw new Error(`bad DMA length ${len}`);
-    if (iova < 0n || iova > MASK64) throw new Error(`bad iova ${iova}`);
+    this.checkRequest(sid, iova, len);
     const t = this.translate(sid, iova, len, dir);
     switch (t.kind) {
       case 'ok':
@@ -963,24 +1097,50 @@ export class RefModel {
       case 'blocked':
         return { ok: false };
       case 'fault':
-        if (t.fpd && QUALIFIED_FAULTS.has(t.reason)) return { ok: false }; // suppressed: nothing recorded (§6.3 step 1)
+        if (isFaultSuppressed(t.reason, t.fpd)) return { ok: false }; // suppressed: nothing recorded (§6.3 step 1)
         this.recordFault(sid, iova, dir, t.reason);
         return { ok: false, fault: t.reason };
     }
   }
 
+  /** Internal API (also used by windows.ts): the argument checks of a DMA request; throws on a malformed one. */
+  checkRequest(sid: number, iova: bigint, len: number): void {
+    if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) throw new Error(`bad source id ${sid}`);
+    if (!Number.isInteger(len) || len < 1 || len > 4096) throw new Error(`bad DMA length ${len}`);
+    if (iova < 0n || iova > MASK64) throw new Error(`bad iova ${iova}`);
+  }
+
+  /**
+   * The fresh translation: §5.1 steps 0-1, then the root and context entries from memory, then the rest
+   * with the walk from memory. Reads memory only; changes nothing.
+   */
   private translate(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Translation {
-    const write = dir === 'w';
-    const fault = (reason: number, fpd = false): Translation => ({ kind: 'fault', reason, fpd });
+    const early = this.translateBeforeContext(iova, len, dir);
+    if (early !== null) return early;
+    const c = this.lookupContext(sid);
+    if (c.kind === 'fault') return { kind: 'fault', reason: c.reason, fpd: c.fpd };
+    return this.translateInContext(c.ctx, iova, len, dir).t;
+  }
 
+  /**
+   * Internal API (also used by windows.ts): §5.1 steps 0 and 1, which no cache affects. Returns the outcome
+   * when they decide it (interrupt range, translation disabled), null when the request needs a context.
+   */
+  translateBeforeContext(iova: bigint, len: number, dir: 'r' | 'w'): Translation | null {
     // 0. The interrupt address range is never translated: a write is an interrupt request, a read is blocked.
-    if (overlapsInterruptRange(iova, len)) return write ? { kind: 'ok', gpa: iova } : { kind: 'blocked' };
-
+    if (overlapsInterruptRange(iova, len)) return dir === 'w' ? { kind: 'ok', gpa: iova } : { kind: 'blocked' };
     // 1. Translation disabled.
     if (!this.has(REG_GSTS, GSTS_TES)) return { kind: 'ok', gpa: iova };
+    return null;
+  }
 
-    const haw = this.cfg.aw;
-    const aboveHaw = bitRange(haw, 64);
+  /**
+   * Internal API (also used by windows.ts): reads and checks the root and context entries of `sid` from
+   * memory, through the latched root-table address (§5.1 steps 2-3, §3.2, §3.3). Reads memory only.
+   */
+  lookupContext(sid: number): ContextLookup {
+    const fault = (reason: number, fpd = false): ContextLookup => ({ kind: 'fault', reason, fpd });
+    const aboveHaw = bitRange(this.cfg.aw, 64);
     const bus = BigInt(sid >> 8);
     const devfn = BigInt(sid & 0xff);
 
@@ -1003,42 +1163,77 @@ export class RefModel {
     const ttSupported =
       tt === TT_UNTRANSLATED || (tt === TT_UNTRANSLATED_DEVTLB && this.cfg.dt) || (tt === TT_PASS_THROUGH && this.cfg.pt);
     if (!ttSupported) return fault(FR_CONTEXT_INVALID, fpd);
+    return {
+      kind: 'ctx',
+      ctx: {
+        did: Number(field(ctx.hi, CTX_HI_DID_HI, CTX_HI_DID_LO)),
+        aw,
+        slptptr: ctx.lo & bitRange(CTX_LO_SLPTPTR_LO, 64),
+        tt,
+        fpd,
+      },
+    };
+  }
+
+  /**
+   * Internal API (also used by windows.ts): §5.1 steps 4-9 for a request that has passed steps 0-1, under
+   * the valid context `ctx` (read fresh or taken from a context cache). The leaf comes from a walk of the
+   * current tables, or is `cached` (an IOTLB hit: no walk, §7.1; it must allow the access, since a unit
+   * whose cached rights refuse an access walks again). Reads memory only.
+   *
+   * `filled` is the leaf a walk produced when a cache may keep it: the walk succeeded and its rights allow
+   * the access, even if the output then falls in the interrupt range (Eh), because the leaf itself is a
+   * present, valid entry. Absent after a fault of the walk or of the rights, and for an IOTLB hit.
+   */
+  translateInContext(
+    ctx: ContextWord,
+    iova: bigint,
+    len: number,
+    dir: 'r' | 'w',
+    cached?: LeafEntry,
+  ): { t: Translation; filled?: LeafEntry } {
+    const write = dir === 'w';
+    const fault = (reason: number): { t: Translation } => ({ t: { kind: 'fault', reason, fpd: ctx.fpd } });
 
     // 4. Pass-through: identity, no width check.
-    if (tt === TT_PASS_THROUGH) return { kind: 'ok', gpa: iova };
+    if (ctx.tt === TT_PASS_THROUGH) return { t: { kind: 'ok', gpa: iova } };
 
     // 5. Input address width (§4.1): X = min(MGAW, AGAW of the context's AW).
-    const levels = aw + 2;
-    const inputWidth = Math.min(haw, 30 + 9 * aw);
-    if (iova >= 1n << BigInt(inputWidth)) return fault(FR_ADDRESS_BEYOND_WIDTH, fpd);
+    const inputWidth = Math.min(this.cfg.aw, 30 + 9 * ctx.aw);
+    if (iova >= 1n << BigInt(inputWidth)) return fault(FR_ADDRESS_BEYOND_WIDTH);
 
-    // 6. Walk the second-level tables from the top.
-    const walk = this.walk(ctx.lo & bitRange(CTX_LO_SLPTPTR_LO, 64), levels, iova, write);
-    if (walk.kind === 'fault') return fault(walk.reason, fpd);
+    // 6. The leaf: an IOTLB hit, or a walk of the second-level tables from the top.
+    let leaf: LeafEntry;
+    if (cached !== undefined) {
+      if (!leafContains(cached, iova)) throw new Error('internal: cached leaf does not map this iova');
+      if (!(write ? cached.w : cached.r)) throw new Error('internal: cached leaf refuses the access (the unit re-walks)');
+      leaf = cached;
+    } else {
+      const walk = this.walk(ctx.slptptr, ctx.aw + 2, iova, write);
+      if (walk.kind === 'fault') return fault(walk.reason);
+      leaf = walk.leaf;
+    }
 
     // 7. Access rights, only for a complete, well-formed walk: the AND over all levels.
-    if (write && !walk.w) return fault(FR_WRITE, fpd);
-    if (!write && !walk.r) return fault(FR_READ, fpd);
+    if (write && !leaf.w) return fault(FR_WRITE);
+    if (!write && !leaf.r) return fault(FR_READ);
+    const filled = cached === undefined ? leaf : undefined;
 
     // 8. The output must not reach the interrupt address range.
-    if (overlapsInterruptRange(walk.gpa, len)) return fault(FR_INTERRUPT_ADDRESS, fpd);
+    const gpa = leaf.frame | (iova & bitRange(0, leafShift(leaf.level)));
+    if (overlapsInterruptRange(gpa, len)) return { t: { kind: 'fault', reason: FR_INTERRUPT_ADDRESS, fpd: ctx.fpd }, filled };
 
     // 9. Success.
-    return { kind: 'ok', gpa: walk.gpa };
+    return { t: { kind: 'ok', gpa }, filled };
   }
 
   /** The second-level walk (§4.1 - §4.3). */
-  private walk(
-    topTable: bigint,
-    levels: number,
-    iova: bigint,
-    write: boolean,
-  ): { kind: 'leaf'; gpa: bigint; r: boolean; w: boolean } | { kind: 'fault'; reason: number } {
+  private walk(topTable: bigint, levels: number, iova: bigint, write: boolean): { kind: 'leaf'; leaf: LeafEntry } | { kind: 'fault'; reason: number } {
     let table = topTable;
     let r = true;
     let w = true;
     for (let level = levels; level >= 1; level--) {
-      const shift = PAGE_SHIFT + SL_INDEX_BITS * (level - 1);
+      const shift = leafShift(level);
       const index = (iova >> BigInt(shift)) & SL_INDEX_MASK;
       const entry = this.unitReadQword(table + SL_ENTRY_SIZE * index);
       if (entry === null) {
@@ -1051,8 +1246,8 @@ export class RefModel {
       r &&= isSet(entry, SL_R);
       w &&= isSet(entry, SL_W);
       if (leaf) {
-        const gpa = (entry & SL_ADDR_MASK & ~bitRange(0, shift)) | (iova & bitRange(0, shift));
-        return { kind: 'leaf', gpa, r, w };
+        const pageMask = ~bitRange(0, shift);
+        return { kind: 'leaf', leaf: { iovaBase: iova & pageMask, frame: entry & SL_ADDR_MASK & pageMask, level, r, w } };
       }
       table = entry & SL_ADDR_MASK;
     }
@@ -1077,7 +1272,12 @@ export class RefModel {
 
   // ----- fault recording (§6.3) ------------------------------------------------
 
-  private recordFault(sid: number, iova: bigint, dir: 'r' | 'w', reason: number): void {
+  /**
+   * Records the (unsuppressed) fault `reason` of the request (sid, iova, dir), steps 2-5 of §6.3, exactly as
+   * dma() does after its own translation faulted. Internal API, also used by windows.ts when the outcome the
+   * core chose is a fault of a cached translation.
+   */
+  recordFault(sid: number, iova: bigint, dir: 'r' | 'w', reason: number): void {
     if (this.has(REG_FSTS, FSTS_PFO)) return; // step 2: overflow pending, drop
     for (let i = 0; i < this.cfg.nfr; i++) {
       const hi = this.get(this.frcdHigh(i));
@@ -1102,8 +1302,23 @@ export class RefModel {
   }
 }
 
+/** Whether a fault with this reason under this FPD is suppressed: not recorded nor reported (§5.2, §6.3 step 1). */
+export function isFaultSuppressed(reason: number, fpd: boolean): boolean {
+  return fpd && QUALIFIED_FAULTS.has(reason);
+}
+
+/** The number of IOVA bits below a leaf of this level: 12 (4 KiB), 21 (2 MiB), 30 (1 GiB) (§4.1). */
+export function leafShift(level: number): number {
+  return PAGE_SHIFT + SL_INDEX_BITS * (level - 1);
+}
+
+/** Whether the page a leaf maps contains `iova` (the IOTLB's tag match, §7.1). */
+export function leafContains(leaf: LeafEntry, iova: bigint): boolean {
+  return (iova & ~bitRange(0, leafShift(leaf.level))) === leaf.iovaBase;
+}
+
 /** [start, start + len) overlaps 0xFEE00000 - 0xFEEFFFFF. */
-function overlapsInterruptRange(start: bigint, len: number): boolean {
+export function overlapsInterruptRange(start: bigint, len: number): boolean {
   const last = start + BigInt(len) - 1n;
   return start <= INTERRUPT_RANGE_HI && last >= INTERRUPT_RANGE_LO;
 }

@@ -1,0 +1,367 @@
+// The cached-window model: the SET of DMA outcomes a caching VT-d unit may give.
+//
+// RefModel (model.ts) is a unit that caches nothing, so it gives exactly one answer: the "fresh" one, from
+// the tables in memory now. The Wasm core caches (a context cache by SID, an IOTLB by DID, page and leaf
+// level), and between a guest's change to a present entry and the invalidation that covers it, hardware
+// may use the old entry or the new one (digest §7.1, §7.7). So the core's answer is one of several, and a
+// test can only check that it lies in the set this class computes.
+//
+// How the set is built. The class remembers every entry the core MIGHT hold:
+//   * a context entry (sid -> {DID, AW, SLPTPTR, TT, FPD}) each time one that passed every check was used;
+//   * an IOTLB leaf ((DID, level, page) -> {frame, R, W}) each time a walk produced one whose rights allowed
+//     the access.
+// It forgets an entry only when an invalidation that covers it completes (§7.2, §7.3, §7.5). It cannot know
+// whether the core still holds a remembered entry (the IOTLB is bounded and evicts), so "remembered" means
+// "may be present". Then:
+//
+//   allowedDma = the fresh outcome (RefModel's walk of the current tables)
+//              + for each context C in {remembered contexts of this SID} + {the fresh context}:
+//                  (a) each remembered leaf of C's DID that contains the IOVA and whose cached rights allow
+//                      the access: the outcome of using it (an IOTLB hit: no walk)
+//                  (b) a walk of the CURRENT tables from C's SLPTPTR with C's AW (an IOTLB miss)
+//
+// Steps 0-1 of §5.1 (interrupt range, TE) come before any cache; pass-through and the input width check
+// come from the context and before the IOTLB (§5.1 steps 4-5). All of these rules are RefModel's own code
+// (translateBeforeContext, translateInContext), so the fresh model and the windows cannot drift apart.
+//
+// What is never remembered (§7.1, §8.1, §8.3): a not-present or faulting root/context entry, and a leaf
+// whose walk faulted or whose rights refused the access. The core caches none of these in either caching
+// mode, so a not-present -> present change takes effect at once, with no invalidation, also with CM=1.
+// An IOTLB hit whose cached rights refuse the access is not an outcome: the core walks again, which is (b).
+//
+// What is deliberately NOT flushed: SRTP (a new root table) and TE changes. The core keeps its caches
+// across both, and software must invalidate after them (§7.7: Linux does a global context and IOTLB
+// invalidation after SRTP). A context cached under the old root table therefore stays usable.
+//
+// Choices made where the brief and the core leave a detail open (each errs towards a larger set, which
+// can only make a correct core pass; a smaller set could fail it):
+//   * A context is remembered whenever an outcome may have come through it, whether the request then
+//     succeeded or faulted further down (the core fills its context cache as soon as the context entry
+//     passes its checks, before the width check and the walk; the entry is present and valid either way).
+//   * A walked leaf is remembered also when the output then overlaps the interrupt range (Eh): the core
+//     fills the IOTLB before that check, and the leaf itself is a present, valid entry.
+//   * When several ways (paths) give the outcome the core chose, commitDma remembers what every one of them
+//     may have cached.
+//   * The core keeps one context per SID and one leaf per (DID, level, page); this model keeps every value
+//     seen since the last covering invalidation.
+// Not modelled, because the core has none: paging-structure caches (non-leaf entries; the invalidation
+// hint IH is therefore ignored), device-TLBs, cached not-present entries.
+
+import {
+  RefModel,
+  isFaultSuppressed,
+  leafContains,
+  leafShift,
+  type ContextWord,
+  type Invalidation,
+  type LeafEntry,
+  type ModelConfig,
+  type ModelDma,
+  type ModelEvent,
+  type Translation,
+} from './model.js';
+
+// ---------------------------------------------------------------------------
+// Outcomes
+// ---------------------------------------------------------------------------
+
+/**
+ * The outcome of one DMA request.
+ *   ok:     completes at `gpa` (a translated address, the input address when untranslated or pass-through,
+ *           or the interrupt address of a write to 0xFEEx_xxxx).
+ *   not ok: `reason` is the fault reason (§5.2), or REASON_BLOCKED (0) for a request blocked without a
+ *           remapping fault (a read of the interrupt range). `recorded` says whether the fault is recorded
+ *           (§6.3: a fault is recorded unless FPD suppresses it; whether a record is then free is the fault
+ *           registers' business). `fault` is present exactly when `recorded`, equal to `reason`: the field
+ *           RefModel.dma and the trace format report.
+ */
+export type Outcome = { ok: true; gpa: bigint } | { ok: false; fault?: number; reason: number; recorded: boolean };
+
+/** `reason` of a request blocked without a remapping fault. Fault reasons start at 1 (§5.2). */
+export const REASON_BLOCKED = 0;
+
+/** The outcome of a translation (before recording), in the canonical Outcome form. */
+export function outcomeOf(t: Translation): Outcome {
+  switch (t.kind) {
+    case 'ok':
+      return { ok: true, gpa: t.gpa };
+    case 'blocked':
+      return { ok: false, reason: REASON_BLOCKED, recorded: false };
+    case 'fault':
+      return isFaultSuppressed(t.reason, t.fpd)
+        ? { ok: false, reason: t.reason, recorded: false }
+        : { ok: false, fault: t.reason, reason: t.reason, recorded: true };
+  }
+}
+
+/** The outcome as RefModel.dma and the trace format report it. */
+export function toModelDma(o: Outcome): ModelDma {
+  if (o.ok) return { ok: true, gpa: o.gpa };
+  return o.recorded ? { ok: false, fault: o.reason } : { ok: false };
+}
+
+/** Two outcomes are the same when they complete at the same address, or fail with the same reason and recording. */
+export function sameOutcome(a: Outcome, b: Outcome): boolean {
+  if (a.ok || b.ok) return a.ok && b.ok && a.gpa === b.gpa;
+  return a.reason === b.reason && a.recorded === b.recorded;
+}
+
+export function describeOutcome(o: Outcome): string {
+  if (o.ok) return `ok 0x${o.gpa.toString(16)}`;
+  if (o.reason === REASON_BLOCKED) return 'blocked';
+  return `fault 0x${o.reason.toString(16)}${o.recorded ? '' : ' (suppressed)'}`;
+}
+
+// ---------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------
+
+/** A remembered IOTLB entry: the leaf and the domain it was filled under (its tag, with level and page). */
+export interface CachedLeaf {
+  did: number;
+  leaf: LeafEntry;
+}
+
+/** One way the unit may answer a request, and what it may have cached on that way. */
+interface Path {
+  outcome: Outcome;
+  /** The valid context the way went through (fresh or remembered); absent when decided before any context or by a context fault. */
+  ctx?: ContextWord;
+  /** The leaf a walk on this way produced that the IOTLB may keep. */
+  fill?: CachedLeaf;
+}
+
+function contextKey(c: ContextWord): string {
+  return `${c.did}/${c.aw}/${c.slptptr}/${c.tt}/${c.fpd}`;
+}
+
+function leafKey(l: LeafEntry): string {
+  return `${l.level}/${l.iovaBase}/${l.frame}/${l.r}/${l.w}`;
+}
+
+/** The SIDs a device-selective context invalidation names: FM 1, 2, 3 ignore SID bit 2, bits 2:1, bits 2:0 (§7.2). */
+function functionMaskMatches(sid: number, target: number, fm: number): boolean {
+  const ignored = [0b000, 0b100, 0b110, 0b111][fm & 3]!;
+  return (sid & ~ignored) === (target & ~ignored);
+}
+
+export class CachedWindowModel {
+  /** The fresh, cacheless model underneath; it owns the registers, the memory and the fault records. Use its dma() only for a fresh answer that is not committed. */
+  readonly ref: RefModel;
+  /** sid -> (context key -> context): the contexts the core's context cache may hold for that SID. */
+  private readonly contexts = new Map<number, Map<string, ContextWord>>();
+  /** did -> (leaf key -> leaf): the leaves the core's IOTLB may hold for that domain. */
+  private readonly leaves = new Map<number, Map<string, LeafEntry>>();
+
+  constructor(cfg: ModelConfig) {
+    this.ref = new RefModel(cfg);
+    // The RefModel reports each invalidation when it is performed, which for this serial unit is when it
+    // completes: before CCMD.ICC / IOTLB.IVT read 0, and before any later descriptor (wait included) runs.
+    this.ref.setInvalidationListener((inv) => this.invalidate(inv));
+  }
+
+  // ----- pass-through to the RefModel ------------------------------------------
+
+  get events(): ModelEvent[] {
+    return this.ref.events;
+  }
+
+  mmioWrite(off: number, size: 4 | 8, val: bigint): void {
+    this.ref.mmioWrite(off, size, val); // invalidations reach this.invalidate through the listener
+  }
+
+  mmioRead(off: number, size: 4 | 8): bigint {
+    return this.ref.mmioRead(off, size);
+  }
+
+  /** A guest table write changes nothing remembered: it is the invalidation after it that does (§7.7). */
+  writeMem(gpa: bigint, bytes: Uint8Array): void {
+    this.ref.writeMem(gpa, bytes);
+  }
+
+  readMem(gpa: bigint, len: number): Uint8Array {
+    return this.ref.readMem(gpa, len);
+  }
+
+  // ----- the window -----------------------------------------------------------
+
+  /**
+   * The outcomes permitted now for the request, without duplicates. The first is always the fresh outcome
+   * (what RefModel.dma would answer). Changes nothing.
+   */
+  allowedDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Outcome[] {
+    const out: Outcome[] = [];
+    for (const p of this.paths(sid, iova, len, dir)) {
+      if (!out.some((o) => sameOutcome(o, p.outcome))) out.push(p.outcome);
+    }
+    return out;
+  }
+
+  /** The fresh outcome alone: allowedDma(...)[0]. */
+  freshDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Outcome {
+    return this.paths(sid, iova, len, dir)[0]!.outcome;
+  }
+
+  /**
+   * Makes the model follow the outcome the core chose for this request. Throws unless it is allowed. A
+   * recorded fault is recorded in the RefModel's fault registers exactly as RefModel.dma records its own
+   * (§6.3); whatever the core may have cached on the way to this outcome is remembered.
+   */
+  commitDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', outcome: Outcome): void {
+    if (!outcome.ok && outcome.fault !== undefined && (!outcome.recorded || outcome.fault !== outcome.reason)) {
+      throw new Error('malformed outcome: `fault`, when given, must equal `reason` and needs `recorded`');
+    }
+    const paths = this.paths(sid, iova, len, dir);
+    const matching = paths.filter((p) => sameOutcome(p.outcome, outcome));
+    if (matching.length === 0) {
+      const allowed = this.allowedDma(sid, iova, len, dir).map(describeOutcome).join(', ');
+      throw new Error(
+        `outcome ${describeOutcome(outcome)} not allowed for sid 0x${sid.toString(16)} iova 0x${iova.toString(16)} ` +
+          `len ${len} ${dir}; allowed: ${allowed}`,
+      );
+    }
+    for (const p of matching) {
+      if (p.ctx !== undefined) this.rememberContext(sid, p.ctx);
+      if (p.fill !== undefined) this.rememberLeaf(p.fill);
+    }
+    if (!outcome.ok && outcome.recorded) this.ref.recordFault(sid, iova, dir, outcome.reason);
+  }
+
+  /**
+   * A whole request: computes the allowed outcomes, lets `pick` choose one (default: the fresh one),
+   * commits it and returns it.
+   */
+  dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', pick: (allowed: Outcome[]) => Outcome = (a) => a[0]!): Outcome {
+    const chosen = pick(this.allowedDma(sid, iova, len, dir));
+    this.commitDma(sid, iova, len, dir, chosen);
+    return chosen;
+  }
+
+  // ----- what the core may hold (for tests and diagnostics) ---------------------
+
+  /** The contexts the core may hold for `sid` (copies). */
+  possibleContexts(sid: number): ContextWord[] {
+    return [...(this.contexts.get(sid)?.values() ?? [])].map((c) => ({ ...c }));
+  }
+
+  /** The IOTLB entries the core may hold, for one domain or all (copies). */
+  possibleLeaves(did?: number): CachedLeaf[] {
+    const out: CachedLeaf[] = [];
+    for (const [d, byKey] of this.leaves) {
+      if (did !== undefined && d !== did) continue;
+      for (const leaf of byKey.values()) out.push({ did: d, leaf: { ...leaf } });
+    }
+    return out;
+  }
+
+  /** True when nothing is remembered: every request has exactly one allowed outcome, the fresh one. */
+  isSettled(): boolean {
+    return this.contexts.size === 0 && this.leaves.size === 0;
+  }
+
+  // ----- internals --------------------------------------------------------------
+
+  /**
+   * Every way the unit may answer the request. The first path is the fully fresh one (fresh context,
+   * fresh walk); the rest use a remembered context and/or a remembered leaf.
+   */
+  private paths(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Path[] {
+    this.ref.checkRequest(sid, iova, len);
+    // §5.1 steps 0-1: the interrupt range and TE=0 are decided before any cache is consulted.
+    const early = this.ref.translateBeforeContext(iova, len, dir);
+    if (early !== null) return [{ outcome: outcomeOf(early) }];
+
+    const paths: Path[] = [];
+    const contexts: ContextWord[] = [];
+    // A context-cache miss reads the root and context entries now; a fault there is not cached (§7.1).
+    const fresh = this.ref.lookupContext(sid);
+    if (fresh.kind === 'fault') paths.push({ outcome: outcomeOf({ kind: 'fault', reason: fresh.reason, fpd: fresh.fpd }) });
+    else contexts.push(fresh.ctx);
+    // A context-cache hit uses the remembered context and reads neither root nor context entry.
+    for (const c of this.contexts.get(sid)?.values() ?? []) {
+      if (!contexts.some((k) => contextKey(k) === contextKey(c))) contexts.push(c);
+    }
+
+    const write = dir === 'w';
+    for (const ctx of contexts) {
+      // (b) An IOTLB miss: walk the current tables from this context. For the fresh context this is the
+      // fresh outcome, and it comes first.
+      const walked = this.ref.translateInContext(ctx, iova, len, dir);
+      paths.push({
+        outcome: outcomeOf(walked.t),
+        ctx,
+        fill: walked.filled === undefined ? undefined : { did: ctx.did, leaf: walked.filled },
+      });
+      // (a) An IOTLB hit: a remembered leaf of this context's domain that maps the IOVA and whose cached
+      // rights allow the access (with rights that refuse it the core walks again, which is (b)).
+      // translateInContext still applies pass-through and the width check first, as the core does.
+      for (const leaf of this.leaves.get(ctx.did)?.values() ?? []) {
+        if (!leafContains(leaf, iova) || !(write ? leaf.w : leaf.r)) continue;
+        paths.push({ outcome: outcomeOf(this.ref.translateInContext(ctx, iova, len, dir, leaf).t), ctx });
+      }
+    }
+    return paths;
+  }
+
+  private rememberContext(sid: number, ctx: ContextWord): void {
+    let byKey = this.contexts.get(sid);
+    if (byKey === undefined) this.contexts.set(sid, (byKey = new Map()));
+    byKey.set(contextKey(ctx), { ...ctx });
+  }
+
+  private rememberLeaf(fill: CachedLeaf): void {
+    let byKey = this.leaves.get(fill.did);
+    if (byKey === undefined) this.leaves.set(fill.did, (byKey = new Map()));
+    byKey.set(leafKey(fill.leaf), { ...fill.leaf });
+  }
+
+  /**
+   * An invalidation completed: forget what it covers. Context invalidations cover only contexts, IOTLB
+   * invalidations only leaves (§7.1; §7.2 says software follows a context invalidation with an IOTLB one).
+   */
+  private invalidate(inv: Invalidation): void {
+    if (inv.cache === 'context') {
+      switch (inv.granularity) {
+        case 'global':
+          this.contexts.clear();
+          return;
+        case 'domain': // every context of that DID, whatever its SID
+          this.forgetContexts((_, c) => c.did === inv.did);
+          return;
+        case 'device': // the SID under the function mask, whatever the DID (as the core does it)
+          this.forgetContexts((sid) => functionMaskMatches(sid, inv.sid, inv.fm));
+          return;
+      }
+    }
+    switch (inv.granularity) {
+      case 'global':
+        this.leaves.clear();
+        return;
+      case 'domain':
+        this.leaves.delete(inv.did);
+        return;
+      case 'page': {
+        // Page-selective (§7.3): the 2^AM 4 KiB pages from ADDR (aligned). A leaf is covered when any page it
+        // maps lies in that range, so a 2 MiB or 1 GiB leaf containing one invalidated page goes too.
+        const byKey = this.leaves.get(inv.did);
+        if (byKey === undefined) return;
+        const first = inv.addr >> 12n;
+        const last = first + (1n << BigInt(inv.am)) - 1n;
+        for (const [key, leaf] of byKey) {
+          const lo = leaf.iovaBase >> 12n;
+          const hi = lo + (1n << BigInt(leafShift(leaf.level) - 12)) - 1n;
+          if (lo <= last && hi >= first) byKey.delete(key);
+        }
+        if (byKey.size === 0) this.leaves.delete(inv.did);
+        return;
+      }
+    }
+  }
+
+  private forgetContexts(covered: (sid: number, c: ContextWord) => boolean): void {
+    for (const [sid, byKey] of this.contexts) {
+      for (const [key, c] of byKey) if (covered(sid, c)) byKey.delete(key);
+      if (byKey.size === 0) this.contexts.delete(sid);
+    }
+  }
+}
