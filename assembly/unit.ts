@@ -112,7 +112,8 @@ function defineRegisters(): void {
     bitMask64(CCMD_ICC_BIT) | rangeMask64(CCMD_CIRG_SHIFT, 63) | rangeMask64(0, 34), 0,
     rangeMask64(CCMD_SID_SHIFT, 34)); // FM and SID are write-only
   // FSTS: PFO, AFO, APF, IQE, ICE, ITE are RW1C; PPF and FRI read-only.
-  defineReg32(FSTS_REG, 0, 0b1111101, 0b1111101, 0);
+  // W1C bits are not in the writable mask: writing 0 to them changes nothing.
+  defineReg32(FSTS_REG, 0, 0, 0b1111101, 0);
   defineReg32(FECTL_REG, 0x80000000, 0x80000000, 0, 0);
   defineReg32(FEDATA_REG, 0, 0xffff, 0, 0);
   defineReg32(FEADDR_REG, 0, 0xfffffffc, 0, 0);
@@ -128,7 +129,7 @@ function defineRegisters(): void {
   defineReg64(IQH_REG, 0, 0, 0, 0);
   defineReg64(IQT_REG, 0, rangeMask64(4, 19), 0, 0);
   defineReg64(IQA_REG, 0, ptr | 0x7, 0, 0); // DW (bit 11) needs scalable mode
-  defineReg32(ICS_REG, 0, 1, 1, 0);
+  defineReg32(ICS_REG, 0, 0, 1, 0);
   defineReg32(IECTL_REG, 0x80000000, 0x80000000, 0, 0);
   defineReg32(IEDATA_REG, 0, 0xffff, 0, 0);
   defineReg32(IEADDR_REG, 0, 0xfffffffc, 0, 0);
@@ -141,7 +142,7 @@ function defineRegisters(): void {
     bitMask64(IOTLB_IVT_BIT) | rangeMask64(IOTLB_IIRG_SHIFT, 62) | rangeMask64(48, 50) | rangeMask64(32, 48), 0, 0);
   for (let i: u32 = 0; i < cfgNfr; i++) {
     defineReg64(frcdOffset(i), 0, 0, 0, 0);
-    defineReg64(frcdOffset(i) + 8, 0, bitMask64(63), bitMask64(63), 0);
+    defineReg64(frcdOffset(i) + 8, 0, 0, bitMask64(63), 0);
   }
 }
 

@@ -270,3 +270,18 @@ test('counters name what happened', () => {
   assert.equal(c['walk.level4'], 2);
   assert.equal(c['fault.reason.0x06'], 1);
 });
+
+test('write-1-to-clear bits ignore writes of 0 (FSTS.PFO, ICS.IWC, FRCD.F)', () => {
+  const u = unitWithTables();
+  u.translate(SID, 0x9000, 'r'); // recorded
+  u.translate(0x20, 0x9000, 'r'); // another requester: the one record is busy -> PFO
+  assert.equal(u.mmioRead32(FSTS), 0x3);
+  u.mmioWrite(FSTS, 4, 0);
+  u.mmioWrite(0x228, 8, 0n);
+  assert.equal(u.mmioRead32(FSTS), 0x3);
+  assert.equal(u.mmioRead(0x228, 8) >> 63n, 1n);
+  u.mmioWrite(FSTS, 4, 1);
+  assert.equal(u.mmioRead32(FSTS), 0x2);
+  u.mmioWrite(0x22c, 4, 0x80000000);
+  assert.equal(u.mmioRead32(FSTS), 0x0);
+});
