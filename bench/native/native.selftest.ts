@@ -71,7 +71,10 @@ class GuestMemory {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Independent reference walk (legacy mode, no caches, QEMU 7.2 order of checks; digest 5.1)
+// Independent reference walk (legacy mode, no caches; digest 5.1). Order of checks as the Wasm core
+// (assembly/translate.ts): per level, not present (R = W = 0: 5h/6h) -> reserved (Ch) -> AND R/W; after the leaf,
+// the cumulative right for the access (5h/6h) -> output in the interrupt range (Eh). A malformed entry therefore
+// reports Ch whatever the access (QEMU 7.2 checks the access's right at each level first and reports 5h/6h).
 
 function refTranslate(mem: GuestMemory, aw: number, rta: bigint, iova: bigint, sid: number, dir: 'r' | 'w'): TranslationResult {
   const fail = (fault: number): TranslationResult => ({ ok: false, fault });
@@ -102,18 +105,22 @@ function refTranslate(mem: GuestMemory, aw: number, rta: bigint, iova: bigint, s
 
   const addrMask = bits(Math.min(aw, 52) - 1, 12);
   let table = ctxLo & bits(63, 12);
+  let readable = true;
+  let writable = true;
   for (let level = agawField + 2; level >= 1; level--) {
     const shift = BigInt(12 + 9 * (level - 1));
     const entry = mem.read64(table + 8n * ((iova >> shift) & 0x1ffn));
-    const allowed = dir === 'w' ? (entry & 2n) !== 0n : (entry & 1n) !== 0n;
-    if (!allowed) return fail(dir === 'w' ? 0x5 : 0x6);
+    if ((entry & 3n) === 0n) return fail(dir === 'w' ? 0x5 : 0x6); // not present
     const ps = (entry & bit(7)) !== 0n;
     const isLeaf = level === 1 || (ps && (level === 2 || level === 3));
     let reserved = bit(11) | bit(62) | bits(51, aw);
     if (level >= 4) reserved |= bit(7);
     if (isLeaf && level > 1) reserved |= bits(Number(shift) - 1, 12);
     if ((entry & reserved) !== 0n) return fail(0xc);
+    readable &&= (entry & 1n) !== 0n;
+    writable &&= (entry & 2n) !== 0n;
     if (isLeaf) {
+      if (!(dir === 'w' ? writable : readable)) return fail(dir === 'w' ? 0x5 : 0x6);
       const size = 1n << shift;
       const base = entry & addrMask & ~(size - 1n);
       if (base <= 0xfeefffffn && base + size - 1n >= 0xfee00000n) return fail(0xe);
@@ -220,6 +227,15 @@ for (let k = 0n; k < 4n; k++) {
 setEntry(0x8000000000n, 3, 0x4000000000n | PS | RW);
 superpages.push(0x8000000000n);
 // A page directory entry that is read-only above read-write PTEs: writes must fail (R/W are ANDed over levels).
+// Below a write-only PDE, a PTE with a reserved bit: a read reports Ch, not 6h (rights only after a well-formed walk).
+const WO_PDE = 0x210000000000n;
+{
+  const pdTable = tableFor(pml4, 4, WO_PDE, 2);
+  const pt = allocTable();
+  mem.write64(pdTable + 8n * ((WO_PDE >> 21n) & 0x1ffn), pt | W);
+  mem.write64(pt, 0x123a000n | bit(51) | RW); // reserved address bit 51
+  mem.write64(pt + 8n, 0x123b000n | RW);
+}
 {
   const base = 0x200000000000n;
   const pdTable = tableFor(pml4, 4, base, 2);
@@ -242,7 +258,9 @@ setEntry(sp(1n), 1, 0x1235000n | bit(51) | RW); // address bit 51 (>= aw) -> Ch
 setEntry(sp(2n), 1, 0x1236000n | bit(62) | RW); // TM without ECAP.DT -> Ch
 setEntry(sp(3n), 1, 0x1237000n | bits(6, 2) | PS | bits(61, 52) | bit(63) | RW); // ignored bits -> ok
 setEntry(sp(4n), 1, 0xfee00000n | RW); // output in the interrupt range -> Eh
-setEntry(sp(5n), 1, 0x1238000n | bit(11) | R); // read-only with a reserved bit: write -> 5h (permission first)
+setEntry(sp(5n), 1, 0x1238000n | bit(11) | R); // read-only with a reserved bit: write -> Ch (reserved first)
+setEntry(sp(6n), 1, 0x1239000n | W); // write-only PTE: read -> 6h at the leaf
+mem.write64(tableFor(pml4, 4, sp(7n), 1) + 8n * 7n, bit(11) | bit(62) | bits(47, 12)); // R = W = 0 with reserved bits
 setEntry(0x310000000000n, 2, 0xfee00000n | PS | RW); // 2 MiB superpage over the interrupt range -> Eh
 setEntry(0x320000000000n, 2, 0x40201000n | PS | RW); // 2 MiB superpage with address bit 12 -> Ch
 setEntry(0x330000000000n, 3, 0x40000000n | bit(20) | PS | RW); // 1 GiB superpage with bit 20 -> Ch
@@ -274,7 +292,14 @@ const special: Special[] = [
   [sp(2n), SID_DEV, 'w', fl(0xc), 'PTE bit 62'],
   [sp(3n) + 0xabcn, SID_DEV, 'w', ok(0x1237abcn), 'PTE ignored bits 6:2, 7, 61:52, 63'],
   [sp(4n) + 4n, SID_DEV, 'r', fl(0xe), 'PTE -> interrupt range'],
-  [sp(5n), SID_DEV, 'w', fl(0x5), 'read-only PTE with reserved bit, write'],
+  [sp(5n), SID_DEV, 'w', fl(0xc), 'read-only PTE with reserved bit, write (reserved before rights)'],
+  [sp(6n) + 8n, SID_DEV, 'r', fl(0x6), 'write-only PTE, read'],
+  [sp(6n) + 8n, SID_DEV, 'w', ok(0x1239008n), 'write-only PTE, write'],
+  [sp(7n), SID_DEV, 'r', fl(0x6), 'not-present PTE with reserved bits, read (not present first)'],
+  [sp(7n), SID_DEV, 'w', fl(0x5), 'not-present PTE with reserved bits, write'],
+  [WO_PDE + 0x20n, SID_DEV, 'r', fl(0xc), 'reserved PTE under a write-only PDE, read (Ch, not 6h)'],
+  [WO_PDE + 0x1020n, SID_DEV, 'r', fl(0x6), 'good PTE under a write-only PDE, read'],
+  [WO_PDE + 0x1020n, SID_DEV, 'w', ok(0x123b020n), 'good PTE under a write-only PDE, write'],
   [sp(5n), SID_DEV, 'r', fl(0xc), 'read-only PTE with reserved bit, read'],
   [0x310000000000n + 0x1234n, SID_DEV, 'r', fl(0xe), '2 MiB superpage -> interrupt range'],
   [0x320000000000n, SID_DEV, 'r', fl(0xc), '2 MiB superpage with address bit 12'],

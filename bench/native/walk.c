@@ -19,14 +19,17 @@
  *   {"ns_per_op": D, "ops": N, "checksum": "0x..", "faults": F}
  * checksum = XOR over one pass of (ok ? gpa : 0xFA17 << 48 | fault code).
  *
- * Walk rules (vtd-digest.md 3.2, 3.3, 4, 5.1; QEMU 7.2 order of checks):
+ * Walk rules (vtd-digest.md 3.2, 3.3, 4, 5.1; the Wasm core's order of checks,
+ * assembly/translate.ts):
  *   root P (1h) -> root reserved (Ah) -> context P (2h) -> context reserved
  *   (Bh) -> AW in SAGAW (3h) -> TT == 0 (3h) -> width (4h) -> per level, top
- *   down: permission bit for the access absent, incl. not present (5h write,
- *   6h read) -> reserved bits (Ch) -> leaf? -> output in interrupt range (Eh).
- * Checking the request's permission bit at every level is the same as ANDing
- * R/W over the levels and checking at the leaf, except that (as in QEMU) a
- * missing permission is reported before reserved bits further down.
+ *   down: not present, R = W = 0 (5h write, 6h read) -> reserved bits (Ch)
+ *   -> AND R/W into the cumulative rights -> leaf? -> after the leaf: the
+ *   cumulative right for the access absent (5h write, 6h read) -> output in
+ *   interrupt range (Eh).
+ * Rights are checked only once the whole walk is known to be well formed, so
+ * a malformed entry reports Ch whatever the access. (QEMU 7.2 checks the
+ * access's permission bit at every level first and so reports 5h/6h there.)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -219,14 +222,17 @@ static uint64_t walk(const Walker *w, uint64_t iova, unsigned sid, unsigned dir)
   if (iova >> width) return fault(FR_WIDTH);
 
   uint64_t need = dir ? 2 : 1;
+  uint64_t rw = 3; /* R/W ANDed over the levels walked so far */
   uint64_t table = clo & ~0xfffull;
   for (unsigned level = agaw + 2;; level--) {
     unsigned shift = 12 + 9 * (level - 1);
     uint64_t e = mem_rd64(m, table + 8 * ((iova >> shift) & 511));
-    if (!(e & need)) return fault(dir ? FR_WRITE : FR_READ);
+    if (!(e & 3)) return fault(dir ? FR_WRITE : FR_READ); /* not present */
     unsigned ps = (unsigned)(e >> 7) & 1;
     if (e & w->rsvd[level][ps]) return fault(FR_PTE_RSVD);
+    rw &= e;
     if (w->leaf[level][ps]) {
+      if (!(rw & need)) return fault(dir ? FR_WRITE : FR_READ);
       uint64_t size = 1ull << shift;
       uint64_t base = e & w->pt_addr_mask & ~(size - 1);
       if (base <= INTR_LAST && base + size - 1 >= INTR_FIRST) return fault(FR_INTR_ADDR);
