@@ -6,7 +6,8 @@
 // Direct-mapped by SID: 65536 slots of 16 bytes, so a lookup is one load.
 //
 //   0: u64 word = SLPTPTR (63:12) | AW (6:4) | TT (3:2) | FPD (1) | V (0)   (0 = empty)
-//   8: u16 DID   10: u16 pad   12: u32 position in the valid list
+//   8: u16 DID   10: u8 input width (min(aw, AGAW), for the fast path)   11: u8 pad
+//  12: u32 position in the valid list
 //
 // A list of the SIDs that hold an entry lets domain-selective and global
 // invalidation visit only live entries.
@@ -49,7 +50,13 @@ export function ctxCacheInit(enabled: bool): bool {
   return load<u16>(ccBase + (<usize>sid << 4), 8);
 }
 
-export function ccFill(sid: u32, word: u64, did: u32): void {
+/** Input-address width of the cached context: an IOVA at or above 2^width faults 4h. */
+// @ts-ignore: decorator
+@inline export function ccWidth(sid: u32): u64 {
+  return <u64>load<u8>(ccBase + (<usize>sid << 4), 10);
+}
+
+export function ccFill(sid: u32, word: u64, did: u32, width: u32): void {
   if (!ccEnabled) return;
   const p = ccBase + (<usize>sid << 4);
   if (load<u64>(p) == 0) {
@@ -59,6 +66,7 @@ export function ccFill(sid: u32, word: u64, did: u32): void {
   }
   store<u64>(p, word | CC_VALID);
   store<u16>(p, <u16>did, 8);
+  store<u8>(p, <u8>width, 10);
 }
 
 function ccRemove(sid: u32): void {

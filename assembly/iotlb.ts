@@ -4,7 +4,9 @@
 // 4-way set associative; each set is one 64-byte line of four 16-byte ways:
 //
 //   0: u64 key   = VPN << 19 | DID << 3 | level     (level 1..3; 0 = empty way)
-//   8: u64 value = frame address (51:12) | W (1) | R (0)
+//   8: u64 value = frame address (51:12) | NEAR_INTR (2) | W (1) | R (0)
+//      NEAR_INTR: the page overlaps 0xFEE00000-0xFEEFFFFF, so a hit must check
+//      the output against the interrupt range (fault Eh); other pages need not.
 //
 // VPN = IOVA >> (12 + 9 * (level - 1)). The IOVA passed the width check
 // before any lookup, so VPN < 2^45 and the key never aliases.
@@ -24,6 +26,11 @@ import { count, countN, C_IOTLB_EVICT, C_IOTLB_FILL, C_IOTLB_INVALIDATED } from 
 @inline const SET_BYTES: u32 = WAYS * WAY_BYTES;
 // @ts-ignore: decorator
 @inline export const KEY_DID_SHIFT: u32 = 3;
+// @ts-ignore: decorator
+@inline export const V_NEAR_INTR: u64 = 4;
+/** Bits of an entry value that are not the frame address. */
+// @ts-ignore: decorator
+@inline export const V_FLAGS: u64 = 7;
 // @ts-ignore: decorator
 @inline export const KEY_VPN_SHIFT: u32 = 19;
 
@@ -83,12 +90,14 @@ export function iotlbLive(): u32 {
 
 // @ts-ignore: decorator
 @inline function probe(key: u64): u64 {
+  // Branch-free: a hit lands in any of the four ways at random, so an
+  // early-return chain mispredicts about once per lookup. A key is in at most
+  // one way of its set, so OR-ing the selected values yields the hit or 0.
   const s = setOf(key);
-  if (load<u64>(s) == key) return load<u64>(s, 8);
-  if (load<u64>(s, 16) == key) return load<u64>(s, 24);
-  if (load<u64>(s, 32) == key) return load<u64>(s, 40);
-  if (load<u64>(s, 48) == key) return load<u64>(s, 56);
-  return 0;
+  return select<u64>(load<u64>(s, 8), 0, load<u64>(s) == key)
+    | select<u64>(load<u64>(s, 24), 0, load<u64>(s, 16) == key)
+    | select<u64>(load<u64>(s, 40), 0, load<u64>(s, 32) == key)
+    | select<u64>(load<u64>(s, 56), 0, load<u64>(s, 48) == key);
 }
 
 /** Level of the last hit (1..3), valid after iotlbLookup returned non-zero. */
@@ -98,6 +107,11 @@ export let hitLevel: u32 = 0;
  * Looks up the translation of `iova` in domain `did`: the entry value
  * (frame | W | R, never 0 for a live entry since R or W is set) or 0 on a miss.
  */
+// @ts-ignore: decorator
+@inline export function iotlbLookup4k(did: u32, iova: u64): u64 {
+  return probe(makeKey(iova >> 12, did, 1));
+}
+
 // @ts-ignore: decorator
 @inline export function iotlbLookup(did: u32, iova: u64): u64 {
   if (setCount == 0) return 0; // no IOTLB configured (setOf would hash into nothing)
@@ -133,6 +147,8 @@ export let hitLevel: u32 = 0;
 export function iotlbFill(did: u32, iova: u64, level: u32, value: u64): void {
   if (setCount == 0) return;
   const shift: u32 = 12 + 9 * (level - 1);
+  const frame = value & ~V_FLAGS;
+  if (frame <= 0xfeefffff && frame + ((<u64>1 << shift) - 1) >= 0xfee00000) value |= V_NEAR_INTR;
   const key = makeKey(iova >> shift, did, level);
   const s = setOf(key);
   let way: u32 = WAYS;
