@@ -204,8 +204,8 @@ function setup(qi: boolean, cm: boolean, iotlbEntries: number): () => { model: M
 const RUNS = Number(process.env.VTD_PROPERTY_RUNS ?? 200);
 
 for (const qi of [false, true]) {
-  staleAnswers = 0;
   test(`model-based: table edits, ${qi ? 'queued' : 'register'} invalidations and DMAs stay within the allowed outcomes`, () => {
+    staleAnswers = 0;
     fc.assert(fc.property(fc.boolean(), fc.constantFrom(0, 8, 64, 4096), fc.commands([commandArb], { maxCommands: 60 }), (cm, entries, cmds) => {
       fc.modelRun(setup(qi, cm, entries), cmds);
     }), { numRuns: RUNS });
