@@ -2,7 +2,8 @@
 //
 // Clarity first, speed irrelevant: every number is a BigInt, and nothing is
 // cached. Each DMA reads the root, context and paging entries fresh from guest
-// memory. A unit that caches nothing is architecturally valid (digest §7.1,
+// memory; each interrupt request reads its interrupt-remapping table entry
+// (IRTE) fresh. A unit that caches nothing is architecturally valid (digest §7.1,
 // §8.3): it gives the "fresh" answer, so invalidations change only the
 // register read-back here (and notify a listener, if one is set).
 //
@@ -12,6 +13,9 @@
 // translateInContext (the steps of §5.1 split at the points where a context
 // cache and an IOTLB enter), recordFault, and setInvalidationListener. dma()
 // is composed of exactly these pieces, so both models share one set of rules.
+// Interrupt remapping (§9) is split the same way where an interrupt entry
+// cache enters: interruptIndex, remapFresh, remapWithIrte, recordInterruptFault;
+// msi() is composed of them.
 //
 // Section numbers (§) refer to /work/shared/spec/vtd-digest.md. Where the
 // architecture leaves a choice open, the model follows the project's
@@ -32,6 +36,8 @@ export interface ModelConfig {
   dt: boolean;
   nfr: number /* 1..64 */;
   ram: bigint /* bytes from 0 */;
+  /** Posted interrupts, CAP.PI (bit 59): IRTEs with IM = 1 are in posted format (§9.3). Requires `ir`. Not a trace-header option. */
+  pi: boolean;
 }
 
 export const defaultModelConfig: ModelConfig = {
@@ -44,6 +50,7 @@ export const defaultModelConfig: ModelConfig = {
   dt: false,
   nfr: 1,
   ram: 0x10000000n,
+  pi: false,
 };
 
 /** Outcome of one DMA request. `fault` is omitted when FPD suppresses it or when the request is blocked without a remapping fault. */
@@ -88,6 +95,34 @@ export type Translation =
   | { kind: 'blocked' } // blocked without a remapping fault
   | { kind: 'fault'; reason: number; fpd: boolean };
 
+/**
+ * Outcome of one interrupt request (§9.6). Delivered: the interrupt as the unit sends it, in compatibility
+ * format (trace-format "Delivered interrupts"; with remapping off, or a compatibility-format message let
+ * through by CFIS, the message unchanged). Posted (CAP.PI and an IRTE with IM = 1): the posted-interrupt
+ * descriptor address, the virtual vector and URG. Blocked: `fault` is the reason recorded, omitted when the
+ * IRTE's FPD suppressed it (22h, 24h, 26h).
+ */
+export type ModelMsi =
+  | { ok: true; addr: bigint; data: number }
+  | { ok: true; posted: true; descriptor: bigint; vector: number; urgent: boolean }
+  | { ok: false; fault?: number };
+
+/** An interrupt-remapping table entry as read from memory (or as an interrupt entry cache holds it, §9.6): two quadwords. */
+export interface Irte {
+  lo: bigint;
+  hi: bigint;
+}
+
+/** Result of processing one interrupt request, before fault recording (see ModelMsi). */
+export type InterruptTranslation =
+  | { kind: 'delivered'; addr: bigint; data: number }
+  | { kind: 'posted'; descriptor: bigint; vector: number; urgent: boolean }
+  /** `index` is the interrupt index for the record's FI (0 for 20h and 25h, where it is undefined); `fpd` the IRTE's FPD (false before an IRTE is read). */
+  | { kind: 'fault'; reason: number; fpd: boolean; index: number };
+
+/** The steps of §9.6 before the IRTE: the outcome when they decide it, else the interrupt index whose IRTE decides. */
+export type InterruptIndexLookup = InterruptTranslation | { kind: 'index'; index: number };
+
 /** A cache invalidation the unit performed (register or queued, §7.2, §7.3, §7.5), as reported to a listener. */
 export type Invalidation =
   | { cache: 'context'; granularity: 'global' }
@@ -96,7 +131,11 @@ export type Invalidation =
   | { cache: 'iotlb'; granularity: 'global' }
   | { cache: 'iotlb'; granularity: 'domain'; did: number }
   /** Page-selective: the 2^am 4 KiB pages containing `addr` (addr's bits 11:0 are 0). */
-  | { cache: 'iotlb'; granularity: 'page'; did: number; addr: bigint; am: number; ih: boolean };
+  | { cache: 'iotlb'; granularity: 'page'; did: number; addr: bigint; am: number; ih: boolean }
+  /** Interrupt entry cache (descriptor 0x4, §7.5): every cached IRTE. */
+  | { cache: 'iec'; granularity: 'global' }
+  /** Index-selective: the 2^im IRTEs from `index` (IIDX aligned down to 2^im). */
+  | { cache: 'iec'; granularity: 'index'; index: number; im: number };
 
 /** An MSI the unit itself sends (fault event §6.4, invalidation completion event §6.4 last paragraph). */
 export interface ModelEvent {
@@ -197,6 +236,8 @@ const CAP_MAMV_SHIFT = 48; // 53:48
 const CAP_MAMV_VALUE = 18n;
 const CAP_DWD = bit(54);
 const CAP_DRD = bit(55);
+/** CAP.PI (posted interrupts): the project's `pi` option; QEMU 7.2 has none (§9.3). */
+const CAP_PI = bit(59);
 
 /** ECAP fields (§2.2). */
 const ECAP_QI = bit(1);
@@ -292,6 +333,7 @@ const ICS_IWC = bit(0);
 /** IRTA (§9.1): 63:12 table, 11 EIME, 3:0 S. */
 const IRTA_EIME = bit(11);
 const IRTA_S = bits(3, 0);
+const IRTA_ADDR_LO = 12;
 
 /** IVA (§7.3): 63:12 ADDR, 6 IH, 5:0 AM; write-only. */
 const IVA_WRITABLE = bits(63, 12) | bits(6, 0);
@@ -382,7 +424,19 @@ const FR_PAGING_ENTRY_RESERVED = 0xc;
 const FR_TRANSLATION_REQUEST_BLOCKED = 0xd;
 const FR_INTERRUPT_ADDRESS = 0xe;
 
-/** Qualified fault reasons: suppressed when the context entry's FPD is 1 (§5.2, §6.3). 1h, 8h, 9h, Ah, Bh are never suppressed. */
+/** Interrupt-remapping fault reasons (§5.3). */
+const FR_IR_REQUEST_RESERVED = 0x20;
+const FR_IR_INDEX = 0x21;
+const FR_IR_NOT_PRESENT = 0x22;
+const FR_IR_TABLE_ACCESS = 0x23;
+const FR_IR_IRTE_RESERVED = 0x24;
+const FR_IR_COMPAT_BLOCKED = 0x25;
+const FR_IR_SOURCE = 0x26;
+
+/**
+ * Qualified fault reasons: suppressed when the FPD that applies is 1 (§5.2, §5.3, §6.3): the context entry's
+ * for DMA faults (1h, 8h, 9h, Ah, Bh are never suppressed), the IRTE's for interrupt faults (only 22h, 24h, 26h).
+ */
 const QUALIFIED_FAULTS: ReadonlySet<number> = new Set([
   FR_CONTEXT_NOT_PRESENT,
   FR_CONTEXT_INVALID,
@@ -393,7 +447,86 @@ const QUALIFIED_FAULTS: ReadonlySet<number> = new Set([
   FR_PAGING_ENTRY_RESERVED,
   FR_TRANSLATION_REQUEST_BLOCKED,
   FR_INTERRUPT_ADDRESS,
+  FR_IR_NOT_PRESENT,
+  FR_IR_IRTE_RESERVED,
+  FR_IR_SOURCE,
 ]);
+
+/** FRCD low quadword of an interrupt fault: FI bits 63:48 = the interrupt index (§6.1, §5.3). */
+const FRCD_LO_IR_INDEX_SHIFT = 48n;
+
+/** Interrupt request address (§9.4): bits 63:32 must be 0 and 31:20 = FEEh. */
+const MSI_ADDR_HIGH = bits(63, 32);
+const MSI_ADDR_BASE_HI = 31;
+const MSI_ADDR_BASE_LO = 20;
+const MSI_ADDR_BASE = 0xfeen;
+const MSI_ADDR_REMAPPABLE = bit(4); // 0 = compatibility format
+const MSI_ADDR_SHV = bit(3); // remappable: sub-handle valid
+const MSI_ADDR_HANDLE_15 = bit(2); // remappable: HANDLE[15]
+const MSI_ADDR_HANDLE_HI = 19; // remappable: HANDLE[14:0] in 19:5
+const MSI_ADDR_HANDLE_LO = 5;
+/** Remappable MSI data with SHV = 1: 15:0 SUBHANDLE, 31:16 reserved. */
+const MSI_DATA_SUBHANDLE = 0xffffn;
+const MSI_DATA_RESERVED = bits(31, 16);
+/** The delivered (compatibility-format) message (trace-format "Delivered interrupts"). */
+const MSI_OUT_BASE = 0xfee00000n;
+const MSI_OUT_DEST_SHIFT = 12n; // destination 7:0 in address 19:12
+const MSI_OUT_RH_SHIFT = 3n;
+const MSI_OUT_DM_SHIFT = 2n;
+const MSI_OUT_DEST_HIGH_SHIFT = 40n; // x2APIC destination 31:8 in address 63:40
+const MSI_OUT_DLM_SHIFT = 8n;
+const MSI_OUT_ASSERT = 1n << 14n;
+const MSI_OUT_TM_SHIFT = 15n;
+
+/** IRTE (§9.2 remapped format, §9.3 posted format), 16 bytes: low and high quadwords. */
+const IRTE_SIZE = 16n;
+const IRTE_LO_P = bit(0);
+const IRTE_LO_FPD = bit(1);
+const IRTE_LO_DM_BIT = 2;
+const IRTE_LO_RH_BIT = 3;
+const IRTE_LO_TM_BIT = 4;
+const IRTE_LO_DLM_HI = 7;
+const IRTE_LO_DLM_LO = 5;
+const IRTE_LO_URG_BIT = 14; // posted
+const IRTE_LO_IM = bit(15);
+const IRTE_LO_VECTOR_HI = 23;
+const IRTE_LO_VECTOR_LO = 16;
+const IRTE_LO_DST_HI = 63; // x2APIC: 32-bit destination
+const IRTE_LO_DST_LO = 32;
+const IRTE_LO_XAPIC_DST_HI = 47; // xAPIC: 8-bit destination = DST[15:8]
+const IRTE_LO_XAPIC_DST_LO = 40;
+const IRTE_LO_PDA_HI = 63; // posted: descriptor address bits 31:6
+const IRTE_LO_PDA_LO = 38;
+const IRTE_PDA_LOW_SHIFT = 6n;
+const IRTE_HI_PDA = bits(63, 32); // posted: descriptor address bits 63:32, in place
+const IRTE_HI_SID_HI = 15;
+const IRTE_HI_SID_LO = 0;
+const IRTE_HI_SQ_HI = 17;
+const IRTE_HI_SQ_LO = 16;
+const IRTE_HI_SVT_HI = 19;
+const IRTE_HI_SVT_LO = 18;
+/** Reserved bits (Decision: every reserved field is checked, 24h). IM is reserved without CAP.PI. */
+const IRTE_LO_RSVD = bits(14, 12) | bits(31, 24);
+const IRTE_LO_RSVD_XAPIC = bits(39, 32) | bits(63, 48); // DST outside 47:40 when EIME = 0
+const IRTE_HI_RSVD = bits(63, 20);
+const IRTE_POSTED_LO_RSVD = bits(7, 2) | bits(13, 12) | bits(37, 24);
+const IRTE_POSTED_HI_RSVD = bits(31, 20);
+/** Source validation (§9.5): SVT values, and the SID bits SQ 0..3 compare under SVT = 01. */
+const SVT_NONE = 0;
+const SVT_SID = 1;
+const SVT_BUS_RANGE = 2;
+const SQ_MASKS = [0xffff, 0xfffb, 0xfff9, 0xfff8] as const;
+
+/** IOAPIC redirection-table entry (§9.4). */
+const RTE_REMAPPABLE = bit(48);
+const RTE_HANDLE_HI = 63; // remappable: HANDLE[14:0]
+const RTE_HANDLE_LO = 49;
+const RTE_HANDLE_15_BIT = 11; // remappable: HANDLE[15]; compatibility: DM
+const RTE_VECTOR = 0xffn;
+const RTE_COMPAT_DATA = bits(10, 0); // vector, delivery mode
+const RTE_TM_BIT = 15;
+const RTE_COMPAT_DEST_HI = 63;
+const RTE_COMPAT_DEST_LO = 56;
 
 /** Invalidation descriptors (§7.5, §7.6). */
 const DESC_TYPE_HI = 3;
@@ -423,6 +556,11 @@ const DESC_IOTLB_QW1_AM_LO = 0;
 const DESC_DEVTLB_QW0_RSVD = bits(11, 4) | bits(31, 21) | bits(51, 48);
 const DESC_DEVTLB_QW1_RSVD = bits(11, 1);
 const DESC_IEC_QW0_RSVD = bits(26, 5) | bits(63, 48);
+const DESC_IEC_G_INDEX = bit(4); // 0 global, 1 index-selective
+const DESC_IEC_IM_HI = 31;
+const DESC_IEC_IM_LO = 27;
+const DESC_IEC_IIDX_HI = 47;
+const DESC_IEC_IIDX_LO = 32;
 const DESC_WAIT_IF = bit(4);
 const DESC_WAIT_SW = bit(5);
 const DESC_WAIT_QW0_RSVD = bits(31, 7); // includes PD (bit 7), unsupported
@@ -528,8 +666,14 @@ export class RefModel {
 
   /** Root-table address latched by GCMD.SRTP (§1.3). */
   private latchedRootTable = 0n;
-  /** Interrupt-remapping table register latched by GCMD.SIRTP (§9.1). Nothing reads it until interrupt remapping is modelled. */
-  private latchedIrta = 0n;
+  /**
+   * The interrupt-remapping table latched by GCMD.SIRTP from IRTA (§9.1): its address (bits [12, aw)), its
+   * size 2^(S+1) entries, and EIME (x2APIC mode; only with ECAP.EIM). Before the first SIRTP: address 0,
+   * 2 entries, xAPIC mode (the reset value of IRTA, as if latched).
+   */
+  private irtBase = 0n;
+  private irtEntries = 2;
+  private irtEime = false;
   /** Invalidation queue base and size in bytes, latched when QI is enabled (§7.4). */
   private queueBase = 0n;
   private queueSizeBytes = 0n;
@@ -542,6 +686,7 @@ export class RefModel {
     if (![39, 48, 57].includes(cfg.aw)) throw new Error(`aw must be 39, 48 or 57, not ${cfg.aw}`);
     if (!Number.isInteger(cfg.nfr) || cfg.nfr < 1 || cfg.nfr > 64) throw new Error(`nfr must be 1..64, not ${cfg.nfr}`);
     if (cfg.ram < 0n) throw new Error('ram must not be negative');
+    if (cfg.pi && !cfg.ir) throw new Error('pi (posted interrupts) requires ir');
     this.cfg = { ...cfg };
     for (const def of this.registerDefinitions()) {
       this.defs.set(def.off, def);
@@ -620,7 +765,8 @@ export class RefModel {
       (BigInt(this.cfg.nfr - 1) << BigInt(CAP_NFR_SHIFT)) |
       (CAP_MAMV_VALUE << BigInt(CAP_MAMV_SHIFT)) |
       CAP_DWD |
-      CAP_DRD
+      CAP_DRD |
+      (this.cfg.pi ? CAP_PI : 0n)
     );
   }
 
@@ -806,7 +952,11 @@ export class RefModel {
       this.setBits(REG_GSTS, GSTS_RTPS, true); // stays 1 from now on
     }
     if (ir && isSet(cmd, GCMD_SIRTP)) {
-      this.latchedIrta = this.get(REG_IRTA);
+      // Decision: SIRTP latches the table; it flushes no interrupt entry cache (software invalidates, §9.1).
+      const irta = this.get(REG_IRTA);
+      this.irtBase = irta & bitRange(IRTA_ADDR_LO, this.cfg.aw);
+      this.irtEntries = 2 ** (Number(irta & IRTA_S) + 1);
+      this.irtEime = this.cfg.eim && isSet(irta, IRTA_EIME);
       this.setBits(REG_GSTS, GSTS_IRTPS, true);
     }
 
@@ -875,8 +1025,9 @@ export class RefModel {
   // ----- invalidation listener (for the cached-window model, windows.ts) ----
 
   /**
-   * Internal API for windows.ts: `fn` is called for every context-cache or IOTLB invalidation this unit
-   * performs (CCMD §7.2, IOTLB register §7.3, descriptors 0x1 / 0x2 §7.5), when it completes. Invalidations
+   * Internal API for windows.ts: `fn` is called for every context-cache, IOTLB or interrupt-entry-cache
+   * invalidation this unit performs (CCMD §7.2, IOTLB register §7.3, descriptors 0x1 / 0x2 / 0x4 §7.5), when
+   * it completes. Invalidations
    * not performed (CAIG/IAIG 00, an invalid descriptor, a register command while QI is on) are not reported.
    * RefModel caches nothing, so the notification is its only effect.
    */
@@ -890,6 +1041,14 @@ export class RefModel {
     if (granularity === GRAN_GLOBAL) fn({ cache: 'context', granularity: 'global' });
     else if (granularity === GRAN_DOMAIN) fn({ cache: 'context', granularity: 'domain', did });
     else if (granularity === GRAN_DEVICE_OR_PAGE) fn({ cache: 'context', granularity: 'device', did, sid, fm });
+  }
+
+  /** `index` = IIDX; reported aligned down to the 2^im-entry block it names (§7.5). */
+  private notifyIecInvalidation(indexSelective: boolean, index: number, im: number): void {
+    const fn = this.invalidationListener;
+    if (fn === undefined) return;
+    if (!indexSelective) fn({ cache: 'iec', granularity: 'global' });
+    else fn({ cache: 'iec', granularity: 'index', index: index - (index % 2 ** im), im });
   }
 
   /** `addr` = the ADDR field (bits 63:12); reported aligned down to the 2^am-page block it names (§7.3). */
@@ -1066,8 +1225,15 @@ export class RefModel {
       }
       case DESC_DEVICE_TLB:
         return !isSet(qw0, DESC_DEVTLB_QW0_RSVD) && !isSet(qw1, DESC_DEVTLB_QW1_RSVD);
-      case DESC_IEC:
-        return !isSet(qw0, DESC_IEC_QW0_RSVD) && qw1 === 0n;
+      case DESC_IEC: {
+        if (isSet(qw0, DESC_IEC_QW0_RSVD) || qw1 !== 0n) return false;
+        const indexSelective = isSet(qw0, DESC_IEC_G_INDEX);
+        const im = Number(field(qw0, DESC_IEC_IM_HI, DESC_IEC_IM_LO));
+        if (indexSelective && im > Number(ECAP_MHMV_VALUE)) return false; // IM beyond ECAP.MHMV
+        // Nothing cached: a valid IEC invalidation has no effect but the listener's.
+        this.notifyIecInvalidation(indexSelective, Number(field(qw0, DESC_IEC_IIDX_HI, DESC_IEC_IIDX_LO)), im);
+        return true;
+      }
       case DESC_WAIT:
         return this.executeWait(qw0, qw1);
       default:
@@ -1270,6 +1436,127 @@ export class RefModel {
     return rsvd;
   }
 
+  // ----- interrupt remapping (§9) --------------------------------------------
+
+  /**
+   * An interrupt request: a DWORD write of `data` to `addr` (§9.4) from requester `sid`, or from a source
+   * without a requester id (`sid` null: no source validation). §9.6 with the project's decisions: the steps
+   * before the IRTE (interruptIndex), the IRTE read fresh from the latched table (remapFresh), the checks of
+   * the entry and the delivery (remapWithIrte), then fault recording (§6.3).
+   */
+  msi(sid: number | null, addr: bigint, data: number): ModelMsi {
+    this.checkInterruptRequest(sid, addr, data);
+    const step = this.interruptIndex(addr, data);
+    const t = step.kind === 'index' ? this.remapFresh(sid, step.index).t : step;
+    const result = toModelMsi(t);
+    if (t.kind === 'fault' && !result.ok && result.fault !== undefined) this.recordInterruptFault(sid, t.reason, t.index);
+    return result;
+  }
+
+  /** An IOAPIC redirection-table entry as the IOAPIC sends it (ioapicMessage, §9.4), from `sid` (null: none). */
+  ioapic(sid: number | null, rte: bigint): ModelMsi {
+    if (rte < 0n || rte > MASK64) throw new Error(`bad redirection-table entry ${rte}`);
+    const m = ioapicMessage(rte);
+    return this.msi(sid, m.addr, m.data);
+  }
+
+  /** Internal API (also used by windows.ts): the argument checks of an interrupt request; throws on a malformed one. */
+  checkInterruptRequest(sid: number | null, addr: bigint, data: number): void {
+    if (sid !== null && (!Number.isInteger(sid) || sid < 0 || sid > 0xffff)) throw new Error(`bad source id ${sid}`);
+    if (addr < 0n || addr > MASK64) throw new Error(`bad MSI address ${addr}`);
+    if (!Number.isInteger(data) || data < 0 || data > 0xffffffff) throw new Error(`bad MSI data ${data}`);
+  }
+
+  /**
+   * Internal API (also used by windows.ts): the steps of §9.6 that come before any IRTE, which no cache
+   * affects. Returns their outcome when they decide it (remapping off, a malformed request, a compatibility-
+   * format message, an index beyond the table), else the interrupt index. Reads registers only.
+   */
+  interruptIndex(addr: bigint, data: number): InterruptIndexLookup {
+    const fault = (reason: number, index = 0): InterruptTranslation => ({ kind: 'fault', reason, fpd: false, index });
+    // Remapping off: every message passes unchanged, remappable-format ones too (§9.6, §11.5).
+    if (!this.has(REG_GSTS, GSTS_IRES)) return { kind: 'delivered', addr, data };
+    // Decision: an address outside 0xFEEx_xxxx (upper half included) is a malformed request (§11.5).
+    if (isSet(addr, MSI_ADDR_HIGH) || field(addr, MSI_ADDR_BASE_HI, MSI_ADDR_BASE_LO) !== MSI_ADDR_BASE) {
+      return fault(FR_IR_REQUEST_RESERVED);
+    }
+    // Compatibility format: passes through only in xAPIC mode with CFIS set; otherwise blocked (§9.6).
+    if (!isSet(addr, MSI_ADDR_REMAPPABLE)) {
+      if (this.has(REG_GSTS, GSTS_CFIS) && !this.irtEime) return { kind: 'delivered', addr, data };
+      return fault(FR_IR_COMPAT_BLOCKED);
+    }
+    // Remappable format (§9.4): index = HANDLE + (SHV ? SUBHANDLE : 0).
+    const handle = field(addr, MSI_ADDR_HANDLE_HI, MSI_ADDR_HANDLE_LO) | (isSet(addr, MSI_ADDR_HANDLE_15) ? 1n << 15n : 0n);
+    const shv = isSet(addr, MSI_ADDR_SHV);
+    if (shv && isSet(BigInt(data), MSI_DATA_RESERVED)) return fault(FR_IR_REQUEST_RESERVED);
+    const index = Number(handle + (shv ? BigInt(data) & MSI_DATA_SUBHANDLE : 0n));
+    if (index >= this.irtEntries) return fault(FR_IR_INDEX, index);
+    return { kind: 'index', index };
+  }
+
+  /**
+   * Internal API (also used by windows.ts): an interrupt entry cache miss. Reads IRTE `index` of the latched
+   * table from memory (23h on a memory error), then remapWithIrte. `irte` is the entry read, when the read
+   * succeeded. Reads memory only.
+   */
+  remapFresh(sid: number | null, index: number): { t: InterruptTranslation; irte?: Irte } {
+    const e = this.unitRead128(this.irtBase + IRTE_SIZE * BigInt(index));
+    if (!e.ok) return { t: { kind: 'fault', reason: FR_IR_TABLE_ACCESS, fpd: false, index } };
+    const irte = { lo: e.lo, hi: e.hi };
+    return { t: this.remapWithIrte(sid, index, irte), irte };
+  }
+
+  /**
+   * Internal API (also used by windows.ts): the steps of §9.6 that use the IRTE of `index` (read fresh, or
+   * held by an interrupt entry cache): present, reserved bits, source validation, then delivery. An outcome
+   * other than a fault means the entry passed every check. Reads nothing.
+   */
+  remapWithIrte(sid: number | null, index: number, irte: Irte): InterruptTranslation {
+    const { lo, hi } = irte;
+    const fpd = isSet(lo, IRTE_LO_FPD);
+    const fault = (reason: number): InterruptTranslation => ({ kind: 'fault', reason, fpd, index });
+    if (!isSet(lo, IRTE_LO_P)) return fault(FR_IR_NOT_PRESENT);
+
+    // Reserved bits (Decision: all of them, also xAPIC-mode DST 39:32 and 63:48, and IM without CAP.PI).
+    const posted = this.cfg.pi && isSet(lo, IRTE_LO_IM);
+    let loRsvd: bigint;
+    let hiRsvd: bigint;
+    if (posted) {
+      loRsvd = IRTE_POSTED_LO_RSVD;
+      hiRsvd = IRTE_POSTED_HI_RSVD;
+    } else {
+      loRsvd = IRTE_LO_RSVD | (this.cfg.pi ? 0n : IRTE_LO_IM) | (this.irtEime ? 0n : IRTE_LO_RSVD_XAPIC);
+      hiRsvd = IRTE_HI_RSVD;
+    }
+    if (isSet(lo, loRsvd) || isSet(hi, hiRsvd)) return fault(FR_IR_IRTE_RESERVED);
+
+    // Source validation (§9.5), only for a request that carries a requester id.
+    if (sid !== null) {
+      const bad = sourceValidationFault(sid, hi);
+      if (bad !== null) return fault(bad);
+    }
+
+    const vector = Number(field(lo, IRTE_LO_VECTOR_HI, IRTE_LO_VECTOR_LO));
+    if (posted) {
+      const descriptor = (hi & IRTE_HI_PDA) | (field(lo, IRTE_LO_PDA_HI, IRTE_LO_PDA_LO) << IRTE_PDA_LOW_SHIFT);
+      return { kind: 'posted', descriptor, vector, urgent: isSet(lo, bit(IRTE_LO_URG_BIT)) };
+    }
+    // The delivered interrupt in compatibility format (trace-format "Delivered interrupts").
+    const dest = this.irtEime ? field(lo, IRTE_LO_DST_HI, IRTE_LO_DST_LO) : field(lo, IRTE_LO_XAPIC_DST_HI, IRTE_LO_XAPIC_DST_LO);
+    const addr =
+      MSI_OUT_BASE |
+      ((dest & 0xffn) << MSI_OUT_DEST_SHIFT) |
+      (field(lo, IRTE_LO_RH_BIT, IRTE_LO_RH_BIT) << MSI_OUT_RH_SHIFT) |
+      (field(lo, IRTE_LO_DM_BIT, IRTE_LO_DM_BIT) << MSI_OUT_DM_SHIFT) |
+      ((dest >> 8n) << MSI_OUT_DEST_HIGH_SHIFT);
+    const data =
+      BigInt(vector) |
+      (field(lo, IRTE_LO_DLM_HI, IRTE_LO_DLM_LO) << MSI_OUT_DLM_SHIFT) |
+      MSI_OUT_ASSERT |
+      (field(lo, IRTE_LO_TM_BIT, IRTE_LO_TM_BIT) << MSI_OUT_TM_SHIFT);
+    return { kind: 'delivered', addr, data: Number(data) };
+  }
+
   // ----- fault recording (§6.3) ------------------------------------------------
 
   /**
@@ -1278,6 +1565,23 @@ export class RefModel {
    * core chose is a fault of a cached translation.
    */
   recordFault(sid: number, iova: bigint, dir: 'r' | 'w', reason: number): void {
+    this.writeFaultRecord(sid, iova & FRCD_LO_FI, dir === 'r', reason);
+  }
+
+  /**
+   * Records the (unsuppressed) interrupt-remapping fault `reason` of a request from `sid` (null: no requester
+   * id, recorded as SID 0) for interrupt index `index`, by the same steps 2-5 of §6.3 as a DMA fault.
+   * Decision: FI = index << 48 for 21h - 24h and 26h, 0 for 20h and 25h (where the index is undefined);
+   * T = 0. Internal API, also used by windows.ts.
+   */
+  recordInterruptFault(sid: number | null, reason: number, index: number): void {
+    const indexUndefined = reason === FR_IR_REQUEST_RESERVED || reason === FR_IR_COMPAT_BLOCKED;
+    const fi = indexUndefined ? 0n : (BigInt(index) << FRCD_LO_IR_INDEX_SHIFT) & MASK64;
+    this.writeFaultRecord(sid ?? 0, fi, false, reason);
+  }
+
+  /** §6.3 steps 2-5 for a fault with fault info `fi` (FRCD bits 63:12), type T = `read`. */
+  private writeFaultRecord(sid: number, fi: bigint, read: boolean, reason: number): void {
     if (this.has(REG_FSTS, FSTS_PFO)) return; // step 2: overflow pending, drop
     for (let i = 0; i < this.cfg.nfr; i++) {
       const hi = this.get(this.frcdHigh(i));
@@ -1289,11 +1593,8 @@ export class RefModel {
       return;
     }
     // Step 5: write the record (PP, PV, AT = 0), then F.
-    this.set(this.frcdLow(index), iova & FRCD_LO_FI);
-    this.set(
-      this.frcdHigh(index),
-      FRCD_HI_F | (dir === 'r' ? FRCD_HI_T_READ : 0n) | (BigInt(reason) << FRCD_HI_FR_SHIFT) | BigInt(sid),
-    );
+    this.set(this.frcdLow(index), fi);
+    this.set(this.frcdHigh(index), FRCD_HI_F | (read ? FRCD_HI_T_READ : 0n) | (BigInt(reason) << FRCD_HI_FR_SHIFT) | BigInt(sid));
     if (!this.has(REG_FSTS, FSTS_PPF)) {
       this.set(REG_FSTS, (this.get(REG_FSTS) & ~FSTS_FRI) | (BigInt(index) << BigInt(FSTS_FRI_LO)));
       this.raiseFaultCondition(FSTS_PPF); // PPF 0 -> 1
@@ -1302,7 +1603,67 @@ export class RefModel {
   }
 }
 
-/** Whether a fault with this reason under this FPD is suppressed: not recorded nor reported (§5.2, §6.3 step 1). */
+/**
+ * Source-id validation (§9.5) of a request from `sid` against the IRTE high quadword `hi`: null when it
+ * passes, else the fault reason. SVT 01: SID compared under the SQ mask; 10: bus range with start bus =
+ * IRTE.SID[15:8], end bus = IRTE.SID[7:0] (Linux, FreeBSD; QEMU 7.2 reverses them); 11: reserved, 24h.
+ */
+function sourceValidationFault(sid: number, hi: bigint): number | null {
+  const svt = Number(field(hi, IRTE_HI_SVT_HI, IRTE_HI_SVT_LO));
+  const irteSid = Number(field(hi, IRTE_HI_SID_HI, IRTE_HI_SID_LO));
+  switch (svt) {
+    case SVT_NONE:
+      return null;
+    case SVT_SID: {
+      const mask = SQ_MASKS[Number(field(hi, IRTE_HI_SQ_HI, IRTE_HI_SQ_LO))]!;
+      return (sid & mask) === (irteSid & mask) ? null : FR_IR_SOURCE;
+    }
+    case SVT_BUS_RANGE: {
+      const bus = sid >> 8;
+      return irteSid >> 8 <= bus && bus <= (irteSid & 0xff) ? null : FR_IR_SOURCE;
+    }
+    default:
+      return FR_IR_IRTE_RESERVED; // Decision: SVT = 11 is a reserved encoding of the IRTE
+  }
+}
+
+/** An interrupt outcome as RefModel.msi reports it: a fault the IRTE's FPD suppresses carries no reason (§5.3, §6.3). */
+export function toModelMsi(t: InterruptTranslation): ModelMsi {
+  switch (t.kind) {
+    case 'delivered':
+      return { ok: true, addr: t.addr, data: t.data };
+    case 'posted':
+      return { ok: true, posted: true, descriptor: t.descriptor, vector: t.vector, urgent: t.urgent };
+    case 'fault':
+      return isFaultSuppressed(t.reason, t.fpd) ? { ok: false } : { ok: false, fault: t.reason };
+  }
+}
+
+/**
+ * The message an IOAPIC sends for a redirection-table entry (§9.4). Remappable (bit 48 = 1): a remappable
+ * MSI with SHV = 0, HANDLE[14:0] = RTE 63:49, HANDLE[15] = RTE 11, data = the vector (RTE 7:0).
+ * Compatibility (bit 48 = 0): destination RTE 63:56 in address 19:12, DM (RTE 11) in address bit 2, data =
+ * vector and delivery mode (RTE 10:0) | TM (RTE 15) << 15 | assert (bit 14).
+ */
+export function ioapicMessage(rte: bigint): { addr: bigint; data: number } {
+  if (isSet(rte, RTE_REMAPPABLE)) {
+    const handle = field(rte, RTE_HANDLE_HI, RTE_HANDLE_LO) | (field(rte, RTE_HANDLE_15_BIT, RTE_HANDLE_15_BIT) << 15n);
+    const addr =
+      MSI_OUT_BASE |
+      ((handle & 0x7fffn) << BigInt(MSI_ADDR_HANDLE_LO)) |
+      MSI_ADDR_REMAPPABLE |
+      (handle >> 15n !== 0n ? MSI_ADDR_HANDLE_15 : 0n);
+    return { addr, data: Number(rte & RTE_VECTOR) };
+  }
+  const addr =
+    MSI_OUT_BASE |
+    (field(rte, RTE_COMPAT_DEST_HI, RTE_COMPAT_DEST_LO) << MSI_OUT_DEST_SHIFT) |
+    (field(rte, RTE_HANDLE_15_BIT, RTE_HANDLE_15_BIT) << MSI_OUT_DM_SHIFT);
+  const data = (rte & RTE_COMPAT_DATA) | (field(rte, RTE_TM_BIT, RTE_TM_BIT) << MSI_OUT_TM_SHIFT) | MSI_OUT_ASSERT;
+  return { addr, data: Number(data) };
+}
+
+/** Whether a fault with this reason under this FPD is suppressed: not recorded nor reported (§5.2, §5.3, §6.3 step 1). */
 export function isFaultSuppressed(reason: number, fpd: boolean): boolean {
   return fpd && QUALIFIED_FAULTS.has(reason);
 }

@@ -5,11 +5,11 @@ import { RefModel, defaultModelConfig, type ModelConfig } from './model.js';
 
 export interface ReplayOptions {
   /**
-   * What to do with an `msi` op. Interrupt remapping is not modelled yet: by default (`'throw'`) an `msi` op
-   * is an error. `'skip'` drops it (no result line), so the rest of a trace that also sends MSIs can still be
-   * checked; only a test should use it, and only where no later result depends on the skipped interrupts.
+   * What to do with an `msi` op. By default (`'model'`) the model processes it (RefModel.msi) and prints its
+   * result line. `'skip'` drops it (no result line, no effect on the unit); only a test should use it, and
+   * only where no later result depends on the skipped interrupts. `'throw'` makes an `msi` op an error.
    */
-  msi?: 'throw' | 'skip';
+  msi?: 'model' | 'skip' | 'throw';
 }
 
 type Json = Record<string, unknown>;
@@ -117,7 +117,7 @@ function parseHeader(obj: Json): { cfg: ModelConfig; devices: Set<number> } {
 
 /** Replays `traceText` on a fresh model; returns one JSON string per result line. */
 export function replayWithModel(traceText: string, options: ReplayOptions = {}): string[] {
-  const msiMode = options.msi ?? 'throw';
+  const msiMode = options.msi ?? 'model';
   const results: string[] = [];
   let model: RefModel | null = null;
   let devices = new Set<number>();
@@ -156,7 +156,7 @@ export function replayWithModel(traceText: string, options: ReplayOptions = {}):
   return results;
 }
 
-function runOp(model: RefModel, devices: Set<number>, o: Json, i: number, msiMode: 'throw' | 'skip'): string | null {
+function runOp(model: RefModel, devices: Set<number>, o: Json, i: number, msiMode: 'model' | 'skip' | 'throw'): string | null {
   const op = field(o, 'op');
   switch (op) {
     case 'mem': {
@@ -207,11 +207,16 @@ function runOp(model: RefModel, devices: Set<number>, o: Json, i: number, msiMod
       return JSON.stringify(r.fault === undefined ? { i, op, ok: false } : { i, op, ok: false, fault: hexFault(r.fault) });
     }
     case 'msi': {
-      requester(o, devices);
-      u64Field(o, 'addr');
-      u64Field(o, 'data');
+      const sid = requester(o, devices);
+      const addr = u64Field(o, 'addr');
+      const data = u64Field(o, 'data');
+      if (data > 0xffffffffn) fail(`"data" ${hex(data)} does not fit in 32 bits`);
       if (msiMode === 'skip') return null;
-      fail('op "msi": interrupt remapping is not modelled yet');
+      if (msiMode === 'throw') fail('op "msi": refused by the replay option msi: "throw"');
+      const r = model.msi(sid, addr, Number(data));
+      if (r.ok && 'posted' in r) fail('a posted interrupt has no result line in the trace format (a trace cannot enable CAP.PI)');
+      if (r.ok) return JSON.stringify({ i, op, ok: true, addr: hex(r.addr), data: hex(BigInt(r.data)) });
+      return JSON.stringify(r.fault === undefined ? { i, op, ok: false } : { i, op, ok: false, fault: hexFault(r.fault) });
     }
     case 'attach':
     case 'map':

@@ -10,12 +10,16 @@ import {
   defaultModelConfig,
   isFaultSuppressed,
   leafShift,
+  toModelMsi,
   type ContextWord,
+  type InterruptTranslation,
   type Invalidation,
+  type Irte,
   type LeafEntry,
   type ModelConfig,
+  type ModelMsi,
 } from './model.js';
-import { CachedWindowModel, describeOutcome, outcomeOf, sameOutcome, toModelDma, type Outcome } from './windows.js';
+import { CachedWindowModel, describeMsi, describeOutcome, outcomeOf, sameMsi, sameOutcome, toModelDma, type Outcome } from './windows.js';
 
 // ---------------------------------------------------------------------------
 // Guest-side helpers (register encodings from digest §1.3, §3.3, §4.2, §7.2 - §7.5)
@@ -732,6 +736,7 @@ class ToyCachingUnit implements Guest {
   }
 
   private invalidate(inv: Invalidation): void {
+    if (inv.cache === 'iec') return; // no interrupt entry cache in this toy (see ToyIecUnit)
     if (inv.cache === 'context') {
       for (const [sid, c] of [...this.ctxCache]) {
         const mask = [0, 4, 6, 7][inv.granularity === 'device' ? inv.fm : 0]!;
@@ -852,5 +857,424 @@ describe('windows: properties', () => {
       assert.equal(isFaultSuppressed(reason, false), false);
       assert.equal(isFaultSuppressed(reason, true), ![1, 8, 9, 0xa, 0xb].includes(reason), `reason ${reason}`);
     }
+  });
+});
+
+// ---------------------------------------------------------------------------
+// The interrupt entry cache (§9.6, §7.5 descriptor 0x4)
+// ---------------------------------------------------------------------------
+
+const IRT_A = 0x190000n;
+const IRT_B = 0x1a0000n;
+const SIRTP = 1n << 24n;
+const IRE = 1n << 25n;
+const CFI = 1n << 23n;
+
+interface IrteOpts {
+  present?: boolean;
+  fpd?: boolean;
+  vector?: number;
+  /** Raw DST field (IRTE 63:32); xAPIC APIC id in its bits 15:8. */
+  dst?: number;
+  svt?: number;
+  sq?: number;
+  sid?: number;
+  lo?: bigint;
+}
+
+function irteWords(o: IrteOpts = {}): [bigint, bigint] {
+  const lo = (o.present === false ? 0n : 1n) | (o.fpd ? 2n : 0n) | (BigInt(o.vector ?? 0x30) << 16n) | (BigInt(o.dst ?? 0x100) << 32n) | (o.lo ?? 0n);
+  return [lo, (BigInt(o.svt ?? 0) << 18n) | (BigInt(o.sq ?? 0) << 16n) | BigInt(o.sid ?? 0)];
+}
+
+function setIrte(g: Guest, index: number, o: IrteOpts, table = IRT_A): void {
+  g.writeMem(table + 16n * BigInt(index), le(...irteWords(o)));
+}
+
+/** IRTA := table (S, EIME), then SIRTP. */
+function latchIrt(g: Guest, table = IRT_A, s = 3, eime = false): void {
+  g.mmioWrite(0xb8, 8, table | (eime ? 0x800n : 0n) | BigInt(s));
+  gcmd(g, SIRTP);
+}
+
+/** Descriptor 0x4: global when `index` is undefined, else index-selective (IIDX, IM). */
+function qIec(g: Guest, index?: number, im = 0): void {
+  if (index === undefined) submit(g, 0x4n, 0n);
+  else submit(g, 0x14n | (BigInt(im) << 27n) | (BigInt(index) << 32n), 0n);
+}
+
+/** The remappable-format address of HANDLE `handle` (SHV = 0). */
+function handleAddr(handle: number): bigint {
+  return 0xfee00000n | (BigInt(handle & 0x7fff) << 5n) | 0x10n | (BigInt(handle >> 15) << 2n);
+}
+
+/** Interrupt remapping on: IRT A (16 entries, xAPIC), the queue, SIRTP, IRE. */
+function irBoot(g: Guest, entries: Record<number, IrteOpts> = {}, eime = false): void {
+  for (const [index, o] of Object.entries(entries)) setIrte(g, Number(index), o);
+  enableQueue(g);
+  latchIrt(g, IRT_A, 3, eime);
+  gcmd(g, IRE);
+}
+
+function irWindow(entries: Record<number, IrteOpts> = {}, over: Partial<ModelConfig> = {}, eime = false): CachedWindowModel {
+  const w = new CachedWindowModel(cfg({ ir: true, ...over }));
+  irBoot(w, entries, eime);
+  return w;
+}
+
+/** The delivered message for an xAPIC destination and vector (fixed, edge, physical). */
+const dlv = (dest: number, vector: number): ModelMsi => ({ ok: true, addr: 0xfee00000n | (BigInt(dest) << 12n), data: 0x4000 | vector });
+const irFault = (reason: number): ModelMsi => ({ ok: false, fault: reason });
+const irSuppressed: ModelMsi = { ok: false };
+
+function assertAllowedMsi(w: CachedWindowModel, sid: number | null, addr: bigint, want: ModelMsi[], data = 0): void {
+  const got = w.allowedMsi(sid, addr, data);
+  const show = (ms: ModelMsi[]): string => ms.map(describeMsi).join(', ');
+  assert.ok(sameMsi(got[0]!, want[0]!), `fresh outcome: got [${show(got)}], want [${show(want)}] first`);
+  assert.equal(got.length, want.length, `got [${show(got)}], want [${show(want)}]`);
+  for (const m of want) assert.ok(got.some((g) => sameMsi(g, m)), `missing ${describeMsi(m)} in [${show(got)}]`);
+}
+
+describe('windows: interrupt entry cache', () => {
+  test('an IRTE changed without invalidation: old and new allowed; index-selective (aligned) and global collapse it', () => {
+    const w = irWindow({ 0: { vector: 0x30 }, 5: { vector: 0x35 } });
+    assert.deepEqual(w.msi(SID, handleAddr(0), 0), dlv(1, 0x30));
+    assert.deepEqual(w.possibleIrtes(0), [{ lo: irteWords({ vector: 0x30 })[0], hi: 0n }]);
+    setIrte(w, 0, { vector: 0x99, dst: 0xc00 });
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(0xc, 0x99), dlv(1, 0x30)]);
+    qIec(w, 1); // entry 1 only
+    qIec(w, 2, 1); // entries 2-3
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(0xc, 0x99), dlv(1, 0x30)]);
+    qIec(w, 3, 2); // IIDX aligned down to 4 entries: 0-3
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(0xc, 0x99)]);
+    w.msi(SID, handleAddr(0), 0);
+    w.msi(SID, handleAddr(5), 0);
+    setIrte(w, 0, { vector: 0x77 });
+    setIrte(w, 5, { vector: 0x75 });
+    qIec(w, 5, 0);
+    assertAllowedMsi(w, SID, handleAddr(5), [dlv(1, 0x75)]);
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x77), dlv(0xc, 0x99)]);
+    qIec(w); // global
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x77)]);
+    assert.ok(w.isSettled());
+  });
+
+  test('the sub-handle: the cache is by interrupt index, however the index was formed', () => {
+    const w = irWindow({ 6: { vector: 0x36 } });
+    w.msi(SID, handleAddr(4) | 0x8n, 2); // SHV: 4 + 2
+    setIrte(w, 6, { vector: 0x66 });
+    assertAllowedMsi(w, SID, handleAddr(6), [dlv(1, 0x66), dlv(1, 0x36)]);
+  });
+
+  test('not present -> present needs no invalidation; an entry that failed a check is never cached', () => {
+    for (const bad of [{ present: false }, { lo: 1n << 13n }, { svt: 1, sid: 0x20 }, { svt: 3 }] as IrteOpts[]) {
+      const w = irWindow({ 0: bad });
+      const first = w.msi(SID, handleAddr(0), 0);
+      assert.equal(first.ok, false);
+      assert.ok(w.isSettled(), JSON.stringify(first));
+      setIrte(w, 0, { vector: 0x40 });
+      assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x40)]);
+    }
+  });
+
+  test('present -> not present without invalidation: the stale entry still delivers', () => {
+    const w = irWindow({ 0: {} });
+    w.msi(SID, handleAddr(0), 0);
+    setIrte(w, 0, { present: false });
+    assertAllowedMsi(w, SID, handleAddr(0), [irFault(0x22), dlv(1, 0x30)]);
+    setIrte(w, 0, { present: false, fpd: true });
+    assertAllowedMsi(w, SID, handleAddr(0), [irSuppressed, dlv(1, 0x30)]);
+  });
+
+  test('a cached entry repeats source validation for this request, with its own FPD', () => {
+    // Cached from a request without a requester id: SVT was not checked then.
+    const w = irWindow({ 0: { svt: 1, sid: SID } });
+    assert.deepEqual(w.msi(null, handleAddr(0), 0), dlv(1, 0x30));
+    assert.equal(w.possibleIrtes(0).length, 1);
+    setIrte(w, 0, { svt: 0 }); // no check any more, not invalidated
+    assertAllowedMsi(w, 0x20, handleAddr(0), [dlv(1, 0x30), irFault(0x26)]);
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x30)]); // both entries deliver the same for 00:03.0
+    // The FPD of the cached entry decides.
+    const v = irWindow({ 0: { svt: 2, sid: 0x0000, fpd: true } });
+    v.msi(SID, handleAddr(0), 0);
+    setIrte(v, 0, {});
+    assertAllowedMsi(v, 0x0118, handleAddr(0), [dlv(1, 0x30), irSuppressed]);
+  });
+
+  test('a recorded fault of a cached entry is recorded exactly as RefModel.msi records a fresh one', () => {
+    const w = irWindow({ 9: { svt: 1, sid: SID } }, { nfr: 2 });
+    w.msi(SID, handleAddr(9), 0);
+    setIrte(w, 9, {});
+    w.commitMsi(0x20, handleAddr(9), 0, irFault(0x26));
+    const m = new RefModel(cfg({ ir: true, nfr: 2 }));
+    irBoot(m, { 9: { svt: 1, sid: SID } });
+    m.msi(SID, handleAddr(9), 0);
+    assert.deepEqual(m.msi(0x20, handleAddr(9), 0), irFault(0x26));
+    assert.deepEqual(faultRegisters(w, 2), faultRegisters(m, 2));
+    assert.equal(w.mmioRead(0x220, 8), 9n << 48n);
+    assert.equal(w.mmioRead(0x228, 8), 0x8000002600000020n);
+  });
+
+  test('SIRTP does not flush: a moved or unreadable table, the cached entry still answers; the size check is fresh', () => {
+    const w = irWindow({ 5: { vector: 0x35 } });
+    w.msi(SID, handleAddr(5), 0);
+    latchIrt(w, IRT_B); // entry 5 of table B: not present
+    assertAllowedMsi(w, SID, handleAddr(5), [irFault(0x22), dlv(1, 0x35)]);
+    latchIrt(w, 0x20000000n); // above the 256 MiB of RAM
+    assertAllowedMsi(w, SID, handleAddr(5), [irFault(0x23), dlv(1, 0x35)]);
+    latchIrt(w, IRT_A, 1); // 4 entries: index 5 is beyond the table before any cache is consulted
+    assertAllowedMsi(w, SID, handleAddr(5), [irFault(0x21)]);
+    latchIrt(w, IRT_A, 3);
+    assertAllowedMsi(w, SID, handleAddr(5), [dlv(1, 0x35)]);
+    qIec(w);
+    assert.ok(w.isSettled());
+  });
+
+  test('a cached entry is checked again under the EIME latched now', () => {
+    const w = irWindow({ 0: { dst: 0x21 } }, { eim: true }, true); // x2APIC: destination 0x21
+    assert.deepEqual(w.msi(SID, handleAddr(0), 0), dlv(0x21, 0x30));
+    setIrte(w, 0, { dst: 0x300 });
+    latchIrt(w, IRT_A, 3, false); // xAPIC: DST bits 39:32 of the cached entry are reserved now
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(3, 0x30), irFault(0x24)]);
+  });
+
+  test('IRES = 0 and compatibility-format messages are decided before the cache', () => {
+    const w = irWindow({ 0: {} });
+    w.msi(SID, handleAddr(0), 0);
+    setIrte(w, 0, { vector: 0x50 });
+    gcmd(w, CFI);
+    assertAllowedMsi(w, SID, 0xfee01000n, [{ ok: true, addr: 0xfee01000n, data: 0x41 }], 0x41);
+    gcmd(w, 0n, IRE);
+    assert.deepEqual(w.allowedMsi(SID, handleAddr(0), 0), [{ ok: true, addr: handleAddr(0), data: 0 }]);
+    gcmd(w, IRE); // on again: the cache is as before
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x50), dlv(1, 0x30)]);
+  });
+
+  test('an invalid IEC descriptor (IM > MHMV) is not performed and does not collapse the window', () => {
+    const w = irWindow({ 0: {} });
+    w.msi(SID, handleAddr(0), 0);
+    setIrte(w, 0, { vector: 0x31 });
+    qIec(w, 0, 16);
+    assert.equal(w.mmioRead(0x34, 4) & 0x10n, 0x10n);
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x31), dlv(1, 0x30)]);
+  });
+
+  test('IEC invalidations do not touch the DMA caches, nor context / IOTLB invalidations the IEC', () => {
+    const w = warmUnit({ ir: true });
+    irBoot(w, { 0: {} });
+    w.msi(SID, handleAddr(0), 0);
+    setIrte(w, 0, { vector: 0x31 });
+    setPte(w, TREE_A, 0n, FRAME_2 | 3n);
+    qCc(w, 1);
+    qIotlb(w, 1);
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x31), dlv(1, 0x30)]);
+    w.dma(SID, 0n, 8, 'r');
+    setPte(w, TREE_A, 0n, FRAME_1 | 3n);
+    qIec(w);
+    assertAllowed(w, 0n, 'r', [ok(FRAME_1), ok(FRAME_2)]);
+    assertAllowedMsi(w, SID, handleAddr(0), [dlv(1, 0x31)]);
+  });
+
+  test('commitMsi: an outcome outside the set throws and records nothing; msi() follows `pick`', () => {
+    const w = irWindow({ 0: {} });
+    assert.throws(() => w.commitMsi(SID, handleAddr(0), 0, dlv(2, 0x30)), /not allowed/);
+    assert.throws(() => w.commitMsi(SID, handleAddr(0), 0, irFault(0x22)), /not allowed/);
+    assert.ok(w.isSettled());
+    w.msi(SID, handleAddr(0), 0);
+    setIrte(w, 0, { present: false });
+    assert.deepEqual(w.msi(SID, handleAddr(0), 0, (a) => a[1]!), dlv(1, 0x30));
+    assert.equal(w.mmioRead(0x34, 4), 0n);
+    assert.deepEqual(w.msi(SID, handleAddr(0), 0), irFault(0x22));
+    assert.equal(w.mmioRead(0x34, 4), 2n);
+  });
+
+  test('sameMsi / describeMsi', () => {
+    const posted: ModelMsi = { ok: true, posted: true, descriptor: 0x1000n, vector: 3, urgent: false };
+    assert.ok(sameMsi(posted, { ...posted }));
+    assert.ok(!sameMsi(posted, { ...posted, urgent: true }));
+    assert.ok(!sameMsi(posted, dlv(1, 3)));
+    assert.ok(!sameMsi(irFault(0x22), irSuppressed));
+    assert.ok(sameMsi(irSuppressed, { ok: false }));
+    assert.equal(describeMsi(posted), 'posted 0x1000 vector 0x3');
+    assert.equal(describeMsi(irFault(0x26)), 'fault 0x26');
+    assert.equal(describeMsi(irSuppressed), 'blocked (suppressed)');
+  });
+});
+
+// A small interrupt world: two tables of four entries, requesters with and without an id, IRTE values that
+// deliver, fault, carry FPD, need source validation, or are valid only in one EIME mode.
+const IR_SIDS: Array<number | null> = [null, 0x18, 0x20, 0x118];
+const IR_TABLES = [IRT_A, IRT_B, 0x20000000n /* above RAM */];
+const IRTE_CHOICES: IrteOpts[] = [
+  { present: false },
+  { vector: 0x30 },
+  { vector: 0x31, dst: 0x200 },
+  { vector: 0x32, svt: 1, sid: 0x18 },
+  { vector: 0x33, svt: 1, sq: 3, sid: 0x1f, fpd: true },
+  { vector: 0x34, svt: 2, sid: 0x0001 },
+  { vector: 0x35, dst: 0x21 }, // x2APIC destination 0x21: reserved bits in xAPIC mode
+  { vector: 0x36, lo: 1n << 12n, fpd: true },
+  { present: false, fpd: true },
+];
+
+type IrAction =
+  | { kind: 'msi'; sid: number; index: number; shv: boolean; pick: number }
+  | { kind: 'irte'; table: number; index: number; value: number }
+  | { kind: 'iec'; global: boolean; index: number; im: number }
+  | { kind: 'sirtp'; table: number; s: number; eime: boolean }
+  | { kind: 'ire'; on: boolean }
+  | { kind: 'clearFaults' };
+
+const irActionArb: fc.Arbitrary<IrAction> = fc.oneof(
+  {
+    weight: 8,
+    arbitrary: fc.record({ kind: fc.constant('msi' as const), sid: fc.nat(IR_SIDS.length - 1), index: fc.nat(4), shv: fc.boolean(), pick: fc.nat(7) }),
+  },
+  { weight: 4, arbitrary: fc.record({ kind: fc.constant('irte' as const), table: fc.nat(1), index: fc.nat(3), value: fc.nat(IRTE_CHOICES.length - 1) }) },
+  { weight: 2, arbitrary: fc.record({ kind: fc.constant('iec' as const), global: fc.boolean(), index: fc.nat(7), im: fc.nat(2) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('sirtp' as const), table: fc.constantFrom(0, 0, 1, 1, 2), s: fc.constantFrom(0, 1, 1, 3), eime: fc.boolean() }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('ire' as const), on: fc.constantFrom(true, true, true, false) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'clearFaults' as const }) },
+);
+
+/**
+ * A toy interrupt entry cache, written the way the Wasm core caches (assembly/irstate.ts): one IRTE per
+ * index, filled after a fresh read that passed every check, used on a hit with the entry's checks repeated,
+ * dropped by a covering IEC invalidation or at random. Shares only the RefModel's fresh primitives.
+ */
+class ToyIecUnit implements Guest {
+  readonly ref: RefModel;
+  private readonly iec = new Map<number, Irte>();
+
+  constructor(cfg: ModelConfig, private readonly random: () => number) {
+    this.ref = new RefModel(cfg);
+    this.ref.setInvalidationListener((inv) => {
+      if (inv.cache !== 'iec') return;
+      if (inv.granularity === 'global') this.iec.clear();
+      else for (let k = 0; k < 2 ** inv.im; k++) this.iec.delete(inv.index + k);
+    });
+  }
+
+  mmioWrite(off: number, size: 4 | 8, val: bigint): void {
+    this.ref.mmioWrite(off, size, val);
+  }
+  mmioRead(off: number, size: 4 | 8): bigint {
+    return this.ref.mmioRead(off, size);
+  }
+  writeMem(gpa: bigint, bytes: Uint8Array): void {
+    this.ref.writeMem(gpa, bytes);
+  }
+
+  evictSomething(): void {
+    const keys = [...this.iec.keys()];
+    if (keys.length > 0) this.iec.delete(keys[Math.floor(this.random() * keys.length)]!);
+  }
+
+  msi(sid: number | null, addr: bigint, data: number): ModelMsi {
+    const step = this.ref.interruptIndex(addr, data);
+    let t: InterruptTranslation;
+    if (step.kind !== 'index') {
+      t = step;
+    } else {
+      const hit = this.iec.get(step.index);
+      if (hit !== undefined) {
+        t = this.ref.remapWithIrte(sid, step.index, hit);
+      } else {
+        const fresh = this.ref.remapFresh(sid, step.index);
+        t = fresh.t;
+        if (t.kind !== 'fault' && fresh.irte !== undefined) this.iec.set(step.index, fresh.irte);
+      }
+    }
+    const m = toModelMsi(t);
+    if (t.kind === 'fault' && !m.ok && m.fault !== undefined) this.ref.recordInterruptFault(sid, t.reason, t.index);
+    return m;
+  }
+}
+
+function irBootWorld(guests: Guest[]): void {
+  for (const g of guests) {
+    for (const table of [IRT_A, IRT_B]) for (let index = 0; index < 4; index++) setIrte(g, index, IRTE_CHOICES[1 + index]!, table);
+    enableQueue(g);
+    latchIrt(g, IRT_A, 1);
+    gcmd(g, IRE);
+  }
+}
+
+function applyIrAction(guests: Guest[], a: Exclude<IrAction, { kind: 'msi' }>): void {
+  for (const g of guests) {
+    switch (a.kind) {
+      case 'irte':
+        setIrte(g, a.index, IRTE_CHOICES[a.value]!, IR_TABLES[a.table]);
+        break;
+      case 'iec':
+        qIec(g, a.global ? undefined : a.index, a.im);
+        break;
+      case 'sirtp':
+        latchIrt(g, IR_TABLES[a.table], a.s, a.eime);
+        break;
+      case 'ire':
+        gcmd(g, a.on ? IRE : 0n, a.on ? 0n : IRE);
+        break;
+      case 'clearFaults':
+        for (let i = 0; i < 2; i++) g.mmioWrite(0x22c + 16 * i, 4, 0x80000000n);
+        g.mmioWrite(0x34, 4, 0x7dn);
+        break;
+    }
+  }
+}
+
+/** The request of an msi action: the index as HANDLE, or as HANDLE 1 + SUBHANDLE when SHV (index 0 then uses HANDLE 0). */
+function irRequest(a: Extract<IrAction, { kind: 'msi' }>): { addr: bigint; data: number } {
+  if (!a.shv || a.index === 0) return { addr: handleAddr(a.index), data: 0 };
+  return { addr: handleAddr(1) | 0x8n, data: a.index - 1 };
+}
+
+describe('windows: interrupt entry cache properties', () => {
+  test('a toy IEC (random eviction) always answers inside the window; fresh first; the class against itself', () => {
+    fc.assert(
+      fc.property(fc.boolean(), fc.array(fc.tuple(irActionArb, fc.nat(7)), { minLength: 10, maxLength: 80, size: 'max' }), fc.integer(), (useToy, steps, seed) => {
+        let state = seed >>> 0 || 1;
+        const random = (): number => {
+          state ^= state << 13;
+          state ^= state >>> 17;
+          state ^= state << 5;
+          state >>>= 0;
+          return state / 2 ** 32;
+        };
+        const config = cfg({ ir: true, eim: true, nfr: 2 });
+        const w = new CachedWindowModel(config);
+        const toy = new ToyIecUnit(config, random);
+        const fresh = new RefModel(config); // the cacheless unit: its answers, not its fault registers
+        irBootWorld([w, toy, fresh]);
+        for (const [a, evict] of steps) {
+          if (evict === 0) toy.evictSomething();
+          if (a.kind !== 'msi') {
+            applyIrAction([w, toy, fresh], a);
+            if (a.kind === 'iec' && a.global) assert.ok(w.isSettled(), 'a global IEC invalidation forgets every IRTE');
+            continue;
+          }
+          const sid = IR_SIDS[a.sid]!;
+          const { addr, data } = irRequest(a);
+          const allowed = w.allowedMsi(sid, addr, data);
+          for (let i = 0; i < allowed.length; i++) {
+            for (let j = i + 1; j < allowed.length; j++) assert.ok(!sameMsi(allowed[i]!, allowed[j]!), 'no duplicates');
+          }
+          assert.deepEqual(allowed[0], fresh.msi(sid, addr, data), 'the first allowed outcome is the cacheless answer');
+          const chosen = useToy ? toy.msi(sid, addr, data) : allowed[a.pick % allowed.length]!;
+          assert.ok(
+            allowed.some((m) => sameMsi(m, chosen)),
+            `answered ${describeMsi(chosen)}; allowed: ${allowed.map(describeMsi).join(', ')}`,
+          );
+          w.commitMsi(sid, addr, data, chosen);
+          assert.ok(w.allowedMsi(sid, addr, data).some((m) => sameMsi(m, chosen)), `${describeMsi(chosen)} not reproducible`);
+          if (useToy) assert.deepEqual(faultRegisters(w, 2), faultRegisters(toy, 2), 'fault registers follow the committed outcomes');
+        }
+        if (useToy) assert.deepEqual(w.events, toy.ref.events);
+      }),
+      { numRuns: 300 },
+    );
   });
 });

@@ -46,10 +46,30 @@
 //     seen since the last covering invalidation.
 // Not modelled, because the core has none: paging-structure caches (non-leaf entries; the invalidation
 // hint IH is therefore ignored), device-TLBs, cached not-present entries.
+//
+// Interrupt remapping (§9.6) has one cache, the interrupt entry cache (IEC). Decision (the core's): an IRTE
+// is cached by its index once it has passed every check (present, reserved bits, source validation when the
+// request had a requester id), and stays until an IEC invalidation covers it (descriptor 0x4: global, or the
+// 2^IM entries from IIDX aligned down, §7.5). SIRTP does not flush it (software invalidates after SIRTP,
+// §9.1), and neither do IRE or CFI changes. So:
+//
+//   allowedMsi = the fresh outcome (RefModel.msi: the IRTE read from the latched table now)
+//              + for each remembered IRTE of the request's index: the outcome of using it, with the
+//                entry's own checks repeated as the core repeats them on a hit (P and reserved bits under
+//                the current EIME and CAP.PI; source validation for THIS request's sid: an entry cached
+//                for one requester may fail SVT for another, 26h), and its FPD.
+//
+// The steps before the IRTE (IRES, the address and data checks, CFIS / EIME for a compatibility-format
+// message, the index against the latched table size) use no cache, so they are always fresh; a cached
+// IRTE is never read from memory, so it also answers when the table is now unreadable (23h fresh).
 
 import {
   RefModel,
   isFaultSuppressed,
+  toModelMsi,
+  type InterruptTranslation,
+  type Irte,
+  type ModelMsi,
   leafContains,
   leafShift,
   type ContextWord,
@@ -122,6 +142,32 @@ export interface CachedLeaf {
   leaf: LeafEntry;
 }
 
+/** Two interrupt outcomes are the same when every reported field is (a suppressed fault has none). */
+export function sameMsi(a: ModelMsi, b: ModelMsi): boolean {
+  if (!a.ok || !b.ok) return !a.ok && !b.ok && a.fault === b.fault;
+  if ('posted' in a || 'posted' in b) {
+    return 'posted' in a && 'posted' in b && a.descriptor === b.descriptor && a.vector === b.vector && a.urgent === b.urgent;
+  }
+  return a.addr === b.addr && a.data === b.data;
+}
+
+export function describeMsi(m: ModelMsi): string {
+  if (m.ok && 'posted' in m) return `posted 0x${m.descriptor.toString(16)} vector 0x${m.vector.toString(16)}${m.urgent ? ' urgent' : ''}`;
+  if (m.ok) return `delivered 0x${m.addr.toString(16)} / 0x${m.data.toString(16)}`;
+  return m.fault === undefined ? 'blocked (suppressed)' : `fault 0x${m.fault.toString(16)}`;
+}
+
+/** One way the unit may answer an interrupt request, and the IRTE it may have cached on that way. */
+interface MsiPath {
+  t: InterruptTranslation;
+  /** The IRTE read from memory on this way when it passed every check: what the IEC may now hold. */
+  fill?: { index: number; irte: Irte };
+}
+
+function irteKey(e: Irte): string {
+  return `${e.lo}/${e.hi}`;
+}
+
 /** One way the unit may answer a request, and what it may have cached on that way. */
 interface Path {
   outcome: Outcome;
@@ -152,6 +198,8 @@ export class CachedWindowModel {
   private readonly contexts = new Map<number, Map<string, ContextWord>>();
   /** did -> (leaf key -> leaf): the leaves the core's IOTLB may hold for that domain. */
   private readonly leaves = new Map<number, Map<string, LeafEntry>>();
+  /** interrupt index -> (IRTE key -> IRTE): the entries the core's interrupt entry cache may hold at that index. */
+  private readonly irtes = new Map<number, Map<string, Irte>>();
 
   constructor(cfg: ModelConfig) {
     this.ref = new RefModel(cfg);
@@ -237,7 +285,55 @@ export class CachedWindowModel {
     return chosen;
   }
 
+  // ----- the interrupt window --------------------------------------------------------
+
+  /**
+   * The interrupt outcomes permitted now for the request (RefModel.msi's arguments), without duplicates. The
+   * first is always the fresh outcome (what RefModel.msi would answer). Changes nothing.
+   */
+  allowedMsi(sid: number | null, addr: bigint, data: number): ModelMsi[] {
+    const out: ModelMsi[] = [];
+    for (const p of this.msiPaths(sid, addr, data)) {
+      const m = toModelMsi(p.t);
+      if (!out.some((o) => sameMsi(o, m))) out.push(m);
+    }
+    return out;
+  }
+
+  /**
+   * Makes the model follow the interrupt outcome the core chose. Throws unless it is allowed. A recorded
+   * fault is recorded in the RefModel's fault registers exactly as RefModel.msi records its own; an IRTE the
+   * core may have cached on the way to this outcome is remembered.
+   */
+  commitMsi(sid: number | null, addr: bigint, data: number, outcome: ModelMsi): void {
+    const paths = this.msiPaths(sid, addr, data);
+    const matching = paths.filter((p) => sameMsi(toModelMsi(p.t), outcome));
+    if (matching.length === 0) {
+      const allowed = this.allowedMsi(sid, addr, data).map(describeMsi).join(', ');
+      const from = sid === null ? 'no requester id' : `sid 0x${sid.toString(16)}`;
+      throw new Error(
+        `interrupt outcome ${describeMsi(outcome)} not allowed for ${from} addr 0x${addr.toString(16)} data 0x${data.toString(16)}; allowed: ${allowed}`,
+      );
+    }
+    for (const p of matching) if (p.fill !== undefined) this.rememberIrte(p.fill.index, p.fill.irte);
+    const t = matching[0]!.t;
+    // Every path of one request has the same index, so a recorded reason has one record whichever path gave it.
+    if (!outcome.ok && outcome.fault !== undefined && t.kind === 'fault') this.ref.recordInterruptFault(sid, t.reason, t.index);
+  }
+
+  /** A whole interrupt request: lets `pick` choose among the allowed outcomes (default: the fresh one), commits it and returns it. */
+  msi(sid: number | null, addr: bigint, data: number, pick: (allowed: ModelMsi[]) => ModelMsi = (a) => a[0]!): ModelMsi {
+    const chosen = pick(this.allowedMsi(sid, addr, data));
+    this.commitMsi(sid, addr, data, chosen);
+    return chosen;
+  }
+
   // ----- what the core may hold (for tests and diagnostics) ---------------------
+
+  /** The IRTEs the core's interrupt entry cache may hold at `index` (copies). */
+  possibleIrtes(index: number): Irte[] {
+    return [...(this.irtes.get(index)?.values() ?? [])].map((e) => ({ ...e }));
+  }
 
   /** The contexts the core may hold for `sid` (copies). */
   possibleContexts(sid: number): ContextWord[] {
@@ -256,7 +352,7 @@ export class CachedWindowModel {
 
   /** True when nothing is remembered: every request has exactly one allowed outcome, the fresh one. */
   isSettled(): boolean {
-    return this.contexts.size === 0 && this.leaves.size === 0;
+    return this.contexts.size === 0 && this.leaves.size === 0 && this.irtes.size === 0;
   }
 
   // ----- internals --------------------------------------------------------------
@@ -303,6 +399,29 @@ export class CachedWindowModel {
     return paths;
   }
 
+  /**
+   * Every way the unit may answer an interrupt request: first the fresh one (the IRTE read now), then one
+   * per remembered IRTE of the request's index (an IEC hit: nothing read, the entry's checks repeated).
+   */
+  private msiPaths(sid: number | null, addr: bigint, data: number): MsiPath[] {
+    this.ref.checkInterruptRequest(sid, addr, data);
+    const step = this.ref.interruptIndex(addr, data);
+    if (step.kind !== 'index') return [{ t: step }];
+    const { index } = step;
+    // An IEC miss: the entry read now (23h when it cannot be read); cached only when it passed every check.
+    const fresh = this.ref.remapFresh(sid, index);
+    const fill = fresh.t.kind !== 'fault' && fresh.irte !== undefined ? { index, irte: fresh.irte } : undefined;
+    const paths: MsiPath[] = [{ t: fresh.t, fill }];
+    for (const cached of this.irtes.get(index)?.values() ?? []) paths.push({ t: this.ref.remapWithIrte(sid, index, cached) });
+    return paths;
+  }
+
+  private rememberIrte(index: number, irte: Irte): void {
+    let byKey = this.irtes.get(index);
+    if (byKey === undefined) this.irtes.set(index, (byKey = new Map()));
+    byKey.set(irteKey(irte), { ...irte });
+  }
+
   private rememberContext(sid: number, ctx: ContextWord): void {
     let byKey = this.contexts.get(sid);
     if (byKey === undefined) this.contexts.set(sid, (byKey = new Map()));
@@ -317,9 +436,20 @@ export class CachedWindowModel {
 
   /**
    * An invalidation completed: forget what it covers. Context invalidations cover only contexts, IOTLB
-   * invalidations only leaves (§7.1; §7.2 says software follows a context invalidation with an IOTLB one).
+   * invalidations only leaves (§7.1; §7.2 says software follows a context invalidation with an IOTLB one),
+   * IEC invalidations only IRTEs.
    */
   private invalidate(inv: Invalidation): void {
+    if (inv.cache === 'iec') {
+      if (inv.granularity === 'global') {
+        this.irtes.clear();
+      } else {
+        // Index-selective (§7.5): the 2^IM entries from IIDX, which the RefModel reports aligned down.
+        const count = 2 ** inv.im;
+        for (const index of [...this.irtes.keys()]) if (index >= inv.index && index < inv.index + count) this.irtes.delete(index);
+      }
+      return;
+    }
     if (inv.cache === 'context') {
       switch (inv.granularity) {
         case 'global':
