@@ -128,3 +128,115 @@ test('remapping off: every message passes unchanged', () => {
   assert.equal(r.data, 0x1234);
   assert.equal(r.index, undefined);
 });
+
+// ---- Properties against the reference model ------------------------------------------------
+
+import fc from 'fast-check';
+import { RefModel, defaultModelConfig, type ModelMsi } from './model/model.js';
+import { CachedWindowModel, describeMsi } from './model/windows.js';
+
+const RUNS = Number(process.env.VTD_PROPERTY_RUNS ?? 200);
+
+function coreMsi(r: MsiResult): ModelMsi {
+  if (!r.ok) return r.fault !== undefined ? { ok: false, fault: r.fault } : { ok: false };
+  if (r.posted) return { ok: true, posted: true, descriptor: r.descriptor, vector: r.vector, urgent: r.urgent };
+  return { ok: true, addr: r.addr, data: r.data };
+}
+
+const irteArb = fc.oneof(
+  { weight: 5, arbitrary: fc.record({ v: fc.integer({ min: 0, max: 255 }), d: fc.integer({ min: 0, max: 255 }), dm: fc.integer({ min: 0, max: 1 }),
+    fpd: fc.boolean(), im: fc.boolean(), svt: fc.integer({ min: 0, max: 3 }), sq: fc.integer({ min: 0, max: 3 }), sid: fc.constantFrom(0x18, 0x19, 0x20, 0x0102, 0x0001) })
+    .map((e) => [(BigInt(e.d) << 40n) | (BigInt(e.v) << 16n) | (e.im ? 1n << 15n : 0n) | (BigInt(e.dm) << 2n) | (e.fpd ? 2n : 0n) | 1n,
+      (BigInt(e.svt) << 18n) | (BigInt(e.sq) << 16n) | BigInt(e.sid)] as [bigint, bigint]) },
+  { weight: 1, arbitrary: fc.tuple(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n })) },
+  { weight: 1, arbitrary: fc.constant([0n, 0n] as [bigint, bigint]) },
+);
+
+const msiArb = fc.record({
+  sid: fc.constantFrom<number | null>(0x18, 0x19, 0x20, 0x100, 0x318, null),
+  index: fc.integer({ min: 0, max: 20 }), shv: fc.boolean(), sub: fc.integer({ min: 0, max: 4 }), compat: fc.boolean(),
+  junk: fc.oneof({ weight: 9, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.integer({ min: 1, max: 0xffff }) }),
+  wild: fc.oneof({ weight: 12, arbitrary: fc.constant(0n) }, { weight: 1, arbitrary: fc.bigInt({ min: 1n, max: (1n << 64n) - 1n }) }),
+}).map((m) => {
+  const addr = m.wild !== 0n ? m.wild
+    : m.compat ? BigInt((0xfee00000 | (m.index << 12)) >>> 0)
+    : BigInt((0xfee00000 | ((m.index & 0x7fff) << 5) | 0x10 | (m.shv ? 8 : 0)) >>> 0);
+  return { sid: m.sid, addr, data: ((m.shv ? m.sub : 0x41) | (m.junk << 16)) >>> 0 };
+});
+
+const setupArb = fc.record({ eim: fc.boolean(), eime: fc.boolean(), s: fc.integer({ min: 0, max: 4 }), cfi: fc.boolean(), pi: fc.boolean() });
+
+function programBoth(core: Iommu, model: { writeMem(g: bigint, b: Uint8Array): void; mmioWrite(o: number, s: 4 | 8, v: bigint): void },
+  table: [bigint, bigint][], su: { eim: boolean; eime: boolean; s: number; cfi: boolean }): void {
+  table.forEach(([lo, hi], i) => {
+    core.writeGuestQwords(IRT + i * 16, [lo, hi]);
+    const b = new Uint8Array(16);
+    new DataView(b.buffer).setBigUint64(0, lo, true);
+    new DataView(b.buffer).setBigUint64(8, hi, true);
+    model.writeMem(BigInt(IRT + i * 16), b);
+  });
+  const w = (o: number, s: 4 | 8, v: bigint) => { core.mmioWrite(o, s, v); model.mmioWrite(o, s, v); };
+  w(0x90, 8, BigInt(QUEUE));
+  w(0x18, 4, 0x04000000n);
+  w(0xb8, 8, BigInt(IRT) | BigInt(su.s) | (su.eime ? 0x800n : 0n));
+  w(0x18, 4, 0x05000000n);
+  w(0x18, 4, su.cfi ? 0x06800000n : 0x06000000n);
+}
+
+test('property: random interrupt tables and MSIs, core (caches off) equals the model', () => {
+  fc.assert(fc.property(setupArb, fc.array(irteArb, { minLength: 21, maxLength: 21 }), fc.array(msiArb, { minLength: 1, maxLength: 30 }), (su, table, msis) => {
+    const eim = su.eim;
+    const core = Iommu.create({ aw: 48, ir: true, eim, pi: su.pi, contextCache: false });
+    const model = new RefModel({ ...defaultModelConfig, aw: 48, ir: true, eim, pi: su.pi });
+    programBoth(core, model, table, su);
+    for (const [i, m] of msis.entries()) {
+      assert.equal(describeMsi(coreMsi(core.remapMsi(m.sid, m.addr, m.data))), describeMsi(model.msi(m.sid, m.addr, m.data)), `msi ${i}`);
+      if (i % 5 === 4) {
+        core.mmioWrite(0x22c, 4, 0x80000000);
+        core.mmioWrite(0x34, 4, 0x7f);
+        model.mmioWrite(0x22c, 4, 0x80000000n);
+        model.mmioWrite(0x34, 4, 0x7fn);
+      }
+    }
+    for (const off of [0x34, 0x38, 0x220, 0x224, 0x228, 0x22c]) assert.equal(core.mmioRead(off, 4), model.mmioRead(off, 4), `register 0x${off.toString(16)}`);
+  }), { numRuns: RUNS });
+});
+
+test('property: with the interrupt entry cache, IRTE edits and IEC invalidations stay within the allowed outcomes', () => {
+  const editArb = fc.oneof(
+    fc.record({ k: fc.constant('msi' as const), m: msiArb }),
+    fc.record({ k: fc.constant('edit' as const), i: fc.integer({ min: 0, max: 20 }), e: irteArb }),
+    fc.record({ k: fc.constant('iec' as const), global: fc.boolean(), index: fc.integer({ min: 0, max: 20 }), im: fc.integer({ min: 0, max: 3 }) }),
+  );
+  fc.assert(fc.property(setupArb, fc.array(irteArb, { minLength: 21, maxLength: 21 }), fc.array(editArb, { minLength: 1, maxLength: 40 }), (su, table, ops) => {
+    const core = Iommu.create({ aw: 48, ir: true, eim: su.eim, pi: su.pi });
+    const w = new CachedWindowModel({ ...defaultModelConfig, aw: 48, ir: true, eim: su.eim, pi: su.pi });
+    programBoth(core, w, table, su);
+    let tail = 0;
+    for (const op of ops) {
+      if (op.k === 'msi') {
+        const got = coreMsi(core.remapMsi(op.m.sid, op.m.addr, op.m.data));
+        const allowed = w.allowedMsi(op.m.sid, op.m.addr, op.m.data);
+        assert.ok(allowed.some((a) => describeMsi(a) === describeMsi(got)), `core ${describeMsi(got)}; allowed ${allowed.map(describeMsi).join(', ')}`);
+        w.commitMsi(op.m.sid, op.m.addr, op.m.data, got);
+      } else if (op.k === 'edit') {
+        core.writeGuestQwords(IRT + op.i * 16, op.e);
+        const b = new Uint8Array(16);
+        new DataView(b.buffer).setBigUint64(0, op.e[0], true);
+        new DataView(b.buffer).setBigUint64(8, op.e[1], true);
+        w.writeMem(BigInt(IRT + op.i * 16), b);
+      } else {
+        const lo = op.global ? 0x4n : 0x14n | (BigInt(op.im) << 27n) | (BigInt(op.index) << 32n);
+        const at = QUEUE + tail * 16;
+        core.writeGuestQwords(at, [lo, 0n]);
+        const b = new Uint8Array(16);
+        new DataView(b.buffer).setBigUint64(0, lo, true);
+        w.writeMem(BigInt(at), b);
+        tail = (tail + 1) % 256;
+        core.mmioWrite(0x88, 8, BigInt(tail) << 4n);
+        w.mmioWrite(0x88, 8, BigInt(tail) << 4n);
+      }
+      for (const off of [0x34, 0x80, 0x228]) assert.equal(core.mmioRead(off, 4), w.mmioRead(off, 4), `register 0x${off.toString(16)}`);
+    }
+  }), { numRuns: RUNS });
+});
