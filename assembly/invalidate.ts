@@ -6,6 +6,7 @@
 import { ccInvalidateAll, ccInvalidateDomain, ccInvalidateDevice } from "./ctxcache";
 import { count, C_CCMD_GLOBAL, C_IOTLB_GLOBAL } from "./counters";
 import { pushEvent, EV_INVALIDATION, INV_CONTEXT, INV_IOTLB } from "./events";
+import { frontFlush } from "./frontcache";
 import { iotlbInvalidateAll, iotlbInvalidateDomain, iotlbInvalidatePages } from "./iotlb";
 
 /** Granularities, as CIRG/CAIG, IIRG/IAIG and the descriptors' G fields encode them. */
@@ -18,6 +19,7 @@ import { iotlbInvalidateAll, iotlbInvalidateDomain, iotlbInvalidatePages } from 
 
 /** Context-cache invalidation; returns the granularity performed (0 = none). */
 export function invalidateContext(g: u32, did: u32, sid: u32, fm: u32): u32 {
+  frontFlush();
   if (g == G_GLOBAL) ccInvalidateAll();
   else if (g == G_DOMAIN) ccInvalidateDomain(did);
   else if (g == G_DEVICE_OR_PAGE) ccInvalidateDevice(sid, fm);
@@ -29,6 +31,7 @@ export function invalidateContext(g: u32, did: u32, sid: u32, fm: u32): u32 {
 
 /** IOTLB invalidation; `am` and `ih` apply to page-selective. Returns the granularity performed. */
 export function invalidateIotlb(g: u32, did: u32, addr: u64, am: u32, ih: u32): u32 {
+  frontFlush();
   if (g == G_GLOBAL) iotlbInvalidateAll();
   else if (g == G_DOMAIN) iotlbInvalidateDomain(did);
   else if (g == G_DEVICE_OR_PAGE) iotlbInvalidatePages(did, addr, am);

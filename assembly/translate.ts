@@ -29,6 +29,7 @@ import { unitRead64, memError } from "./guestmem";
 import { iotlbLookup, iotlbLookup4k, iotlbEnabled, iotlbFill, hitLevel, V_FLAGS, V_NEAR_INTR } from "./iotlb";
 import { SL_PS_BIT, SL_RW_MASK, rsvdTable, rsvdLeaf, slAddrMask } from "./slpte";
 import { pmrBlocks, pmrActive } from "./pmr";
+import { frontLookup, frontFill } from "./frontcache";
 
 // ---- Result status (ABI: the host decodes it in src/core.ts) --------------
 /** The request completes; the output address is in the result slot. */
@@ -184,10 +185,17 @@ function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 
   if (!translationEnabled || pmrActive) return false;
   const end = iova + <u64>(len - 1);
   if (end >= INTR_LO && iova <= INTR_HI) return false; // (a wrapping range takes the full path)
+  const need: u64 = isWrite ? 2 : 1;
+  if ((iova >> 57) == 0) {
+    const f = frontLookup(sid, iova);
+    if ((f & need) != 0) {
+      outAddr = (f & ~(<u64>0xfff)) | (iova & 0xfff);
+      return true;
+    }
+  }
   const word = ccWord(sid);
   if (word == 0 || (word & (<u64>3 << CC_TT_SHIFT)) == (<u64>TT_PASSTHROUGH << CC_TT_SHIFT)) return false;
   if ((iova >> ccWidth(sid)) != 0 || !iotlbEnabled()) return false;
-  const need: u64 = isWrite ? 2 : 1;
   const did = ccDid(sid);
   // 4 KiB pages first, with a constant page mask; then the large-page sizes.
   let v = iotlbLookup4k(did, iova);
@@ -267,6 +275,10 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   const pageMask = rangeMask64(0, 12 + 9 * (level - 1));
   const out = (v & ~pageMask & ~V_FLAGS) | (iova & pageMask);
   if (overlapsInterruptRange(out, len)) return fault(sid, FR_INTERRUPT_ADDR, iova, isWrite, fpd);
+  // Both architected caches hold this translation: remember its 4 KiB page in
+  // the front cache unless that page touches the interrupt range.
+  const page = out & ~(<u64>0xfff);
+  if (ccEnabled && (page > INTR_HI || page + 0xfff < INTR_LO)) frontFill(sid, iova, page | (v & SL_RW_MASK));
   return finish(out, len);
 }
 

@@ -10,7 +10,8 @@ import { eventsInit } from "./events";
 import { recomputePpf, statusServiced, fectlWritten, frcdOffset, faultsReset } from "./faults";
 import { memInit } from "./guestmem";
 import { invalidateContext, invalidateIotlb } from "./invalidate";
-import { iotlbInit } from "./iotlb";
+import { frontCacheInit } from "./frontcache";
+import { iotlbInit, iotlbCapacity } from "./iotlb";
 import { irInit, irReset, latchIrta } from "./irstate";
 import { pmenWritten, pmrReset } from "./pmr";
 import { qiEnable, qiDisable, qiProcess, qiEnabled, icsWritten, iectlWritten } from "./qi";
@@ -90,6 +91,8 @@ export function configureUnit(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, 
   setConfig(aw, flags, nfr);
   if (!regsInit() || !countersInit() || !eventsInit() || !memInit() || !slpteInit()
     || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache) || !irInit(contextCache)) return CFG_NO_MEMORY;
+  // The front cache sits on both architected caches: only when both are on.
+  if (contextCache && !frontCacheInit(iotlbCapacity() < 1 << 18 ? iotlbCapacity() : 1 << 18)) return CFG_NO_MEMORY;
   defineRegisters();
   configured = true;
   return CFG_OK;
