@@ -15,6 +15,7 @@ import { iotlbCapacity, iotlbLive } from "./iotlb";
 import { translate as translateOne, translateFast, outAddr, walkTables, readContext, walkValue, walkLevel, ctxWordOut,
   ctxDidOut } from "./translate";
 import { irRemap, irRemapIoapic, irOutAddr, irOutData, irIndex } from "./irstate";
+import { rangeWalk, rwResume, rwEntries, rwBad } from "./rangewalk";
 import { configureUnit, isConfigured, mmioRead as unitRead, mmioWrite as unitWrite } from "./unit";
 
 /** Staging buffer for host <-> guest memory copies. */
@@ -170,10 +171,45 @@ export function probe(sid: u32, iovaLo: u32, iovaHi: u32, isWrite: u32): u32 {
   const aw = <u32>((ctxWordOut >> 4) & 7);
   const w = walkTables(ctxWordOut & ~(<u64>0xfff), aw + 2, (<u64>iovaHi << 32) | <u64>iovaLo, isWrite != 0);
   if (w != 0) return w;
+  // The walk leaves the rights to its caller: a request would fault here.
+  if ((walkValue & (isWrite != 0 ? <u64>2 : <u64>1)) == 0) return isWrite != 0 ? 5 : 6;
   store<u64>(result, walkValue);
   store<u32>(result, walkLevel, 8);
   store<u32>(result, ctxDidOut, 12);
   return 0;
+}
+
+// ---- Shadow sync support ------------------------------------------------------------
+
+/**
+ * Reads the context of `sid` without side effects (no cache, no fault
+ * recorded). Returns 0 with the result block holding u64 table | AW << 4 | TT << 2 | FPD << 1
+ * and u32 DID at offset 8, or the fault reason a request would get.
+ */
+export function contextOf(sid: u32): u32 {
+  const r = readContext(sid & 0xffff);
+  if (r != 0) return r;
+  store<u64>(result, ctxWordOut);
+  store<u32>(result, ctxDidOut, 8);
+  return 0;
+}
+
+/** Records per walkRange call: the response block holds them (32 bytes each). */
+export function layoutRangeCapacity(): u32 { return BATCH_CAP / 2; }
+
+/**
+ * The present leaf mappings of the table at (tableHi:tableLo) with `levels`
+ * levels over [start, end) (end 0 = 2^64), into the response block
+ * (rangewalk.ts records). Returns the count; the result block holds the IOVA
+ * to resume from, the entries read and the entries skipped as malformed.
+ */
+export function walkRange(tableLo: u32, tableHi: u32, levels: u32, startLo: u32, startHi: u32, endLo: u32, endHi: u32): u32 {
+  const n = rangeWalk((<u64>tableHi << 32) | <u64>tableLo, levels, (<u64>startHi << 32) | <u64>startLo,
+    (<u64>endHi << 32) | <u64>endLo, batchResp, BATCH_CAP / 2);
+  store<u64>(result, rwResume);
+  store<u32>(result, rwEntries, 8);
+  store<u32>(result, rwBad, 12);
+  return n;
 }
 
 // ---- Interrupt remapping -------------------------------------------------------------

@@ -285,3 +285,10 @@ test('write-1-to-clear bits ignore writes of 0 (FSTS.PFO, ICS.IWC, FRCD.F)', () 
   u.mmioWrite(0x22c, 4, 0x80000000);
   assert.equal(u.mmioRead32(FSTS), 0x0);
 });
+
+test('probe applies the cumulative rights as a request would', () => {
+  const u = unitWithTables({}, 1, 1n); // one read-only page
+  assert.equal(u.probe(SID, 0x10, 'r').ok, true);
+  assert.deepEqual(u.probe(SID, 0x10, 'w'), { ok: false, fault: 5 });
+  assert.equal(u.mmioRead32(FSTS), 0, 'nothing recorded');
+});
