@@ -35,6 +35,9 @@ interface CoreExports {
   translateBatch(n: number): number;
   probe(sid: number, iovaLo: number, iovaHi: number, isWrite: number): number;
   remapMsi(sid: number, hasSid: number, addrLo: number, addrHi: number, data: number): number;
+  contextOf(sid: number): number;
+  layoutRangeCapacity(): number;
+  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number): number;
   remapIoapic(sid: number, hasSid: number, rteLo: number, rteHi: number): number;
   guestFrames(): number;
   iotlbEntries(): number;
@@ -264,6 +267,18 @@ export class Core {
 
   probe(sid: number, iovaLo: number, iovaHi: number, isWrite: boolean): number {
     return this.guard(() => this.x.probe(sid, iovaLo, iovaHi, isWrite ? 1 : 0));
+  }
+
+  // ---- shadow sync support ----
+  contextOf(sid: number): number {
+    return this.guard(() => this.x.contextOf(sid));
+  }
+
+  get rangeCapacity(): number { return this.x.layoutRangeCapacity(); }
+
+  /** Runs one range-walk step; records are then in the response block (8 u32 words each). */
+  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number): number {
+    return this.guard(() => this.x.walkRange(tableLo, tableHi, levels, startLo, startHi, endLo, endHi));
   }
 
   // ---- interrupt remapping ----

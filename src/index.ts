@@ -3,7 +3,7 @@
  * Usable in browsers and Node: nothing here imports Node modules.
  */
 export { Iommu, TranslateResult, BatchPath } from './iommu.js';
-export type { IommuOptions, IommuEvent, Direction, GuestMemoryHooks, MsiResult } from './iommu.js';
+export type { IommuOptions, IommuEvent, Direction, GuestMemoryHooks, MsiResult, LeafMapping, ContextInfo } from './iommu.js';
 export { VtdError } from './errors.js';
 export type { VtdErrorCode } from './errors.js';
 export { parseTrace, optionsFromHeader, parseRid, formatRid } from './trace.js';

@@ -103,6 +103,14 @@ export type MsiResult =
   | { ok: true; posted: true; /** Posted-interrupt descriptor address. */ descriptor: bigint; vector: number; urgent: boolean; index: number }
   | { ok: false; /** The fault reason reported (undefined when the IRTE's FPD suppressed it). */ fault?: number; reason: number };
 
+/** A present leaf mapping found by `walkRange`: `size` bytes at `iova` map to `gpa`. */
+export interface LeafMapping { iova: bigint; gpa: bigint; size: bigint; level: number; read: boolean; write: boolean }
+
+/** A device's context as the unit reads it (no cache involved). */
+export type ContextInfo =
+  | { ok: true; did: number; table: bigint; levels: number; passThrough: boolean; fpd: boolean }
+  | { ok: false; fault: number };
+
 /** Events the unit raises. */
 export type IommuEvent =
   | { type: 'fault-interrupt'; addr: bigint; data: number }
@@ -306,6 +314,57 @@ export class Iommu {
     const r = this.core.probe(sid, lo, hi, dir === 'w');
     if (r !== 0) return { ok: false, fault: r };
     return { ok: true, leaf: (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo), level: this.core.resultWord2, did: this.core.resultWord3 };
+  }
+
+  // ---- shadow sync support ----
+
+  /** Reads `sid`'s root and context entries now, without caches or side effects. */
+  contextOf(sid: number): ContextInfo {
+    checkSid(sid);
+    const r = this.core.contextOf(sid);
+    if (r !== 0) return { ok: false, fault: r };
+    const lo = this.core.resultLo, hi = this.core.resultHi;
+    const aw = (lo >>> 4) & 7;
+    return {
+      ok: true, did: this.core.resultWord2, table: (BigInt(hi) << 32n) | BigInt((lo & 0xfffff000) >>> 0),
+      levels: aw + 2, passThrough: ((lo >>> 2) & 3) === 2, fpd: (lo & 2) !== 0,
+    };
+  }
+
+  /**
+   * The present leaf mappings of a second-level table over [start, end)
+   * (end exclusive, at most 2^64), with their effective rights (the AND over
+   * the path). Not-present entries prune their subtrees; entries a request
+   * would fault on map nothing and are counted in `malformed`. No side
+   * effects besides counters.
+   */
+  walkRange(table: bigint, levels: number, start: bigint, end: bigint): { mappings: LeafMapping[]; entriesRead: number; malformed: number } {
+    if (!Number.isInteger(levels) || levels < 1 || levels > 5) throw new VtdError('ARGUMENT', 'levels must be 1..5', { levels });
+    if (start < 0n || end > 1n << 64n || end <= start) throw new VtdError('ARGUMENT', 'need 0 <= start < end <= 2^64', { start, end });
+    const [tlo, thi] = splitU64(table, 'table');
+    const [elo, ehi] = end === 1n << 64n ? [0, 0] : splitU64(end, 'end');
+    const mappings: LeafMapping[] = [];
+    let entriesRead = 0, malformed = 0;
+    let at = start;
+    while (at < end) {
+      const [slo, shi] = splitU64(at, 'start');
+      const n = this.core.walkRange(tlo, thi, levels, slo, shi, elo, ehi);
+      const resume = (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo);
+      entriesRead += this.core.resultWord2;
+      malformed += this.core.resultWord3;
+      const rec = this.core.batchResponses;
+      for (let i = 0; i < n; i++) {
+        const p = i * 8;
+        const level = rec[p + 4];
+        mappings.push({
+          iova: (BigInt(rec[p + 1]) << 32n) | BigInt(rec[p]), gpa: (BigInt(rec[p + 3]) << 32n) | BigInt(rec[p + 2]),
+          size: 1n << BigInt(12 + 9 * (level - 1)), level, read: (rec[p + 5] & 1) !== 0, write: (rec[p + 5] & 2) !== 0,
+        });
+      }
+      if (n < this.core.rangeCapacity || (end !== 1n << 64n && resume >= end) || (end === 1n << 64n && resume === 0n)) break;
+      at = resume;
+    }
+    return { mappings, entriesRead, malformed };
   }
 
   // ---- interrupt remapping ----
