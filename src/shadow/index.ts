@@ -1,0 +1,12 @@
+/**
+ * VFIO backend models for shadow sync: VFIO type1 v2, iommufd IOAS, and a
+ * recorder. See docs/BACKENDS.md.
+ */
+export type { Perm, Errno, BackendResult, Mapping, BackendStats, Backend } from './backend.js';
+export {
+  PAGE_SIZE, U64_MAX, DEFAULT_PAGE_SIZES, DEFAULT_APERTURE, X86_MSI_WINDOW, ERRNOS, HISTOGRAM_BUCKETS,
+  sizeBucket, permString, hex,
+} from './backend.js';
+export { Type1Backend, excludeRanges, type Type1Options } from './type1.js';
+export { IommufdBackend, type IommufdOptions } from './iommufd.js';
+export { RecordingBackend, parseLog, parseLogLine, replayLog, type LogEntry, type RecordingOptions } from './recording.js';

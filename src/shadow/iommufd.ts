@@ -1,0 +1,172 @@
+/**
+ * iommufd IOAS as in Linux drivers/iommu/iommufd: IOMMU_IOAS_MAP with
+ * IOMMU_IOAS_MAP_FIXED_IOVA (ioas.c iommufd_ioas_map -> io_pagetable.c
+ * iopt_map_user_pages), IOMMU_IOAS_UNMAP (iommufd_ioas_unmap -> iopt_unmap_iova
+ * -> iopt_unmap_iova_range) and the unmap-all form (iova 0, length U64_MAX ->
+ * iopt_unmap_all). Checks run in the kernel's order. docs/BACKENDS.md lists
+ * every rule with its source.
+ */
+import { VtdError } from '../errors.js';
+import {
+  type Backend, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
+  DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
+  assertPerm, assertU64, checkRange, errResult, hex, lowestBit, memlockLimitBytes, okResult,
+} from './backend.js';
+
+export interface IommufdOptions {
+  /** The attached domain's pgsize_bitmap; iova_alignment = its lowest bit (must be <= PAGE_SIZE). Default 4K|2M|1G. */
+  pageSizes?: bigint;
+  /** RLIMIT_MEMLOCK in KiB (`ulimit -l` units); default 'unlimited' (or CAP_IPC_LOCK). */
+  memlockLimitKiB?: bigint | 'unlimited';
+  /** Domain aperture, inclusive; everything outside it is reserved. Default [0, 2^48 - 1]. */
+  aperture?: [bigint, bigint];
+  /** Reserved IOVA regions (inclusive), e.g. the device's IOMMU_RESV_MSI; default the x86 MSI window. */
+  reserved?: [bigint, bigint][];
+  /** Backend name; default 'iommufd'. */
+  name?: string;
+}
+
+export class IommufdBackend implements Backend {
+  readonly name: string;
+  /** iopt->iova_alignment: alignment of iova and length (and of the user VA's offset within its page). */
+  readonly iovaAlignment: bigint;
+  /** Memlock limit in bytes (whole pages), null when unlimited. */
+  readonly memlockLimit: bigint | null;
+  /** iopt->reserved_itree: the reserved regions plus everything outside the aperture. */
+  readonly reservedRanges: readonly [bigint, bigint][];
+  private readonly set = new MappingSet();
+  private readonly acc = new StatsAccumulator();
+
+  constructor(options: IommufdOptions = {}) {
+    this.name = options.name ?? 'iommufd';
+    const bitmap = options.pageSizes ?? DEFAULT_PAGE_SIZES;
+    if (typeof bitmap !== 'bigint' || bitmap <= 0n || bitmap > U64_MAX) {
+      throw new VtdError('CONFIG', 'pageSizes must be a non-zero u64 bitmap', { pageSizes: bitmap });
+    }
+    const align = lowestBit(bitmap);
+    // iopt_table_add_domain(): a domain whose smallest page exceeds PAGE_SIZE cannot be attached.
+    if (align > PAGE_SIZE) {
+      throw new VtdError('CONFIG', `iopt_table_add_domain: smallest page size ${hex(align)} exceeds PAGE_SIZE (the attach fails with EINVAL)`, { pageSizes: bitmap });
+    }
+    this.iovaAlignment = align;
+    this.memlockLimit = memlockLimitBytes(options.memlockLimitKiB);
+
+    const aperture = options.aperture ?? DEFAULT_APERTURE;
+    checkRange('aperture', aperture);
+    const reserved = options.reserved ?? [X86_MSI_WINDOW];
+    reserved.forEach((r) => checkRange('reserved', r));
+    const all: [bigint, bigint][] = reserved.map(([a, b]) => [a, b]);
+    // iopt_table_add_domain() reserves [0, aperture_start - 1] and [aperture_end + 1, ULONG_MAX].
+    if (aperture[0] !== 0n) all.push([0n, aperture[0] - 1n]);
+    if (aperture[1] !== U64_MAX) all.push([aperture[1] + 1n, U64_MAX]);
+    all.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+    this.reservedRanges = all;
+  }
+
+  private fail(errno: Errno, reason: string): BackendResult {
+    this.acc.error(errno);
+    return errResult(errno, reason);
+  }
+
+  /** IOMMU_IOAS_MAP with IOMMU_IOAS_MAP_FIXED_IOVA. */
+  map(iova: bigint, size: bigint, vaddr: bigint, perm: Perm): BackendResult {
+    assertU64('iova', iova);
+    assertU64('size', size);
+    assertU64('vaddr', vaddr);
+    assertPerm(perm);
+    this.acc.mapCall();
+    const mask = this.iovaAlignment - 1n;
+
+    // iommufd_ioas_map()
+    if (iova >= U64_MAX || size >= U64_MAX) return this.fail('EOVERFLOW', `iommufd_ioas_map: iova ${hex(iova)} or length ${hex(size)} >= ULONG_MAX`);
+    if (!perm.read && !perm.write) return this.fail('EINVAL', 'iommufd_ioas_map: neither IOMMU_IOAS_MAP_READABLE nor _WRITEABLE');
+    // iopt_alloc_user_pages(): check_add_overflow(uptr, length), then iopt_alloc_pages()
+    if (vaddr + size > U64_MAX) return this.fail('EOVERFLOW', `iopt_alloc_user_pages: user_va ${hex(vaddr)} + length ${hex(size)} overflows`);
+    if (size === 0n || size > U64_MAX - PAGE_SIZE) return this.fail('EINVAL', `iopt_alloc_pages: length ${hex(size)} is 0 or > SIZE_MAX - PAGE_SIZE`);
+    // iopt_alloc_area_pages()
+    if (size & mask) return this.fail('EINVAL', `iopt_alloc_area_pages: length ${hex(size)} not aligned to iova_alignment ${hex(this.iovaAlignment)}`);
+    // iopt_check_iova()
+    if (iova & mask) return this.fail('EINVAL', `iopt_check_iova: iova ${hex(iova)} not aligned to iova_alignment ${hex(this.iovaAlignment)}`);
+    const last = iova + size - 1n;
+    if (last > U64_MAX) return this.fail('EOVERFLOW', `iopt_check_iova: iova ${hex(iova)} + length ${hex(size)} - 1 overflows`);
+    const resv = this.reservedRanges.find(([a, b]) => a <= last && b >= iova);
+    if (resv !== undefined) {
+      return this.fail('EINVAL', `iopt_check_iova: [${hex(iova)}, ${hex(last)}] intersects reserved [${hex(resv[0])}, ${hex(resv[1])}]`);
+    }
+    const clash = this.set.overlapping(iova, last)[0];
+    if (clash !== undefined) {
+      return this.fail('EEXIST', `iopt_check_iova: [${hex(iova)}, ${hex(last)}] overlaps the area at ${hex(clash.iova)} length ${hex(clash.size)}`);
+    }
+    // iopt_insert_area(): the user VA's offset in its page must meet the alignment.
+    const pageOffset = vaddr % PAGE_SIZE;
+    if (pageOffset & mask) return this.fail('EINVAL', `iopt_insert_area: user_va ${hex(vaddr)} page offset not aligned to ${hex(this.iovaAlignment)}`);
+    // iopt_alloc_pages(): npages = DIV_ROUND_UP(length + page offset, PAGE_SIZE); pinned when the domain is filled.
+    const pinned = ((pageOffset + size + PAGE_SIZE - 1n) / PAGE_SIZE) * PAGE_SIZE;
+    // incr_user_locked_vm() / update_mm_locked_vm(): new_pages > lock_limit -> ENOMEM.
+    if (this.memlockLimit !== null && this.set.pinned + pinned > this.memlockLimit) {
+      return this.fail('ENOMEM', `incr_user_locked_vm: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.pinned)} pinned + ${hex(pinned)}`);
+    }
+    this.set.insert({ iova, size, hva: vaddr, perm: { read: perm.read, write: perm.write }, pinned });
+    this.acc.mapped(size);
+    this.acc.setLive(this.set.size, this.set.pinned);
+    return okResult(0n);
+  }
+
+  /** IOMMU_IOAS_UNMAP. iova 0 with length U64_MAX is the unmap-all form. */
+  unmap(iova: bigint, size: bigint): BackendResult {
+    assertU64('iova', iova);
+    assertU64('size', size);
+    if (iova === 0n && size === U64_MAX) return this.unmapAll();
+    this.acc.unmapCall();
+
+    // iommufd_ioas_unmap(); note: no alignment check on unmap.
+    if (iova >= U64_MAX || size >= U64_MAX) return this.fail('EOVERFLOW', `iommufd_ioas_unmap: iova ${hex(iova)} or length ${hex(size)} >= ULONG_MAX`);
+    // iopt_unmap_iova()
+    if (size === 0n) return this.fail('EINVAL', 'iopt_unmap_iova: length is 0');
+    const last = iova + size - 1n;
+    if (last > U64_MAX) return this.fail('EOVERFLOW', `iopt_unmap_iova: iova ${hex(iova)} + length ${hex(size)} - 1 overflows`);
+
+    // iopt_unmap_iova_range(): areas are taken lowest first and removed one by
+    // one; an area the range would cut stops the walk with ENOENT, and the
+    // areas already removed stay removed.
+    let unmapped = 0n;
+    for (const e of this.set.overlapping(iova, last)) {
+      if (e.iova < iova || e.iova + e.size - 1n > last) {
+        this.acc.removed(unmapped);
+        this.acc.setLive(this.set.size, this.set.pinned);
+        const partial = unmapped > 0n ? ` (${hex(unmapped)} bytes below it were already unmapped)` : '';
+        return this.fail('ENOENT', `iopt_unmap_iova_range: [${hex(iova)}, ${hex(last)}] would split the area at ${hex(e.iova)} length ${hex(e.size)}${partial}`);
+      }
+      unmapped += e.size;
+      this.set.remove(e);
+    }
+    if (unmapped === 0n) {
+      // iopt_unmap_iova_range() (older kernels) or iommufd_ioas_unmap() (after
+      // commit afb47765f923): nothing unmapped is ENOENT for IOMMU_IOAS_UNMAP.
+      return this.fail('ENOENT', `iommufd_ioas_unmap: nothing mapped in [${hex(iova)}, ${hex(last)}]`);
+    }
+    this.acc.removed(unmapped);
+    this.acc.unmapOk(size);
+    this.acc.setLive(this.set.size, this.set.pinned);
+    return okResult(unmapped);
+  }
+
+  /** IOMMU_IOAS_UNMAP with iova 0 and length U64_MAX: iopt_unmap_all(), success even when empty. */
+  unmapAll(): BackendResult {
+    this.acc.unmapCall();
+    let unmapped = 0n;
+    for (const e of this.set.clear()) unmapped += e.size;
+    this.acc.removed(unmapped);
+    this.acc.unmapOk(unmapped > 0n ? unmapped : null);
+    this.acc.setLive(0, 0n);
+    return okResult(unmapped);
+  }
+
+  mappings(): Mapping[] {
+    return this.set.mappings();
+  }
+
+  stats(): BackendStats {
+    return this.acc.snapshot();
+  }
+}
