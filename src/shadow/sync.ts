@@ -1,0 +1,309 @@
+/**
+ * Shadow sync: keeps a host IOMMU (a VFIO backend) in step with the guest's
+ * second-level mappings, driven by the invalidations a caching-mode unit
+ * reports (digest §8.1: with CM = 1 the guest must invalidate after every
+ * change, so each invalidation names exactly what may have changed).
+ *
+ * For each attached domain the sync keeps `shadow`: the mappings it believes
+ * the backend holds. On an invalidation it walks the guest tables over exactly
+ * the invalidated range (page-selective: 2^AM pages; domain-selective and
+ * global: the whole space, absent subtrees pruned by the range walk), computes
+ * what the backend should hold there, and issues the difference:
+ *
+ * - `merged` mode: the guest's effective present mappings as maximal runs
+ *   (IOVA and GPA contiguous, same rights). Unchanged runs cost nothing; a run
+ *   that changed is unmapped whole (a type1 backend refuses to bisect a
+ *   mapping) and the new runs over its span are mapped.
+ * - `qemu` mode: QEMU 7.2's behaviour (`vtd_page_walk_one`): one notification
+ *   per leaf, kept in an IOVA tree. A leaf already mapped identically is
+ *   skipped; a leaf overlapping a different mapping is unmapped over the NEW
+ *   leaf's range and then mapped (under type1 this bisects a larger old
+ *   mapping: EINVAL, and the map then fails with EEXIST, the failure real VMMs
+ *   log as "vfio_dma_map(...) = -17 (File exists)"); a tree entry no leaf
+ *   covers any more is unmapped.
+ *
+ * A mapping whose guest-physical range is not guest RAM is reported
+ * (`notRam`), never mapped.
+ */
+import type { Backend, BackendResult } from './backend.js';
+import type { Iommu, IommuEvent, LeafMapping } from '../iommu.js';
+
+export type SyncMode = 'merged' | 'qemu';
+
+/** One mapping as the shadow and the backend see it. */
+export interface Run { iova: bigint; size: bigint; gpa: bigint; read: boolean; write: boolean }
+
+export interface ShadowOptions {
+  mode?: SyncMode;
+  /** Guest RAM as [start, end) ranges; a guest mapping outside them is reported, not mapped. Default: everything is RAM. */
+  ram?: ReadonlyArray<readonly [bigint, bigint]>;
+  /** The address the backend is given for a guest-physical address (a VMM's host virtual address). Default: identity. */
+  gpaToVaddr?: (gpa: bigint) => bigint;
+}
+
+export interface ShadowMetrics {
+  invalidations: number;
+  syncs: number;
+  walks: number;
+  entriesRead: number;
+  maps: number;
+  unmaps: number;
+  mapBytes: bigint;
+  unmapBytes: bigint;
+  /** Leaves (qemu mode) or runs (merged mode) found identical to what the backend holds: no operation needed. */
+  redundantAvoided: number;
+  /** Ranges unmapped and mapped again in one sync: a DMA in between would have faulted on the host. */
+  unmappedWindows: number;
+  /** Guest mappings of non-RAM guest-physical ranges (reported, not mapped). */
+  notRam: number;
+  /** Backend errors by errno. */
+  errors: Record<string, number>;
+}
+
+interface Domain { did: number; table: bigint; levels: number; sids: Set<number>; shadow: Run[] }
+
+const SPACE_END = 1n << 64n;
+
+function sameRun(a: Run, b: Run): boolean {
+  return a.iova === b.iova && a.size === b.size && a.gpa === b.gpa && a.read === b.read && a.write === b.write;
+}
+
+function overlaps(r: Run, lo: bigint, hi: bigint): boolean {
+  return r.iova < hi && r.iova + r.size > lo;
+}
+
+/** Maximal runs: adjacent pieces with contiguous IOVA and GPA and the same rights become one. */
+export function mergeRuns(pieces: Run[]): Run[] {
+  const out: Run[] = [];
+  for (const p of [...pieces].sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0))) {
+    const last = out[out.length - 1];
+    if (last && last.iova + last.size === p.iova && last.gpa + last.size === p.gpa && last.read === p.read && last.write === p.write) {
+      out[out.length - 1] = { ...last, size: last.size + p.size };
+    } else {
+      out.push({ ...p });
+    }
+  }
+  return out;
+}
+
+/** Clips a run to [lo, hi). */
+function clip(r: Run, lo: bigint, hi: bigint): Run | undefined {
+  const a = r.iova > lo ? r.iova : lo;
+  const b = r.iova + r.size < hi ? r.iova + r.size : hi;
+  if (a >= b) return undefined;
+  return { iova: a, size: b - a, gpa: r.gpa + (a - r.iova), read: r.read, write: r.write };
+}
+
+export class ShadowSync {
+  readonly mode: SyncMode;
+  readonly metrics: ShadowMetrics = {
+    invalidations: 0, syncs: 0, walks: 0, entriesRead: 0, maps: 0, unmaps: 0, mapBytes: 0n, unmapBytes: 0n,
+    redundantAvoided: 0, unmappedWindows: 0, notRam: 0, errors: {},
+  };
+  private readonly domains = new Map<number, Domain>();
+  private readonly bySid = new Map<number, number>();
+  private readonly ram: ReadonlyArray<readonly [bigint, bigint]> | undefined;
+  private readonly toVaddr: (gpa: bigint) => bigint;
+  private readonly unsubscribe: () => void;
+
+  constructor(readonly iommu: Iommu, readonly backend: Backend, opts: ShadowOptions = {}) {
+    this.mode = opts.mode ?? 'merged';
+    this.ram = opts.ram;
+    this.toVaddr = opts.gpaToVaddr ?? ((g) => g);
+    this.unsubscribe = iommu.on((e) => this.onEvent(e));
+  }
+
+  /** Stops following the unit's invalidations. */
+  close(): void {
+    this.unsubscribe();
+  }
+
+  /** The mappings the sync believes the backend holds for a domain. */
+  shadowOf(did: number): readonly Run[] {
+    return this.domains.get(did)?.shadow ?? [];
+  }
+
+  /** A device is attached (assigned): read its context now and replay its domain. */
+  attach(sid: number): void {
+    this.refreshContext(sid);
+  }
+
+  /** Re-reads `sid`'s context; a new domain or table replays the whole domain. */
+  private refreshContext(sid: number): void {
+    const ctx = this.iommu.contextOf(sid);
+    const oldDid = this.bySid.get(sid);
+    if (!ctx.ok || ctx.passThrough) {
+      // No translated domain any more (or pass-through: nothing to shadow per page).
+      if (oldDid !== undefined) this.detachSid(sid, oldDid);
+      return;
+    }
+    if (oldDid !== undefined && oldDid !== ctx.did) this.detachSid(sid, oldDid);
+    let d = this.domains.get(ctx.did);
+    const fresh = d === undefined || d.table !== ctx.table || d.levels !== ctx.levels;
+    if (!d) {
+      d = { did: ctx.did, table: ctx.table, levels: ctx.levels, sids: new Set(), shadow: [] };
+      this.domains.set(ctx.did, d);
+    }
+    d.table = ctx.table;
+    d.levels = ctx.levels;
+    d.sids.add(sid);
+    this.bySid.set(sid, ctx.did);
+    if (fresh || oldDid !== ctx.did) this.sync(d, 0n, SPACE_END);
+  }
+
+  private detachSid(sid: number, did: number): void {
+    this.bySid.delete(sid);
+    const d = this.domains.get(did);
+    if (!d) return;
+    d.sids.delete(sid);
+    if (d.sids.size === 0) {
+      // The last device left the domain: nothing needs its mappings any more.
+      for (const r of d.shadow) this.unmap(r.iova, r.size);
+      this.domains.delete(did);
+    }
+  }
+
+  private onEvent(e: IommuEvent): void {
+    if (e.type !== 'invalidation') return;
+    if (e.cache === 'context') {
+      this.metrics.invalidations++;
+      // Any context invalidation may have moved an attached device.
+      for (const sid of [...this.bySid.keys()]) {
+        const covered = e.granularity !== 3 || (sid & ~[0, 4, 6, 7][e.fm]) === (e.sid & ~[0, 4, 6, 7][e.fm]);
+        if (covered) this.refreshContext(sid);
+      }
+      return;
+    }
+    if (e.cache !== 'iotlb') return;
+    this.metrics.invalidations++;
+    if (e.granularity === 1) {
+      for (const d of this.domains.values()) this.sync(d, 0n, SPACE_END);
+    } else if (e.granularity === 2 || e.granularity === 3) {
+      const d = this.domains.get(e.did);
+      if (!d) return;
+      if (e.granularity === 2) this.sync(d, 0n, SPACE_END);
+      else this.sync(d, e.addr, e.addr + (1n << BigInt(12 + e.am)));
+    }
+  }
+
+  private inRam(r: Run): boolean {
+    if (!this.ram) return true;
+    return this.ram.some(([s, e]) => r.gpa >= s && r.gpa + r.size <= e);
+  }
+
+  /** Walks [lo, hi) of the domain's tables and brings the backend in step over it. */
+  private sync(d: Domain, lo: bigint, hi: bigint): void {
+    this.metrics.syncs++;
+    this.metrics.walks++;
+    const w = this.iommu.walkRange(d.table, d.levels, lo, hi);
+    this.metrics.entriesRead += w.entriesRead;
+    const leaves: Run[] = [];
+    for (const m of w.mappings as LeafMapping[]) {
+      const r = clip({ iova: m.iova, size: m.size, gpa: m.gpa, read: m.read, write: m.write }, lo, hi);
+      if (!r) continue;
+      if (!this.inRam(r)) {
+        this.metrics.notRam++;
+        continue;
+      }
+      leaves.push(r);
+    }
+    if (this.mode === 'merged') this.syncMerged(d, lo, hi, leaves);
+    else this.syncQemu(d, lo, hi, leaves);
+  }
+
+  private syncMerged(d: Domain, lo: bigint, hi: bigint, leaves: Run[]): void {
+    // Compare by content, not by run boundaries: a backend mapping stays when
+    // the guest still maps every page of it (inside the range) identically,
+    // whatever runs the fresh walk would form. Mappings made by earlier syncs
+    // are therefore never redone just because a later, wider invalidation
+    // would have merged them differently.
+    const fresh = mergeRuns(leaves);
+    const old = d.shadow.filter((r) => overlaps(r, lo, hi));
+    const keep = d.shadow.filter((r) => !overlaps(r, lo, hi));
+    const intact = (r: Run): boolean => {
+      const part = clip(r, lo, hi)!;
+      let at = part.iova;
+      const end = part.iova + part.size;
+      for (const f of fresh) {
+        if (f.iova + f.size <= at) continue;
+        if (f.iova > at) return false; // a hole
+        if (f.read !== r.read || f.write !== r.write || f.gpa + (at - f.iova) !== r.gpa + (at - r.iova)) return false;
+        at = f.iova + f.size;
+        if (at >= end) return true;
+      }
+      return at >= end;
+    };
+    const stay = old.filter(intact);
+    const removed = old.filter((r) => !stay.includes(r));
+    this.metrics.redundantAvoided += stay.length;
+    // To map: the fresh content not covered by a staying mapping, plus what the
+    // removed mappings held outside the range (they are unmapped whole).
+    const pieces: Run[] = [];
+    for (const f of fresh) {
+      let parts: Run[] = [f];
+      for (const st of stay) {
+        parts = parts.flatMap((p) => {
+          if (!overlaps(p, st.iova, st.iova + st.size)) return [p];
+          return [clip(p, 0n, st.iova), clip(p, st.iova + st.size, SPACE_END)].filter((x): x is Run => x !== undefined);
+        });
+      }
+      pieces.push(...parts);
+    }
+    for (const r of removed) {
+      const left = clip(r, 0n, lo), right = clip(r, hi, SPACE_END);
+      if (left) pieces.push(left);
+      if (right) pieces.push(right);
+    }
+    const added = mergeRuns(pieces);
+    for (const r of removed) this.unmap(r.iova, r.size);
+    for (const r of added) {
+      if (removed.some((o) => overlaps(o, r.iova, r.iova + r.size))) this.metrics.unmappedWindows++;
+      this.map(r);
+    }
+    d.shadow = [...keep, ...stay, ...added].sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
+  }
+
+  private syncQemu(d: Domain, lo: bigint, hi: bigint, leaves: Run[]): void {
+    // QEMU keeps one tree entry per notified leaf.
+    let tree = d.shadow;
+    for (const leaf of leaves) {
+      const hit = tree.filter((t) => overlaps(t, leaf.iova, leaf.iova + leaf.size));
+      if (hit.length === 1 && sameRun(hit[0], leaf)) {
+        this.metrics.redundantAvoided++;
+        continue;
+      }
+      if (hit.length > 0) {
+        // Translation changed: QEMU unmaps the new leaf's range, then maps it.
+        this.unmap(leaf.iova, leaf.size);
+        this.metrics.unmappedWindows++;
+        tree = tree.filter((t) => !hit.includes(t));
+      }
+      this.map(leaf);
+      tree.push(leaf);
+    }
+    // Tree entries in the range no leaf covers any more: the entry went away.
+    for (const t of tree.filter((t) => overlaps(t, lo, hi))) {
+      if (!leaves.some((l) => overlaps(l, t.iova, t.iova + t.size))) {
+        this.unmap(t.iova, t.size);
+        tree = tree.filter((x) => x !== t);
+      }
+    }
+    d.shadow = tree.sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
+  }
+
+  private note(r: BackendResult): void {
+    if (!r.ok) this.metrics.errors[r.errno] = (this.metrics.errors[r.errno] ?? 0) + 1;
+  }
+
+  private map(r: Run): void {
+    this.metrics.maps++;
+    this.metrics.mapBytes += r.size;
+    this.note(this.backend.map(r.iova, r.size, this.toVaddr(r.gpa), { read: r.read, write: r.write }));
+  }
+
+  private unmap(iova: bigint, size: bigint): void {
+    this.metrics.unmaps++;
+    this.metrics.unmapBytes += size;
+    this.note(this.backend.unmap(iova, size));
+  }
+}
