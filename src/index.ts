@@ -9,3 +9,5 @@ export type { VtdErrorCode } from './errors.js';
 export { parseTrace, optionsFromHeader, parseRid, formatRid } from './trace.js';
 export type { Trace, TraceOp, TraceHeader, TraceConfig } from './trace.js';
 export { Replayer, replayTrace } from './replay.js';
+export { ShadowSync, mergeRuns, Type1Backend, IommufdBackend, RecordingBackend } from './shadow/index.js';
+export type { Backend, BackendResult, BackendStats, Mapping, Perm, Errno, SyncMode, Run, ShadowOptions, ShadowMetrics } from './shadow/index.js';

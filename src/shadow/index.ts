@@ -10,3 +10,4 @@ export {
 export { Type1Backend, excludeRanges, type Type1Options } from './type1.js';
 export { IommufdBackend, type IommufdOptions } from './iommufd.js';
 export { RecordingBackend, parseLog, parseLogLine, replayLog, type LogEntry, type RecordingOptions } from './recording.js';
+export { ShadowSync, mergeRuns, type SyncMode, type Run, type ShadowOptions, type ShadowMetrics } from './sync.js';
