@@ -1,6 +1,6 @@
 // Metrics of one run: the human-readable tables and the JSON lines (`--json`).
 
-export type Unit = 'translations/s' | 'remaps/s' | 'us' | 'ratio';
+export type Unit = 'translations/s' | 'remaps/s' | 'changes/s' | 'us' | 'ratio';
 
 /** One metric, exactly as printed in JSON. */
 export interface Metric {

@@ -1,0 +1,93 @@
+/**
+ * A minimal guest driver for shadow-sync tests and benchmarks: 4-level tables
+ * allocated from a pool, 4 KiB or 2 MiB leaves, and the page-selective
+ * invalidation Linux issues under caching mode after every change (digest
+ * §8.2). One device (00:03.0) in one domain.
+ */
+import { Iommu } from '../../src/index.js';
+import { mergeRuns, type Run } from '../../src/shadow/sync.js';
+
+export const SID = 0x18, DID = 3, PML4 = 0x100000n;
+
+/** A minimal guest driver: 4-level tables from a pool, page-selective invalidation after each change (CM = 1). */
+export class Guest {
+  readonly iommu: Iommu;
+  private next = 0x200000n;
+  private readonly tables = new Map<bigint, bigint>(); // (level << 48 | index path) -> table address
+
+  constructor(ram: number = 1 << 30) {
+    this.iommu = Iommu.create({ aw: 48, cm: true, ram });
+    this.iommu.writeGuestQwords(0x1000, [0x2001n, 0n]); // root: bus 0 -> context table 0x2000
+    this.iommu.writeGuestQwords(0x2000 + (SID & 0xff) * 16, [PML4 | 1n, (BigInt(DID) << 8n) | 2n]);
+    this.iommu.mmioWrite(0x20, 8, 0x1000n);
+    this.iommu.mmioWrite(0x18, 4, 0x40000000);
+    this.iommu.mmioWrite(0x18, 4, 0x80000000);
+  }
+
+  private read(addr: bigint): bigint {
+    return new DataView(this.iommu.readGuest(addr, 8).buffer).getBigUint64(0, true);
+  }
+
+  /** The PT (level-1 table) for `iova`, created when `create`. */
+  private pt(iova: bigint, create: boolean): bigint | undefined {
+    let table = PML4;
+    for (let level = 4; level >= 2; level--) {
+      const slot = table + ((iova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8n;
+      let e = this.read(slot);
+      if ((e & 3n) === 0n || (level === 2 && (e & 0x80n))) {
+        if (!create) return undefined;
+        const t = this.next;
+        this.next += 0x1000n;
+        e = t | 3n;
+        this.iommu.writeGuestQwords(slot, [e]);
+      }
+      table = e & 0xffffffffff000n;
+    }
+    return table;
+  }
+
+  /** Maps 4 KiB pages; `pde2m` writes a 2 MiB leaf instead (iova and gpa 2 MiB aligned, size 2 MiB). */
+  map(iova: bigint, gpa: bigint, size: bigint, rw: bigint, pde2m = false): void {
+    if (pde2m) {
+      this.pt(iova, true); // make sure the PD exists; then overwrite the PDE with a leaf
+      let table = PML4;
+      for (let level = 4; level >= 3; level--) table = this.read(table + ((iova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8n) & 0xffffffffff000n;
+      this.iommu.writeGuestQwords(table + ((iova >> 21n) & 0x1ffn) * 8n, [gpa | 0x80n | rw]);
+    } else {
+      for (let o = 0n; o < size; o += 0x1000n) this.iommu.writeGuestQwords(this.pt(iova + o, true)! + (((iova + o) >> 12n) & 0x1ffn) * 8n, [(gpa + o) | rw]);
+    }
+    this.invalidate(iova, size);
+  }
+
+  /** Writes one 4 KiB leaf without invalidating (for building large tables quickly). */
+  mapNoInvalidate(iova: bigint, gpa: bigint, rw: bigint): void {
+    this.iommu.writeGuestQwords(this.pt(iova, true)! + ((iova >> 12n) & 0x1ffn) * 8n, [gpa | rw]);
+  }
+
+  unmap(iova: bigint, size: bigint): void {
+    for (let o = 0n; o < size; o += 0x1000n) {
+      const pt = this.pt(iova + o, false);
+      if (pt !== undefined) this.iommu.writeGuestQwords(pt + (((iova + o) >> 12n) & 0x1ffn) * 8n, [0n]);
+    }
+    this.invalidate(iova, size);
+  }
+
+  /** Page-selective invalidation covering [iova, iova + size): the smallest aligned 2^AM block. */
+  invalidate(iova: bigint, size: bigint): void {
+    let am = 0;
+    while (((iova >> BigInt(12 + am)) << BigInt(12 + am)) + (1n << BigInt(12 + am)) < iova + size) am++;
+    if (am > 18) return this.invalidateDomain();
+    this.iommu.mmioWrite(0xf0, 8, ((iova >> BigInt(12 + am)) << BigInt(12 + am)) | BigInt(am));
+    this.iommu.mmioWrite(0xf8, 8, 0xb000000000000000n | (BigInt(DID) << 32n));
+  }
+
+  invalidateDomain(): void {
+    this.iommu.mmioWrite(0xf8, 8, 0xa000000000000000n | (BigInt(DID) << 32n));
+  }
+
+  /** The guest's effective present mappings, as maximal runs. */
+  effective(): Run[] {
+    return mergeRuns(this.iommu.walkRange(PML4, 4, 0n, 1n << 48n).mappings.map((m) => ({ iova: m.iova, size: m.size, gpa: m.gpa, read: m.read, write: m.write })));
+  }
+}
+
