@@ -220,34 +220,48 @@ export class ShadowSync {
     const fresh = mergeRuns(leaves);
     const old = d.shadow.filter((r) => overlaps(r, lo, hi));
     const keep = d.shadow.filter((r) => !overlaps(r, lo, hi));
-    const intact = (r: Run): boolean => {
+    // Both lists are sorted and disjoint, so one forward sweep decides every
+    // old mapping (linear, whatever the number of runs).
+    const stay: Run[] = [];
+    const removed: Run[] = [];
+    let j = 0;
+    for (const r of old) {
       const part = clip(r, lo, hi)!;
-      let at = part.iova;
       const end = part.iova + part.size;
-      for (const f of fresh) {
-        if (f.iova + f.size <= at) continue;
-        if (f.iova > at) return false; // a hole
-        if (f.read !== r.read || f.write !== r.write || f.gpa + (at - f.iova) !== r.gpa + (at - r.iova)) return false;
+      while (j < fresh.length && fresh[j].iova + fresh[j].size <= part.iova) j++;
+      let at = part.iova;
+      let k = j;
+      let ok = true;
+      while (at < end) {
+        const f = fresh[k];
+        if (!f || f.iova > at || f.read !== r.read || f.write !== r.write || f.gpa + (at - f.iova) !== r.gpa + (at - r.iova)) {
+          ok = false;
+          break;
+        }
         at = f.iova + f.size;
-        if (at >= end) return true;
+        k++;
       }
-      return at >= end;
-    };
-    const stay = old.filter(intact);
-    const removed = old.filter((r) => !stay.includes(r));
+      (ok ? stay : removed).push(r);
+    }
     this.metrics.redundantAvoided += stay.length;
-    // To map: the fresh content not covered by a staying mapping, plus what the
-    // removed mappings held outside the range (they are unmapped whole).
+    // To map: the fresh content not covered by a staying mapping (a sorted
+    // sweep subtracting the stays), plus what the removed mappings held outside
+    // the range (they are unmapped whole).
     const pieces: Run[] = [];
+    let si = 0;
     for (const f of fresh) {
-      let parts: Run[] = [f];
-      for (const st of stay) {
-        parts = parts.flatMap((p) => {
-          if (!overlaps(p, st.iova, st.iova + st.size)) return [p];
-          return [clip(p, 0n, st.iova), clip(p, st.iova + st.size, SPACE_END)].filter((x): x is Run => x !== undefined);
-        });
+      let cur: Run | undefined = f;
+      while (cur) {
+        while (si < stay.length && stay[si].iova + stay[si].size <= cur.iova) si++;
+        const st = stay[si];
+        if (!st || st.iova >= cur.iova + cur.size) {
+          pieces.push(cur);
+          break;
+        }
+        const left = clip(cur, 0n, st.iova);
+        if (left) pieces.push(left);
+        cur = clip(cur, st.iova + st.size, SPACE_END);
       }
-      pieces.push(...parts);
     }
     for (const r of removed) {
       const left = clip(r, 0n, lo), right = clip(r, hi, SPACE_END);
