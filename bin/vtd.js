@@ -1,3 +1,5 @@
 #!/usr/bin/env node
 import { main } from '../dist/cli.js';
-process.exitCode = main(process.argv.slice(2));
+Promise.resolve(main(process.argv.slice(2))).then((code) => {
+  process.exitCode = code;
+});

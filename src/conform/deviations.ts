@@ -1,0 +1,645 @@
+/**
+ * Every known way QEMU 7.2's intel-iommu may answer a conformance trace
+ * differently from this unit, with why, and how the comparison recognises
+ * it. Everything not explained by an entry here must match exactly.
+ *
+ * Kinds:
+ *  - deviation: QEMU departs from the VT-d architecture; we give the
+ *    architected answer (`architected`).
+ *  - impl-defined: the architecture leaves the answer to the implementation
+ *    and the two implementations chose differently.
+ *  - window: a cache window (trace-format.md "Open windows"): between a
+ *    change and the invalidation that covers it either answer is allowed.
+ *    Driver-like traces never observe one; hostile traces may.
+ *  - undefined: the trace format leaves the outcome undefined.
+ *  - abort: QEMU 7.2 aborts (an assertion) on a valid input; nothing to
+ *    compare.
+ *
+ * After a classified difference the two units may hold different state.
+ * `taint` says what may differ from then on: `all` (stop comparing the
+ * trace: "diverged at op k"), or register bits (dword offset and mask) whose
+ * later differences are attributed to this deviation; everything else is
+ * still compared exactly.
+ *
+ * Detectors (`detect`) get the op, both answers and our unit's state, and
+ * check the difference has the deviation's exact shape: a difference that
+ * only resembles one (wrong fault reason, no all-ones entry on the path, ...)
+ * stays unexplained.
+ */
+import type { TraceConfig, TraceOp } from '../trace.js';
+import type { Iommu } from '../iommu.js';
+import type { Result } from './results.js';
+import { decodeMsi, levelSpan, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
+
+export type DeviationKind = 'deviation' | 'impl-defined' | 'window' | 'undefined' | 'abort';
+
+/** Register bits (32-bit register offset, mask) that may differ after a deviation. */
+export type Taint = 'all' | ReadonlyArray<readonly [number, number]>;
+
+export interface Deviation {
+  id: string;
+  kind: DeviationKind;
+  /** One line. */
+  title: string;
+  /** What QEMU 7.2 does. */
+  qemu: string;
+  /** The answer this unit gives instead (for `deviation`: the architected one). */
+  architected: string;
+  /** Why, with the source (digest section, DESIGN.md, QEMU source). */
+  reason: string;
+  /** Conformance fixture or scenario showing it, if any. */
+  fixture?: string;
+  taint: Taint;
+}
+
+/** Fault-recording state: FSTS PFO/PPF/FRI, FECTL.IP, the one FRCD (QEMU has exactly one). */
+export const FAULT_REGS: ReadonlyArray<readonly [number, number]> = [
+  [0x34, 0xff03], [0x38, 0x40000000], [0x220, 0xffffffff], [0x224, 0xffffffff], [0x228, 0xffffffff], [0x22c, 0xffffffff],
+];
+
+// ---------------------------------------------------------------- context given to detectors
+
+/** What the comparison knows when a detector runs. */
+export interface DetectContext {
+  config: TraceConfig;
+  op: TraceOp;
+  ours?: Result;
+  qemu?: Result;
+  /** The answer of a unit without caches (the "fresh" answer from memory now). */
+  fresh?: Result;
+  /** Our unit, state after the op. */
+  iommu: Iommu;
+  /**
+   * Root-table address latched by the last SRTP; interrupt-table register
+   * latched by the last SIRTP (as our unit holds it, and as the trace wrote
+   * it); IQA latched by the last QIE enable.
+   */
+  latched: { rta?: bigint; irta?: bigint; irtaWritten?: bigint; iqa?: bigint };
+  /** Last value the trace wrote to each 32-bit register. */
+  written: ReadonlyMap<number, number>;
+  /** The DMA path as our unit reads it now (dma ops; lazily computed). */
+  path(): DmaPath | undefined;
+  /** The IRTE a remappable msi op names (msi ops; lazily computed). */
+  irte(): Irte | undefined;
+  /** Which open window covers this request, if any (hostile traces). */
+  window(): WindowCause | undefined;
+}
+
+/** Why a cache window is open for a request (set by the window tracker). */
+export type WindowCause = 'srtp-te' | 'ctx-dsi' | 'irte' | 'unflushed';
+
+/** A queue descriptor our unit processed (or stopped on), for queue detectors. */
+export interface QueueContext {
+  config: TraceConfig;
+  op: TraceOp;
+  lo: bigint;
+  hi: bigint;
+  /** Our unit accepted it (false: it raised IQE on it). */
+  accepted: boolean;
+  ram: bigint;
+}
+
+/** A 32-bit slice of a register read that differs. */
+export interface DwordDiff {
+  off: number;
+  ours: number;
+  qemu: number;
+}
+
+export interface Detector {
+  /** A dma/msi result line that differs. */
+  line?(ctx: DetectContext): boolean;
+  /** A dma/msi result line that agrees under the format's rules, but one side names a fault the other does not. */
+  silent?(ctx: DetectContext): boolean;
+  /** One differing 32-bit slice of a register read. */
+  dword?(ctx: DetectContext, d: DwordDiff): boolean;
+  /** A descriptor our unit processed (or stopped on). */
+  queue?(q: QueueContext): boolean;
+}
+
+export interface DeviationDef extends Deviation {
+  detect: Detector;
+}
+
+// ---------------------------------------------------------------- helpers
+
+const IR_LO = 0xfee00000n, IR_HI = 0xfeefffffn;
+const isRights = (f: number | undefined): boolean => f === 0x05 || f === 0x06;
+const blockedNoFault = (r: Result | undefined): boolean => !!r && r.ok === false && r.fault === undefined;
+const u32 = (n: number): number => n >>> 0;
+
+function dmaOp(op: TraceOp): Extract<TraceOp, { op: 'dma' }> | undefined {
+  return op.op === 'dma' ? op : undefined;
+}
+
+/** Does `entry` lack the right a request in direction `dir` needs? */
+const lacksRight = (entry: bigint, dir: 'r' | 'w'): boolean => (entry & (dir === 'w' ? 2n : 1n)) === 0n;
+
+// ---------------------------------------------------------------- the list
+
+export const DEVIATIONS: readonly DeviationDef[] = [
+  {
+    id: 'iotlb-hit-rights',
+    kind: 'deviation',
+    title: 'rights not checked on an IOTLB hit; the access fails without a recorded fault',
+    qemu: 'a request hitting a cached translation whose cached rights forbid it fails with no fault recorded ({"ok":false}, FSTS/FRCD unchanged)',
+    architected: 'the rights apply whether or not the translation is cached: fault 5h (write) / 6h (read), recorded',
+    reason: 'digest §5.1 step 2 and §11.2 (QEMU-RUN); DESIGN.md deviation 1',
+    fixture: 'dev-iotlb-rights',
+    taint: FAULT_REGS,
+    detect: {
+      silent(c) {
+        const op = dmaOp(c.op);
+        if (!op || !isRights(c.ours?.fault) || !blockedNoFault(c.qemu)) return false;
+        // A translation exists (a present leaf) whose rights refuse the access: one QEMU may hold in its IOTLB.
+        const p = c.path();
+        return p?.leafLevel !== undefined && p.entries.some((e) => e.kind === 'paging' && lacksRight(e.value, op.dir));
+      },
+    },
+  },
+  {
+    id: 'fault-ip-fsts-only',
+    kind: 'deviation',
+    title: 'FECTL.IP re-evaluated only on an FSTS write',
+    qemu: 'IP stays set after software clears every F bit (PPF goes 0) until the next write to FSTS',
+    architected: 'IP clears as soon as no interrupt condition (PFO, PPF, IQE, ...) remains pending',
+    reason: 'digest §6.4 (QEMU-RUN: FECTL stayed 0xc0000000 after F was cleared); DESIGN.md deviation 2',
+    fixture: 'dev-fault-event',
+    taint: [[0x38, 0x40000000]],
+    detect: {
+      dword(c, d) {
+        if (d.off !== 0x38 || u32(d.ours ^ d.qemu) !== 0x40000000 || (d.qemu & 0x40000000) === 0) return false;
+        return (c.iommu.mmioRead32(0x34) & 0x13) === 0;
+      },
+    },
+  },
+  {
+    id: 'frcd-pv-ffff',
+    kind: 'deviation',
+    title: 'FRCD.PV reads 0xffff for page-walk faults of requests without PASID',
+    qemu: 'PV (FRCD bits 123:104) = 0xffff with PP = 0 (QEMU records its "no PASID" value, -1, truncated to 16 bits)',
+    architected: 'PV = 0: the request has no PASID (PV is meaningful only with PP = 1; traces mask it)',
+    reason: 'digest §11.3 (QEMU-RUN 0x80ffff0500000018); DESIGN.md deviation 3',
+    fixture: 'dev-fault-event',
+    taint: [],
+    detect: {
+      dword(c, d) {
+        // hi quadword bits 59:40 = dword 0x22c bits 27:8; PP = dword 0x228 bit 31.
+        if (d.off !== 0x22c || u32(d.ours ^ d.qemu) & ~0x0fffff00) return false;
+        return ((d.qemu >>> 8) & 0xfffff) === 0xffff && ((d.ours >>> 8) & 0xfffff) === 0 && (c.iommu.mmioRead32(0x228) & 0x80000000) === 0;
+      },
+    },
+  },
+  {
+    id: 'allones-entry-memory-error',
+    kind: 'deviation',
+    title: 'an all-ones paging entry is reported as a memory error',
+    qemu: 'a paging entry whose 64 bits are all ones gives 7h (3h at the top level): its read helper returns all ones for a failed read and cannot tell them apart',
+    architected: 'the entry is present (R = W = 1) with reserved bits set: Ch',
+    reason: 'digest §5.1 steps 7-9, §4.3; DESIGN.md deviation 4',
+    fixture: 'dev-memory',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        if (c.op.op !== 'dma' || c.ours?.fault !== 0x0c || (c.qemu?.fault !== 0x07 && c.qemu?.fault !== 0x03)) return false;
+        return !!c.path()?.entries.some((e) => e.kind === 'paging' && e.value === (1n << 64n) - 1n);
+      },
+    },
+  },
+  {
+    id: 'large-page-irange',
+    kind: 'deviation',
+    title: 'every address of a large page overlapping the interrupt range is blocked',
+    qemu: 'a 2 MiB / 1 GiB leaf whose range overlaps 0xfee00000-0xfeefffff blocks every access through it with Eh',
+    architected: 'only an access whose translated range overlaps the interrupt range is blocked (Eh); the others translate',
+    reason: 'digest §5.1 step 11; DESIGN.md deviation 5',
+    fixture: 'dev-translation',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || !c.ours?.ok || c.ours.gpa === undefined || c.qemu?.ok !== false) return false;
+        // Eh, or nothing when the context entry's FPD suppresses it.
+        if (!(c.qemu.fault === 0x0e || (c.qemu.fault === undefined && c.path()?.context?.fpd))) return false;
+        const end = c.ours.gpa + BigInt(op.len) - 1n;
+        if (!(end < IR_LO || c.ours.gpa > IR_HI)) return false;
+        const p = c.path();
+        const leaf = p?.leafLevel !== undefined ? p.entries[p.entries.length - 1] : undefined;
+        if (!leaf || p!.leafLevel! < 2) return false;
+        const span = levelSpan(p!.leafLevel!);
+        const base = leaf.value & 0x000ffffffffff000n & ~(span - 1n);
+        return base <= IR_HI && base + span - 1n >= IR_LO;
+      },
+    },
+  },
+  {
+    id: 'rights-before-reserved',
+    kind: 'deviation',
+    title: 'access rights checked before reserved bits',
+    qemu: 'walking down, each entry is checked for the needed right before its reserved bits: a present entry that lacks the right gives 5h/6h even when an entry on the walk has reserved bits set',
+    architected: 'a malformed entry (reserved bits set) is Ch whatever the access; rights are evaluated only for a well-formed walk',
+    reason: 'digest §5.1 steps 8-9 (QEMU order marked (Q)); DESIGN.md deviation 6',
+    fixture: 'dev-translation',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || c.ours?.fault !== 0x0c || !isRights(c.qemu?.fault)) return false;
+        if ((c.qemu!.fault === 0x05) !== (op.dir === 'w')) return false;
+        return !!c.path()?.entries.some((e) => e.kind === 'paging' && lacksRight(e.value, op.dir));
+      },
+    },
+  },
+  {
+    id: 'rights-before-memory-error',
+    kind: 'deviation',
+    title: 'access rights checked before the next level is read',
+    qemu: 'an entry lacking the needed right ends the walk with 5h/6h before the next level is read, so a lower table that cannot be read (outside RAM) is never reported',
+    architected: 'the walk is completed first: an entry that cannot be read gives 7h whatever the access; rights are evaluated for a complete, well-formed walk (the same order as for reserved bits)',
+    reason: 'digest §5.1 steps 7-8 (QEMU order marked (Q)) and §12 point 4 (precedence not documented beyond QEMU); DESIGN.md "Reserved bits before rights" and deviation 6',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || c.ours?.fault !== 0x07 || !isRights(c.qemu?.fault)) return false;
+        if ((c.qemu!.fault === 0x05) !== (op.dir === 'w')) return false;
+        const p = c.path();
+        return p?.stop === 'memory' && p.entries.some((e) => e.kind === 'paging' && lacksRight(e.value, op.dir));
+      },
+    },
+  },
+  {
+    id: 'iqa-latched',
+    kind: 'deviation',
+    title: 'IQA reads back the queue base latched at the last QIE enable',
+    qemu: 'IQA returns the base latched when QI was last enabled, with the current QS; a base written since, and the DW bit, are not returned',
+    architected: 'IQA is a read/write register: it reads back as written',
+    reason: 'digest §11.1 (QEMU-RUN: after writing 0x456807, reads 0x7 before QIE and 0x456007 after); DESIGN.md deviation 7',
+    fixture: 'dev-queue-regs',
+    taint: [],
+    detect: {
+      dword(c, d) {
+        const latched = c.latched.iqa ?? 0n;
+        if (d.off === 0x90) return (d.qemu & 0x7) === (d.ours & 0x7) && u32(d.qemu & ~0xfff) === u32(Number(latched & 0xfffff000n)) && (d.qemu & 0xff8) === 0;
+        if (d.off === 0x94) return d.qemu === Number(latched >> 32n);
+        return false;
+      },
+    },
+  },
+  {
+    id: 'uaddr-read-only',
+    kind: 'deviation',
+    title: 'FEUADDR and IEUADDR are read-only 0 even with EIM',
+    qemu: 'writes to FEUADDR (0x44) and IEUADDR (0xac) are ignored; both read 0',
+    architected: 'with ECAP.EIM they hold the upper 32 bits of the event message address (x2APIC destinations) and read back as written',
+    reason: 'digest §1.1 and §11.1; DESIGN.md deviation 8',
+    fixture: 'dev-queue-regs',
+    taint: [],
+    detect: {
+      dword(c, d) {
+        return (d.off === 0x44 || d.off === 0xac) && c.config.eim && d.qemu === 0 && d.ours === (c.written.get(d.off) ?? 0);
+      },
+    },
+  },
+  {
+    id: 'wait-no-sw-no-if',
+    kind: 'deviation',
+    title: 'a wait descriptor with neither SW nor IF is rejected (IQE)',
+    qemu: 'an invalidation-wait descriptor with SW = IF = 0 is an invalid descriptor: IQE, IQH stays on it',
+    architected: 'a valid wait (a fence with no completion signal): processed, the queue goes on',
+    reason: 'digest §7.5 (wait semantics) and §11.4; DESIGN.md deviation 9',
+    fixture: 'dev-queue-regs',
+    taint: 'all',
+    detect: {
+      queue(q) {
+        return q.accepted && (q.lo & 0xfn) === 0x5n && (q.lo & 0x30n) === 0n;
+      },
+    },
+  },
+  {
+    id: 'wait-sw-and-if-abort',
+    kind: 'abort',
+    title: 'a wait descriptor with both SW and IF aborts QEMU',
+    qemu: 'assertion failure in vtd_process_wait_desc: QEMU dies',
+    architected: 'the status is written, then the completion event is raised',
+    reason: 'digest §11.4 (QEMU-RUN); DESIGN.md deviation 10',
+    fixture: 'qemu-aborts/wait-sw-and-if',
+    taint: 'all',
+    detect: {
+      queue(q) {
+        return q.accepted && (q.lo & 0xfn) === 0x5n && (q.lo & 0x30n) === 0x30n;
+      },
+    },
+  },
+  {
+    id: 'eight-byte-write-abort',
+    kind: 'abort',
+    title: '8-byte writes to 0x38, 0xa0 or 0xa8 abort QEMU',
+    qemu: 'assert(size == 4) in the register write handler: QEMU dies',
+    architected: 'two 4-byte writes, low dword first',
+    reason: 'digest §11.1 (QEMU-RUN for 0x38); DESIGN.md deviation 11',
+    fixture: 'test/iommu.test.ts',
+    taint: 'all',
+    detect: {},
+  },
+  {
+    id: 'ccmd-domain-as-global',
+    kind: 'deviation',
+    title: 'domain-selective context-cache invalidation performed and reported as global',
+    qemu: 'CIRG = 10 invalidates every context entry and reads back CAIG = 01 (global)',
+    architected: 'performed as domain-selective: CAIG = 10 (invalidating more is allowed, so only the reported granularity differs)',
+    reason: 'digest §7.2 and §11.4; DESIGN.md deviation 12',
+    fixture: 'invalidate-registers (masked)',
+    taint: [],
+    detect: {
+      dword(_c, d) {
+        // CCMD bits 60:59 (CAIG) = dword 0x2c bits 28:27.
+        return d.off === 0x2c && u32(d.ours ^ d.qemu) === 0x18000000 && ((d.ours >>> 27) & 3) === 2 && ((d.qemu >>> 27) & 3) === 1;
+      },
+    },
+  },
+  {
+    id: 'ir-fault-not-recorded',
+    kind: 'deviation',
+    title: 'interrupt-remapping faults are never recorded',
+    qemu: 'a blocked interrupt request is dropped and nothing is recorded (codes 20h-26h never reach FRCD; "TODO: report error")',
+    architected: 'recorded like a DMA fault (FI = interrupt index << 48, FR 20h-26h, SID), IRTE FPD honoured for 22h, 24h, 26h',
+    reason: 'digest §5.3 and §11.3; DESIGN.md deviation 13',
+    fixture: 'dev-ir-faults',
+    taint: FAULT_REGS,
+    detect: {
+      silent(c) {
+        const f = c.ours?.fault;
+        return c.op.op === 'msi' && f !== undefined && f >= 0x20 && f <= 0x26 && blockedNoFault(c.qemu);
+      },
+    },
+  },
+  {
+    id: 'cfi-ignored',
+    kind: 'deviation',
+    title: 'GCMD.CFI ignored: GSTS.CFIS never set',
+    qemu: 'writing CFI = 1 leaves GSTS.CFIS = 0',
+    architected: 'GSTS.CFIS follows GCMD.CFI',
+    reason: 'digest §1.3 and §11.1; DESIGN.md deviation 14',
+    fixture: 'dev-ir-faults',
+    taint: [[0x1c, 0x00800000]],
+    detect: {
+      dword(_c, d) {
+        return d.off === 0x1c && u32(d.ours ^ d.qemu) === 0x00800000 && (d.ours & 0x00800000) !== 0;
+      },
+    },
+  },
+  {
+    id: 'compat-never-blocked',
+    kind: 'deviation',
+    title: 'compatibility-format interrupts are never blocked',
+    qemu: 'with remapping enabled a compatibility-format request always passes through unchanged (CFIS and EIME not consulted: no 25h ever)',
+    architected: 'blocked with 25h unless GSTS.CFIS = 1 and IRTA.EIME = 0',
+    reason: 'digest §9.6 and §11.5; DESIGN.md deviation 14',
+    fixture: 'dev-ir-faults',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = c.op;
+        if (op.op !== 'msi' || c.ours?.fault !== 0x25 || !c.qemu?.ok) return false;
+        return c.qemu.addr === op.addr && c.qemu.data === op.data && !decodeMsi(op.addr, op.data).remappable;
+      },
+    },
+  },
+  {
+    id: 'svt-bus-range-reversed',
+    kind: 'deviation',
+    title: 'SVT = 10 bus range read as end/start',
+    qemu: 'takes IRTE.SID[15:8] as the highest and SID[7:0] as the lowest allowed bus',
+    architected: 'start bus = SID[15:8], end bus = SID[7:0] (Linux set_irte_verify_bus, FreeBSD)',
+    reason: 'digest §9.5 (DISAGREE) and §11.5; DESIGN.md deviation 15',
+    fixture: 'dev-ir-faults',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = c.op;
+        if (op.op !== 'msi') return false;
+        const e = c.irte();
+        if (!e || !e.present || e.svt !== 2) return false;
+        const bus = op.sid >> 8, hiB = e.sid >> 8, loB = e.sid & 0xff;
+        const arch = hiB <= bus && bus <= loB;
+        const qemu = loB <= bus && bus <= hiB;
+        if (arch === qemu) return false;
+        // The side that verifies the source passes, the other blocks it (26h for us).
+        return arch ? !!c.ours?.ok && c.qemu?.ok === false : c.ours?.fault === 0x26 && !!c.qemu?.ok;
+      },
+    },
+  },
+  {
+    id: 'irte-reserved-ignored',
+    kind: 'deviation',
+    title: 'IRTE IM (posted) and xAPIC-mode DST bits 39:32, 63:48 ignored',
+    qemu: 'delivers the interrupt, using DST bits 47:40 and ignoring IM',
+    architected: 'reserved bits of a present IRTE: blocked, 24h (IM = 1 needs CAP.PI; in xAPIC mode DST bits 39:32 and 63:48 are reserved)',
+    reason: 'digest §9.2 and §11.5 (UNSURE for the DST bits; Linux writes dest << 8); DESIGN.md deviation 16',
+    fixture: 'dev-ir-faults',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        if (c.op.op !== 'msi' || !c.qemu?.ok || c.ours?.ok !== false) return false;
+        const e = c.irte();
+        // 24h, or nothing when the IRTE's FPD suppresses it.
+        if (!e || !(c.ours.fault === 0x24 || (c.ours.fault === undefined && e.fpd))) return false;
+        const eime = ((c.latched.irta ?? 0n) >> 11n & 1n) === 1n;
+        const xapicRsvd = !eime && (e.dst & 0xffff00ffn) !== 0n;
+        // Everything else QEMU checks (bits 14:12, 31:24, 127:84) must be clear, or QEMU would block too.
+        const qemuRsvd = (e.lo & 0xff007000n) !== 0n || (e.hi & ~0xfffffn & ((1n << 64n) - 1n)) !== 0n;
+        return (e.im || xapicRsvd) && !qemuRsvd;
+      },
+    },
+  },
+  {
+    id: 'iec-desc-unchecked',
+    kind: 'deviation',
+    title: 'interrupt-entry-cache descriptors are never checked',
+    qemu: 'a descriptor of type 0x4 is accepted whatever its reserved bits (QW0 26:5, 63:48, QW1) and its IM (even above ECAP.MHMV)',
+    architected: 'reserved bits set, or IM > MHMV in an index-selective one: invalid descriptor, IQE with IQH on it',
+    reason: 'digest §7.5-7.6 ("Descriptor 0x4 is never checked" [QEMU]); every other type QEMU checks for reserved bits',
+    taint: 'all',
+    detect: {
+      queue: (q) => !q.accepted && (q.lo & 0xfn) === 0x4n,
+    },
+  },
+  {
+    id: 'qi-disable-needs-wait',
+    kind: 'deviation',
+    title: 'disabling queued invalidation is ignored unless the last descriptor was a wait',
+    qemu: 'GCMD.QIE = 0 is ignored (GSTS.QIES stays 1) unless IQH == IQT and the last descriptor processed was an invalidation wait',
+    architected: 'QI may be disabled whenever the queue is idle (IQH == IQT); QIES clears',
+    reason: 'digest §7.4 ("Disable: only when IQH == IQT (and the last descriptor was a wait, in QEMU)") and §11.1',
+    taint: 'all',
+    detect: {},
+  },
+  {
+    id: 'qi-disable-busy',
+    kind: 'undefined',
+    title: 'queued invalidation disabled while the queue is not idle',
+    qemu: 'ignores the disable (QIES stays 1)',
+    architected: 'QIES clears (disabling is legal only when IQH == IQT: software must not do this, the outcome is not defined)',
+    reason: 'digest §1.3 (QIE: "Disabling is legal only when the queue is idle (IQH==IQT)") and §7.4',
+    taint: 'all',
+    detect: {},
+  },
+  {
+    id: 'iqe-resume-on-clear',
+    kind: 'deviation',
+    title: 'after a queue error the queue restarts only at the next tail write',
+    qemu: 'clearing FSTS.IQE does not restart processing; the queue runs again at the next write to IQT',
+    architected: 'IQE only stops fetching while it is set: once software clears it the unit fetches again from IQH',
+    reason: 'digest §7.6 (no further descriptors are fetched until software clears IQE; Linux qi_check_fault clears IQE and waits) and §11.4; DESIGN.md "Queued invalidation". Traces that write IQT right after clearing IQE see no difference',
+    fixture: 'dev-queue-regs',
+    taint: 'all',
+    detect: {},
+  },
+  {
+    id: 'eime-without-eim',
+    kind: 'deviation',
+    title: 'IRTA.EIME latched although the unit has no EIM',
+    qemu: 'SIRTP latches IRTA bit 11 (EIME) even with eim=off: interrupts are then remapped in x2APIC mode (32-bit destination from IRTE bits 63:32)',
+    architected: 'EIME is settable only with ECAP.EIM; without it the bit is reserved (reads 0) and remapping stays in xAPIC mode (destination from IRTE bits 47:40)',
+    reason: 'digest §9.1 (EIME "settable only if ECAP.EIM") and §11.1 (SIRTP latches size, EIME, address)',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = c.op;
+        if (op.op !== 'msi' || c.config.eim || !(((c.latched.irtaWritten ?? 0n) >> 11n) & 1n) || !c.qemu?.ok) return false;
+        const e = c.irte();
+        if (!e?.present) return false;
+        // QEMU's answer is the x2APIC reading of the same IRTE.
+        const dest = e.dst & 0xffffffffn;
+        const addr = 0xfee00000n | ((dest & 0xffn) << 12n) | (((e.lo >> 3n) & 1n) << 3n) | (((e.lo >> 2n) & 1n) << 2n) | ((dest & 0xffffff00n) << 32n);
+        return c.qemu.addr === addr;
+      },
+    },
+  },
+  {
+    id: 'desc-pasid-types-accepted',
+    kind: 'deviation',
+    title: 'descriptor types 0x6 and 0x7 accepted and ignored in legacy mode',
+    qemu: 'PASID-based IOTLB (0x6) and PASID-cache (0x7) descriptors complete with no effect',
+    architected: 'they need scalable mode: invalid descriptor, IQE',
+    reason: 'digest §7.5-7.6 and §11.4; DESIGN.md deviation 17',
+    fixture: 'test/properties.test.ts',
+    taint: 'all',
+    detect: {
+      queue(q) {
+        const t = q.lo & 0xfn;
+        return !q.accepted && (t === 0x6n || t === 0x7n);
+      },
+    },
+  },
+  {
+    id: 'irange-read-completes',
+    kind: 'deviation',
+    title: 'a DMA read of the interrupt address range completes',
+    qemu: 'a read request to 0xfee00000-0xfeefffff is neither translated nor faulted: it completes (with no defined data)',
+    architected: 'the range is not memory: a read of it is blocked (unsupported request), no remapping fault',
+    reason: 'digest §5.1 step 0 (QEMU behaviour marked (Q)); DESIGN.md "The request path" (read: blocked, no fault)',
+    taint: [],
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || op.dir !== 'r' || op.iova < IR_LO || op.iova + BigInt(op.len) - 1n > IR_HI) return false;
+        return blockedNoFault(c.ours) && !!c.qemu?.ok && c.qemu.gpa === op.iova;
+      },
+    },
+  },
+  {
+    id: 'iedata-32-bits',
+    kind: 'deviation',
+    title: 'IEDATA keeps all 32 bits',
+    qemu: 'IEDATA bits 31:16 are writable and read back',
+    architected: 'bits 31:16 (extended interrupt message data) are read-only 0 without 32-bit MSI data support, as in FEDATA',
+    reason: 'digest §1.1 (FEDATA: EIMD RW only if 32-bit MSI data is supported; IEDATA has the same layout; QEMU column: "all 32 bits writable")',
+    taint: [],
+    detect: {
+      dword(c, d) {
+        const w = c.written.get(0xa4) ?? 0;
+        return d.off === 0xa4 && (d.ours & 0xffff0000) === 0 && (d.qemu & 0xffff) === d.ours && u32(d.qemu & 0xffff0000) === u32(w & 0xffff0000);
+      },
+    },
+  },
+  {
+    id: 'reg-unimplemented-bits',
+    kind: 'impl-defined',
+    title: 'RTADDR, IRTA and IQA bits the configuration does not define',
+    qemu: 'stores and returns RTADDR bits 63:10, IRTA bits 63:12, 11, 3:0 and IQA bits 63:12, 11, 2:0 whatever the address width and features (masking addresses to the host address width only when latching them)',
+    architected: 'only the bits the configuration defines are implemented (address bits below aw, IRTA.EIME with EIM, IQA.DW with scalable mode, RTADDR.TTM with scalable mode); the others read 0',
+    reason: 'digest §1.1 and §11.1 ("RTADDR / IRTA read-back: exactly as written (incl. bits above HAW)"); DESIGN.md "Registers" (RTADDR, IQA, IRTA). Bits above the host address width are not implemented by hardware',
+    taint: [],
+    detect: {
+      dword(c, d) {
+        if (![0x20, 0x24, 0xb8, 0xbc, 0x90, 0x94].includes(d.off)) return false;
+        const w = c.written.get(d.off) ?? 0;
+        const x = u32(d.ours ^ d.qemu);
+        // QEMU keeps what was written in the bits that differ; ours reads them 0.
+        return (d.ours & x) === 0 && u32(d.qemu & x) === u32(w & x);
+      },
+    },
+  },
+  {
+    id: 'window-srtp-te-flush',
+    kind: 'window',
+    title: 'QEMU flushes its caches on SRTP and on TE changes',
+    qemu: 'SRTP, and TE 0<->1, reset the IOTLB and the context cache',
+    architected: 'caches are kept (CAP.ESRTPS = 0: software invalidates after SRTP, as Linux does); a stale answer before that invalidation is allowed',
+    reason: 'digest §1.3 and §11.1; DESIGN.md "Caches" (SRTP and TE do not flush)',
+    taint: FAULT_REGS,
+    detect: { line: (c) => isDmaWindow(c, 'srtp-te') },
+  },
+  {
+    id: 'window-ctx-dsi-global',
+    kind: 'window',
+    title: 'QEMU flushes every context entry on a domain-selective context invalidation',
+    qemu: 'a domain-selective context-cache invalidation drops every cached context entry',
+    architected: 'only the named domain\'s entries are dropped; other devices may keep a cached entry until their own invalidation',
+    reason: 'digest §11.4; DESIGN.md "Registers" (CCMD)',
+    taint: FAULT_REGS,
+    detect: { line: (c) => isDmaWindow(c, 'ctx-dsi') },
+  },
+  {
+    id: 'window-irte-uncached',
+    kind: 'window',
+    title: 'QEMU caches no IRTEs',
+    qemu: 'every interrupt request reads the IRTE from memory: an edit takes effect without invalidation',
+    architected: 'an interrupt entry cache holds checked IRTEs until an IEC invalidation covers them; an edit is guaranteed visible only after it',
+    reason: 'digest §9.6 (IEC) and §11.4; DESIGN.md "Interrupt remapping"',
+    taint: FAULT_REGS,
+    detect: {
+      line: (c) => c.op.op === 'msi' && c.window() === 'irte',
+    },
+  },
+  {
+    id: 'window-unflushed',
+    kind: 'window',
+    title: 'a translation used between a change and its invalidation',
+    qemu: 'may answer from its cache or from memory',
+    architected: 'may answer from its cache or from memory (either is allowed until the invalidation completes)',
+    reason: 'trace-format.md "Open windows"; digest §7.1, §7.7',
+    taint: FAULT_REGS,
+    detect: { line: (c) => isDmaWindow(c, 'unflushed') },
+  },
+];
+
+/**
+ * A request inside an open window: the window tracker found an entry on its
+ * path that changed after a cache may have taken it, with no covering
+ * invalidation since. Any answer a cache could give is then allowed; the
+ * tracker cannot list them all, so every answer is accepted there.
+ */
+function isDmaWindow(c: DetectContext, cause: WindowCause): boolean {
+  return c.op.op === 'dma' && c.window() === cause;
+}
+
+const BY_ID = new Map(DEVIATIONS.map((d) => [d.id, d]));
+
+export function deviation(id: string): DeviationDef {
+  const d = BY_ID.get(id);
+  if (!d) throw new Error(`unknown deviation ${id}`);
+  return d;
+}

@@ -1,0 +1,1297 @@
+/**
+ * Random conformance traces from fast-check arbitraries.
+ *
+ * fast-check draws a scenario: a unit configuration, a set of requester ids,
+ * a few set-up choices and a list of abstract actions ("attach device 2 to a
+ * new domain", "map a 2 MiB page", "DMA through a mapping", "change an IRTE",
+ * ...), each with small random numbers. A guest-driver model (`Driver`)
+ * lowers the actions into raw trace ops the way a driver programs the unit:
+ * build the tables, latch them, invalidate, enable; and for every change to
+ * a present entry, the covering invalidation before the next request
+ * (change -> invalidate -> use), so a driver-like trace never observes an
+ * open window (trace-format.md). Actions that do not apply to the current
+ * state are interpreted modulo what exists, so every drawn list is a valid
+ * trace and fast-check can shrink it freely.
+ *
+ * The model also keeps traces inside what QEMU 7.2 and the harness can run
+ * and what the format defines: aw 39/48, one fault record, RAM below
+ * 0xb0000000, devices at slots the q35 machine leaves free, MSIs in
+ * 0xfee00000-0xfeeffffc with 16-bit data, DMAs not crossing 4 KiB, device
+ * writes only to RAM outside 0xa0000-0xfffff, status writes only to RAM, no
+ * wait descriptor with both SW and IF and no 8-byte writes to FECTL/IECTL/
+ * IEADDR (QEMU 7.2 aborts on both).
+ *
+ * Hostile mode (`hostile: true`, labelled in the trace header comment) adds
+ * malformed values: random bits in table entries, IRTEs and descriptors,
+ * random register writes, and changes used without their invalidation (open
+ * windows). The comparison classifies what these show.
+ */
+import fc from 'fast-check';
+import { Iommu, TranslateResult } from '../iommu.js';
+
+export type OpJson = Record<string, string | number | string[]>;
+
+/** An op with the comments written above it. */
+export interface Unit {
+  comments: string[];
+  op: OpJson;
+}
+
+export interface GeneratedTrace {
+  header: { 'vtd-trace': 1; iommu: Record<string, unknown>; devices: string[] };
+  units: Unit[];
+  hostile: boolean;
+}
+
+export interface GenOptions {
+  hostile?: boolean;
+  /** Most actions per trace [60]. */
+  maxActions?: number;
+}
+
+// ---------------------------------------------------------------- rendering
+
+const hx = (v: bigint | number): string => '0x' + v.toString(16);
+
+export function rid(sid: number): string {
+  const h = (n: number) => n.toString(16).padStart(2, '0');
+  return `${h(sid >> 8)}:${h((sid >> 3) & 0x1f)}.${sid & 7}`;
+}
+
+/** Trace text: optional leading comment lines, the header, then each op with its comments. */
+export function renderTrace(g: Pick<GeneratedTrace, 'header' | 'units'>, leading: string[] = []): string {
+  const out: string[] = leading.map((l) => (l === '' ? '#' : `# ${l}`));
+  out.push(JSON.stringify(g.header));
+  for (const u of g.units) {
+    for (const c of u.comments) out.push(`# ${c}`);
+    out.push(JSON.stringify(u.op));
+  }
+  return out.join('\n') + '\n';
+}
+
+// ---------------------------------------------------------------- scenario
+
+/**
+ * Requester ids the generator picks from: slots q35 leaves free; behind a
+ * root port (bus > 0) only device 0. A function other than 0 comes with
+ * function 0 of its device (PCI finds a device through its function 0).
+ */
+const SID_POOL = [0x0018, 0x0020, 0x0019, 0x0028, 0x0100, 0x0201];
+
+function withFunctionZero(sids: number[]): number[] {
+  const out = new Set(sids);
+  for (const s of sids) out.add(s & ~7);
+  return [...out].sort((a, b) => a - b).slice(0, 5);
+}
+
+export interface Scenario {
+  aw: 39 | 48;
+  cm: boolean;
+  ir: boolean;
+  eim: boolean;
+  pt: boolean;
+  sc: boolean;
+  dt: boolean;
+  ram: bigint;
+  sids: number[];
+  /** Set-up choices. */
+  qiFirst: boolean;
+  teAtStart: boolean;
+  splitWrites: boolean;
+  readCaps: boolean;
+  actions: Action[];
+}
+
+/** An abstract action: its kind and random numbers the driver interprets. */
+export interface Action {
+  k: string;
+  a: number;
+  b: number;
+  c: number;
+  d: number;
+}
+
+const ACTIONS: Array<[string, number]> = [
+  ['attach', 6], ['detach', 2], ['map', 14], ['unmap', 4], ['remap', 4], ['dma', 40], ['faults', 5], ['regs', 4],
+  ['feRegs', 2], ['te', 2], ['srtp', 1], ['qi', 2], ['waitIf', 2], ['qiError', 1], ['flush', 2],
+  ['irte', 8], ['msi', 16], ['irToggle', 2], ['cfi', 1], ['broken', 2],
+];
+const HOSTILE_ACTIONS: Array<[string, number]> = [
+  ['garbageEntry', 6], ['garbageReg', 4], ['garbageDesc', 4], ['garbageIrte', 4], ['garbageMsi', 3], ['garbageDma', 3], ['window', 3],
+];
+
+function actionArb(hostile: boolean): fc.Arbitrary<Action> {
+  const kinds = hostile ? [...ACTIONS, ...HOSTILE_ACTIONS] : ACTIONS;
+  const n = fc.nat({ max: 0xffff });
+  return fc.oneof(...kinds.map(([k, weight]) => ({ weight, arbitrary: fc.record({ k: fc.constant(k), a: n, b: n, c: n, d: fc.nat() }) })));
+}
+
+export function scenarioArb(opts: GenOptions = {}): fc.Arbitrary<Scenario> {
+  const hostile = !!opts.hostile;
+  return fc
+    .record({
+      aw: fc.constantFrom<39 | 48>(39, 48),
+      cm: fc.boolean(),
+      ir: fc.oneof({ weight: 3, arbitrary: fc.constant(true) }, { weight: 2, arbitrary: fc.constant(false) }),
+      eim: fc.boolean(),
+      pt: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      sc: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+      dt: fc.oneof({ weight: 5, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+      ram: fc.constantFrom(0x10000000n, 0x4000000n, 0x20000000n),
+      sids: fc.uniqueArray(fc.constantFrom(...SID_POOL), { minLength: 1, maxLength: 4 }),
+      qiFirst: fc.boolean(),
+      teAtStart: fc.oneof({ weight: 5, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
+      splitWrites: fc.boolean(),
+      readCaps: fc.boolean(),
+      actions: fc.array(actionArb(hostile), { minLength: 10, maxLength: opts.maxActions ?? 60 }),
+    })
+    .map((s) => ({ ...s, eim: s.ir && s.eim, sids: withFunctionZero(s.sids) }));
+}
+
+export function traceArbitrary(opts: GenOptions = {}): fc.Arbitrary<GeneratedTrace> {
+  return scenarioArb(opts).map((s) => buildTrace(s, !!opts.hostile));
+}
+
+/** The trace of one seed: the same seed always gives the same trace. */
+export function traceForSeed(seed: number, opts: GenOptions = {}): GeneratedTrace {
+  return fc.sample(traceArbitrary(opts), { seed, numRuns: 1 })[0];
+}
+
+// ---------------------------------------------------------------- the driver model
+
+const ROOT = 0x100000n, ROOT_ALT = 0x108000n;
+const QUEUE = 0x180000n, STATUS = 0x190000n, IRT = 0x1a0000n;
+const POOL_START = 0x200000n, POOL_END = 0x600000n;
+const IR_BASE = 0xfee00000n;
+
+const GSTS_REG = 0x1c, GCMD_REG = 0x18;
+const TE = 0x80000000, SRTP = 0x40000000, QIE = 0x04000000, IRE = 0x02000000, SIRTP = 0x01000000, CFI = 0x00800000;
+
+interface Mapping {
+  iova: bigint;
+  level: number;
+  frame: bigint;
+  perm: number;
+}
+
+interface Domain {
+  did: number;
+  levels: number;
+  top: bigint;
+  passThrough: boolean;
+  /** Leaf mappings by iova base. */
+  maps: Map<bigint, Mapping>;
+}
+
+interface Pending {
+  ctx: Array<{ sid: number; did: number }>;
+  ctxAll: boolean;
+  iotlb: Array<{ did: number; addr: bigint; am: number }>;
+  iotlbDids: Set<number>;
+  iotlbAll: boolean;
+  iec: number[];
+  iecAll: boolean;
+}
+
+const emptyPending = (): Pending => ({ ctx: [], ctxAll: false, iotlb: [], iotlbDids: new Set(), iotlbAll: false, iec: [], iecAll: false });
+
+/** A deterministic stream of choices from one action's numbers. */
+class Dice {
+  private s: number;
+  constructor(a: Action) {
+    this.s = (a.a * 0x10001 + a.b * 0x101 + a.c * 7 + a.d) >>> 0 || 1;
+  }
+  next(): number {
+    // xorshift32
+    let x = this.s;
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    this.s = x;
+    return x;
+  }
+  int(n: number): number {
+    return n <= 1 ? 0 : this.next() % n;
+  }
+  chance(p: number): boolean {
+    return this.next() / 0x100000000 < p;
+  }
+  of<T>(xs: readonly T[]): T {
+    return xs[this.int(xs.length)];
+  }
+  big(bits: number): bigint {
+    let v = 0n;
+    for (let i = 0; i < bits; i += 32) v = (v << 32n) | BigInt(this.next());
+    return v & ((1n << BigInt(bits)) - 1n);
+  }
+}
+
+export class Driver {
+  readonly units: Unit[] = [];
+  private comments: string[] = [];
+  private readonly mem = new Map<bigint, bigint>();
+  private nextPage = POOL_START;
+  private readonly ctxTables = new Map<number, bigint>();
+  private domains: Domain[] = [];
+  private readonly attached = new Map<number, { domain: Domain; fpd: boolean; aw: number }>();
+  private gcmd = 0;
+  private rta = ROOT;
+  private pending = emptyPending();
+  private readonly qi = { on: false, qs: 0, tail: 0, lastWait: false, status: 1 };
+  private readonly ir = { on: false, latched: false, s: 3, eime: false, irtes: new Map<number, [bigint, bigint]>(), cfi: false };
+  private te = false;
+  private nextDid = 1;
+
+  /**
+   * Our core, replaying every op as it is emitted: it predicts where a DMA
+   * really goes, so that no device write reaches anything but RAM (on QEMU
+   * the edu device really performs it).
+   */
+  private readonly core: Iommu;
+  private readonly tr = new TranslateResult();
+
+  constructor(readonly sc: Scenario, readonly hostile: boolean) {
+    this.core = Iommu.create({ aw: sc.aw, cm: sc.cm, ir: sc.ir, eim: sc.eim, pt: sc.pt, sc: sc.sc, dt: sc.dt, ram: sc.ram });
+  }
+
+  // ---- emission
+
+  note(c: string): void {
+    this.comments.push(c);
+  }
+
+  private emit(op: OpJson): void {
+    this.units.push({ comments: this.comments, op });
+    this.comments = [];
+    const big = (k: string): bigint => BigInt(op[k] as string);
+    const sid = (): number => { const [b, df] = (op.sid as string).split(':'); const [d, f] = df.split('.'); return (parseInt(b, 16) << 8) | (parseInt(d, 16) << 3) | parseInt(f, 16); };
+    switch (op.op) {
+      case 'mem': this.core.writeGuestQwords(big('gpa'), (op.q as string[]).map((x) => BigInt(x))); break;
+      case 'wr': this.core.mmioWrite(Number(big('reg')), op.size as 4 | 8, big('val')); break;
+      case 'dma': this.core.translateInto(sid(), big('iova'), op.dir as 'r' | 'w', op.len as number, this.tr); break;
+      case 'msi': this.core.remapMsi(sid(), big('addr'), Number(big('data'))); break;
+    }
+  }
+
+  /** Where a DMA would reach memory (undefined: blocked, or an interrupt request). */
+  private target(sid: number, iova: bigint, dir: 'r' | 'w'): bigint | undefined {
+    if (iova >= IR_BASE && iova <= 0xfeefffffn) return undefined;
+    if (!(this.core.mmioRead32(GSTS_REG) & TE)) return iova;
+    const c = this.core.contextOf(sid);
+    if (!c.ok) return undefined;
+    if (c.passThrough) return iova;
+    const pr = this.core.probe(sid, iova, dir);
+    if (!pr.ok) return undefined;
+    const span = 1n << BigInt(12 + 9 * (pr.level - 1));
+    return (pr.leaf & 0x000ffffffffff000n & ~(span - 1n)) | (iova & (span - 1n));
+  }
+
+  /** RAM a device may write (the harness restores it), or space nothing answers (above 4 GiB on these machines). */
+  private safe(gpa: bigint, len: number): boolean {
+    const end = gpa + BigInt(len);
+    if (gpa >= 1n << 32n) return true;
+    if (gpa >= IR_BASE && end <= 0xfef00000n) return true;
+    return end <= this.sc.ram && !(end > 0xa0000n && gpa < 0x100000n);
+  }
+
+  /**
+   * Emits a DMA whose device access (on QEMU a real one) stays on RAM: an
+   * untranslated request to anything else goes to a RAM frame instead, and a
+   * translated write that would land elsewhere (hostile tables) becomes a read.
+   */
+  private safeDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', p: Dice): void {
+    let gpa = this.target(sid, iova, dir);
+    if (gpa !== undefined && !this.safe(gpa, len)) {
+      const untranslated = !(this.core.mmioRead32(GSTS_REG) & TE) || (this.core.contextOf(sid) as { passThrough?: boolean }).passThrough;
+      if (untranslated) {
+        iova = this.frame(p, 1) | (iova & 0xfffn);
+        gpa = iova;
+      } else if (gpa === iova) {
+        // A translation onto itself outside RAM: the harness cannot tell QEMU's failed access
+        // there from a refusal on an IOTLB hit. Not issued.
+        this.note('(a DMA the harness could not judge is left out here)');
+        return;
+      }
+      if (!this.safe(gpa, len)) dir = 'r';
+    }
+    this.dma(sid, iova, len, dir);
+  }
+
+  memQ(gpa: bigint, qs: bigint[]): void {
+    qs.forEach((q, i) => this.mem.set(gpa + 8n * BigInt(i), q));
+    this.emit({ op: 'mem', gpa: hx(gpa), q: qs.map(hx) });
+  }
+
+  private q(gpa: bigint): bigint {
+    return this.mem.get(gpa) ?? 0n;
+  }
+
+  wr(reg: number, size: 4 | 8, val: bigint | number): void {
+    this.emit({ op: 'wr', reg: hx(reg), size, val: hx(BigInt(val) & (size === 4 ? 0xffffffffn : (1n << 64n) - 1n)) });
+  }
+
+  /** A 64-bit register write, as one access or as two dword writes, low first (Linux dmar_writeq). */
+  wr64(reg: number, val: bigint, split: boolean): void {
+    if (split) {
+      this.wr(reg, 4, val & 0xffffffffn);
+      this.wr(reg + 4, 4, val >> 32n);
+    } else this.wr(reg, 8, val);
+  }
+
+  rd(reg: number, size: 4 | 8, mask?: bigint): void {
+    const op: OpJson = { op: 'rd', reg: hx(reg), size };
+    if (mask !== undefined) op.mask = hx(mask);
+    this.emit(op);
+  }
+
+  dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): void {
+    this.emit({ op: 'dma', sid: rid(sid), iova: hx(iova), len, dir });
+  }
+
+  msi(sid: number, addr: bigint, data: number): void {
+    this.emit({ op: 'msi', sid: rid(sid), addr: hx(addr), data: hx(data) });
+  }
+
+  mrd(gpa: bigint, len: number): void {
+    this.emit({ op: 'mrd', gpa: hx(gpa), len });
+  }
+
+  // ---- guest memory layout
+
+  /** Table pages this driver allocated: a table pointer elsewhere (hostile bits) is not followed. */
+  private readonly tables = new Set<bigint>();
+
+  private page(): bigint {
+    const p = this.nextPage;
+    this.tables.add(p);
+    this.nextPage += 0x1000n;
+    if (this.nextPage > POOL_END) this.nextPage = POOL_END; // never reached by the action counts used
+    return p;
+  }
+
+  /** A page frame the devices may really read and write: RAM, away from the tables and 0xa0000-0xfffff. */
+  frame(p: Dice, level: number): bigint {
+    const ram = this.sc.ram;
+    const span = 1n << BigInt(12 + 9 * (level - 1));
+    if (level === 3) return 0n; // the 1 GiB page from 0: accesses are kept inside RAM
+    const lo = 0x800000n, hi = ram - span;
+    const slots = (hi - lo) / span;
+    return lo + span * (BigInt(p.next()) % slots);
+  }
+
+  // ---- commands
+
+  private gcmdWrite(bits: number, comment: string): void {
+    this.note(comment);
+    this.wr(GCMD_REG, 4, (this.gcmd | bits) >>> 0);
+  }
+
+  private setPersistent(bit: number, on: boolean, comment: string): void {
+    this.gcmd = on ? (this.gcmd | bit) >>> 0 : (this.gcmd & ~bit) >>> 0;
+    this.note(comment);
+    this.wr(GCMD_REG, 4, this.gcmd);
+  }
+
+  private readStatus(p?: Dice): void {
+    if (!p || p.chance(0.6)) this.rd(GSTS_REG, 4);
+  }
+
+  // ---- set-up
+
+  preamble(): void {
+    const s = this.sc;
+    const p = new Dice({ k: 'pre', a: s.actions.length, b: s.sids.length, c: s.aw, d: Number(s.ram >> 20n) });
+    if (s.readCaps) {
+      this.note('Identification: VER, CAP, ECAP, and the reset status.');
+      this.rd(0x0, 4);
+      this.rd(0x8, 8);
+      this.rd(0x10, 8);
+      this.rd(GSTS_REG, 4);
+      this.rd(0x34, 4);
+      this.rd(0x38, 4);
+    }
+    this.note(`Root table at ${hx(ROOT)} (empty: devices get context entries as they are attached).`);
+    this.memQ(ROOT, [0n, 0n]);
+    this.note('RTADDR, then SRTP: latch the root table.');
+    this.wr64(0x20, ROOT, s.splitWrites);
+    this.gcmdWrite(SRTP, 'GCMD.SRTP');
+    this.readStatus();
+    if (s.qiFirst) this.qiEnable(p);
+    this.note('After SRTP software invalidates globally (no CAP.ESRTPS).');
+    this.pending.ctxAll = true;
+    this.pending.iotlbAll = true;
+    this.flush(p);
+    // Most devices start in a domain with a few mappings, as after a driver's probe.
+    for (const sid of s.sids) {
+      if (p.chance(0.8)) this.attachSid(sid, p);
+    }
+    for (const d of this.xlateDomains()) {
+      const n = 1 + p.int(4);
+      for (let k = 0; k < n; k++) this.mapIn(d, p);
+    }
+    this.flush(p);
+    if (s.ir) this.irSetup(p);
+    if (s.teAtStart) {
+      this.setPersistent(TE, true, 'GCMD.TE: translation on.');
+      this.te = true;
+      this.readStatus();
+    }
+  }
+
+  // ---- invalidation
+
+  /** Performs every pending invalidation, by queue when QI is on, else by registers. */
+  flush(p: Dice): void {
+    const pd = this.pending;
+    const nothing = !pd.ctxAll && !pd.ctx.length && !pd.iotlbAll && !pd.iotlb.length && !pd.iotlbDids.size && !pd.iecAll && !pd.iec.length;
+    if (nothing) return;
+    if ((pd.iecAll || pd.iec.length) && !this.qi.on) this.qiEnable(p);
+    if (this.qi.on) this.flushQueued(p);
+    else this.flushRegisters(p);
+    this.pending = emptyPending();
+  }
+
+  private ctxDesc(g: number, did: number, sid: number, fm: number): [bigint, bigint] {
+    return [0x1n | (BigInt(g) << 4n) | (BigInt(did) << 16n) | (BigInt(sid) << 32n) | (BigInt(fm) << 48n), 0n];
+  }
+
+  private iotlbDesc(g: number, did: number, addr: bigint, am: number, p: Dice): [bigint, bigint] {
+    const drain = p.chance(0.3) ? 0xc0n : 0n; // DR | DW
+    return [0x2n | (BigInt(g) << 4n) | drain | (BigInt(did) << 16n), g === 3 ? (addr & ~0xfffn) | BigInt(am) | (p.chance(0.2) ? 0x40n : 0n) : 0n];
+  }
+
+  /** Context-cache then IOTLB invalidations the pending changes need, as (kind, granularity, fields). */
+  private plan(p: Dice): { ctx: Array<[number, number, number, number]>; iotlb: Array<[number, number, bigint, number]> } {
+    const pd = this.pending;
+    const ctx: Array<[number, number, number, number]> = [];
+    const iotlb: Array<[number, number, bigint, number]> = [];
+    if (pd.ctxAll || (pd.ctx.length && p.chance(0.2))) ctx.push([1, 0, 0, 0]);
+    else {
+      for (const c of pd.ctx) {
+        if (p.chance(0.25)) ctx.push([2, c.did, 0, 0]);
+        else ctx.push([3, c.did, c.sid, p.chance(0.2) ? 3 : 0]);
+      }
+    }
+    // After a context change software invalidates the IOTLB of the old domain.
+    const dids = new Set(pd.iotlbDids);
+    for (const c of pd.ctx) dids.add(c.did);
+    if (pd.iotlbAll || pd.ctxAll || (dids.size + pd.iotlb.length > 0 && p.chance(0.15))) iotlb.push([1, 0, 0n, 0]);
+    else {
+      for (const did of dids) iotlb.push([2, did, 0n, 0]);
+      for (const t of pd.iotlb) {
+        if (dids.has(t.did)) continue;
+        if (t.am > 18 || p.chance(0.15)) iotlb.push([2, t.did, 0n, 0]);
+        else iotlb.push([3, t.did, t.addr, t.am]);
+      }
+    }
+    return { ctx, iotlb };
+  }
+
+  private flushRegisters(p: Dice): void {
+    const { ctx, iotlb } = this.plan(p);
+    const split = this.sc.splitWrites;
+    for (const [g, did, sid, fm] of ctx) {
+      this.note(g === 1 ? 'CCMD: global context-cache invalidation.' : g === 2 ? `CCMD: domain-selective context-cache invalidation, DID ${did}.` : `CCMD: device-selective context-cache invalidation, SID ${rid(sid)}${fm ? `, FM ${fm}` : ''}.`);
+      this.wr64(0x28, (1n << 63n) | (BigInt(g) << 61n) | (BigInt(fm) << 32n) | (BigInt(sid) << 16n) | BigInt(did), split);
+      // CAIG (bits 60:59) reports the granularity performed; the architecture lets it be coarser.
+      if (p.chance(0.5)) this.rd(0x28, 8, g === 2 && p.chance(0.7) ? ~(3n << 59n) & ((1n << 64n) - 1n) : undefined);
+    }
+    for (const [g, did, addr, am] of iotlb) {
+      if (g === 3) {
+        this.note(`IVA + IOTLB: page-selective invalidation, DID ${did}, ${hx(addr)}, AM ${am}.`);
+        this.wr64(0xf0, addr | BigInt(am) | (p.chance(0.2) ? 0x40n : 0n), split);
+      } else this.note(g === 1 ? 'IOTLB: global invalidation.' : `IOTLB: domain-selective invalidation, DID ${did}.`);
+      const drain = p.chance(0.3) ? 3n << 48n : 0n;
+      this.wr64(0xf8, (1n << 63n) | (BigInt(g) << 60n) | drain | (BigInt(did) << 32n), split);
+      if (p.chance(0.5)) this.rd(0xf8, 8, p.chance(0.5) ? ~(3n << 57n) & ((1n << 64n) - 1n) : undefined);
+    }
+  }
+
+  private flushQueued(p: Dice): void {
+    const { ctx, iotlb } = this.plan(p);
+    const descs: Array<[bigint, bigint]> = [];
+    const what: string[] = [];
+    for (const [g, did, sid, fm] of ctx) {
+      descs.push(this.ctxDesc(g, did, sid, fm));
+      what.push(g === 1 ? 'context global' : g === 2 ? `context DID ${did}` : `context SID ${rid(sid)}${fm ? ` FM ${fm}` : ''}`);
+    }
+    for (const [g, did, addr, am] of iotlb) {
+      descs.push(this.iotlbDesc(g, did, addr, am, p));
+      what.push(g === 1 ? 'IOTLB global' : g === 2 ? `IOTLB DID ${did}` : `IOTLB DID ${did} ${hx(addr)} AM ${am}`);
+    }
+    const pd = this.pending;
+    if (pd.iecAll || (pd.iec.length && p.chance(0.2))) {
+      descs.push([0x4n, 0n]);
+      what.push('IEC global');
+    } else {
+      for (const i of pd.iec) {
+        descs.push([0x4n | 0x10n | (BigInt(i) << 32n), 0n]);
+        what.push(`IEC index ${i}`);
+      }
+    }
+    this.submit(descs, what, p);
+  }
+
+  /** Writes descriptors at the tail, a status-write wait after them, and the new tail. */
+  submit(descs: Array<[bigint, bigint]>, what: string[], p: Dice, wait: 'sw' | 'if' = 'sw'): void {
+    const size = 256 << this.qi.qs;
+    const all = [...descs];
+    const status = STATUS + 8n * BigInt(this.qi.status % 64);
+    const data = this.qi.status++;
+    if (wait === 'sw') all.push([0x25n | (BigInt(data) << 32n) | (p.chance(0.2) ? 0x40n : 0n), status]);
+    else all.push([0x15n, 0n]);
+    this.note(`Queue: ${[...what, wait === 'sw' ? `wait (status ${hx(data)} to ${hx(status)})` : 'wait (IF)'].join(', ')}.`);
+    let start = this.qi.tail;
+    let chunk: bigint[] = [];
+    for (const [lo, hi] of all) {
+      chunk.push(lo, hi);
+      this.qi.tail = (this.qi.tail + 1) % size;
+      if (this.qi.tail === 0) {
+        this.memQ(QUEUE + 16n * BigInt(start), chunk);
+        chunk = [];
+        start = 0;
+      }
+    }
+    if (chunk.length) this.memQ(QUEUE + 16n * BigInt(start), chunk);
+    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
+    this.qi.lastWait = true;
+    if (p.chance(0.4)) this.rd(0x80, 8);
+    if (wait === 'sw' && p.chance(0.5)) this.mrd(status, 4);
+  }
+
+  qiEnable(p: Dice): void {
+    if (this.qi.on) return;
+    this.qi.qs = p.chance(0.25) ? 1 : 0;
+    this.note(`Queued invalidation: IQA ${hx(QUEUE)} (QS ${this.qi.qs}), IQT 0, GCMD.QIE.`);
+    this.wr64(0x90, QUEUE | BigInt(this.qi.qs), false);
+    this.wr64(0x88, 0n, false);
+    this.setPersistent(QIE, true, 'GCMD.QIE');
+    this.qi.on = true;
+    this.qi.tail = 0;
+    this.qi.lastWait = false;
+    this.readStatus(p);
+  }
+
+  qiDisable(p: Dice): void {
+    if (!this.qi.on || this.ir.on) return;
+    if (!this.qi.lastWait) this.submit([], [], p);
+    this.setPersistent(QIE, false, 'GCMD without QIE: queued invalidation off (the queue is idle, the last descriptor a wait).');
+    this.qi.on = false;
+    this.readStatus(p);
+  }
+
+  // ---- interrupt remapping
+
+  private irtEntries(): number {
+    return 2 ** (this.ir.s + 1);
+  }
+
+  irSetup(p: Dice): void {
+    this.qiEnable(p);
+    this.ir.s = p.of([3, 4, 7]);
+    this.ir.eime = this.sc.eim && p.chance(0.6);
+    const n = 1 + p.int(4);
+    for (let k = 0; k < n; k++) this.setIrte(p.int(this.irtEntries()), p, false);
+    this.irtaLatch(p);
+    this.setPersistent(IRE, true, 'GCMD.IRE: interrupt remapping on (CFI stays clear: compatibility-format interrupts are to be blocked).');
+    this.ir.on = true;
+    this.readStatus(p);
+  }
+
+  private irtaLatch(p: Dice): void {
+    this.note(`IRTA: table at ${hx(IRT)}, ${this.irtEntries()} entries, ${this.ir.eime ? 'x2APIC (EIME)' : 'xAPIC'} mode; GCMD.SIRTP; then a global IEC invalidation.`);
+    // Hostile: sometimes EIME without EIM (reserved then).
+    const eime = this.ir.eime || (this.hostile && !this.sc.eim && p.chance(0.3));
+    this.wr64(0xb8, IRT | (eime ? 0x800n : 0n) | BigInt(this.ir.s), this.sc.splitWrites);
+    this.gcmdWrite(SIRTP, 'GCMD.SIRTP');
+    this.ir.latched = true;
+    if (p.chance(0.5)) this.rd(0xb8, 8);
+    this.pending.iecAll = true;
+    this.flush(p);
+  }
+
+  /** A well-formed IRTE (or, rarely, one QEMU reads differently). */
+  private irteValue(p: Dice, odd: boolean): [bigint, bigint] {
+    const dm = p.chance(0.3) ? 1n : 0n, rh = p.chance(0.2) ? 1n : 0n, tm = p.chance(0.3) ? 1n : 0n;
+    const dlm = BigInt(p.of([0, 0, 0, 1, 4]));
+    const vector = BigInt(0x20 + p.int(0xd0));
+    const avail = p.chance(0.2) ? BigInt(p.int(16)) : 0n;
+    let dst: bigint;
+    if (this.ir.eime) dst = p.chance(0.5) ? BigInt(p.int(256)) : BigInt(p.next() >>> 0);
+    else dst = BigInt(p.int(256)) << 8n;
+    if (odd && !this.ir.eime && p.chance(0.5)) dst |= 1n; // xAPIC DST bits 39:32: reserved
+    const fpd = p.chance(0.15) ? 2n : 0n;
+    const im = odd && p.chance(0.3) ? 1n << 15n : 0n;
+    const lo = 1n | fpd | (dm << 2n) | (rh << 3n) | (tm << 4n) | (dlm << 5n) | (avail << 8n) | im | (vector << 16n) | (dst << 32n);
+    let svt = 0n, sq = 0n, sid = 0n;
+    const r = p.int(10);
+    if (r < 4) {
+      svt = 1n;
+      sq = BigInt(p.of([0, 0, 0, 1, 2, 3]));
+      sid = BigInt(p.chance(0.8) ? p.of(this.sc.sids) : p.of(SID_POOL));
+    } else if (r < 6) {
+      svt = 2n;
+      const bus = p.of(this.sc.sids) >> 8;
+      sid = odd ? BigInt((p.int(3) << 8) | p.int(3)) : BigInt((bus << 8) | bus);
+    } else if (odd && r === 9) svt = 3n;
+    return [lo, sid | (sq << 16n) | (svt << 18n)];
+  }
+
+  setIrte(index: number, p: Dice, odd: boolean): void {
+    const at = IRT + 16n * BigInt(index);
+    const present = this.ir.irtes.has(index) && (this.q(at) & 1n) === 1n;
+    const v = p.chance(0.1) && present ? [0n, 0n] as [bigint, bigint] : this.irteValue(p, odd);
+    this.note(`IRTE ${index}: ${v[0] & 1n ? `vector ${hx((v[0] >> 16n) & 0xffn)}, destination ${hx(v[0] >> 32n)}, SVT ${(v[1] >> 18n) & 3n}` : 'not present'}.`);
+    this.memQ(at, v);
+    this.ir.irtes.set(index, v);
+    if (present && this.ir.latched) this.pending.iec.push(index);
+  }
+
+  // ---- DMA remapping structures
+
+  private ctxTable(bus: number): bigint {
+    let t = this.ctxTables.get(bus);
+    if (t === undefined) {
+      t = this.page();
+      this.ctxTables.set(bus, t);
+      this.note(`Root entry for bus ${bus}: context table at ${hx(t)}.`);
+      const at = this.rta + 16n * BigInt(bus);
+      // Replacing a present root entry (one pointing outside RAM, see broken()): a global context invalidation.
+      if (this.q(at) & 1n) this.pending.ctxAll = true;
+      this.memQ(at, [t | 1n, 0n]);
+      if (this.rta !== ROOT) this.memQ(ROOT + 16n * BigInt(bus), [t | 1n, 0n]);
+      else this.memQ(ROOT_ALT + 16n * BigInt(bus), [t | 1n, 0n]);
+    }
+    return t;
+  }
+
+  private newDomain(p: Dice, passThrough: boolean): Domain {
+    const levels = this.sc.aw === 48 && p.chance(0.6) ? 4 : 3;
+    let did = this.nextDid++;
+    if (!this.sc.cm && p.chance(0.05)) did = 0;
+    else if (p.chance(0.2)) did = 0x100 + p.int(0xfe00);
+    const d: Domain = { did, levels, top: passThrough ? 0n : this.page(), passThrough, maps: new Map() };
+    this.domains.push(d);
+    return d;
+  }
+
+  attach(p: Dice): void {
+    this.attachSid(p.of(this.sc.sids), p);
+  }
+
+  private attachSid(sid: number, p: Dice): void {
+    const passThrough = this.sc.pt && p.chance(0.15);
+    const existing = this.domains.filter((d) => d.passThrough === passThrough);
+    const dom = existing.length && p.chance(0.5) ? p.of(existing) : this.newDomain(p, passThrough);
+    const fpd = p.chance(0.15);
+    // AW: the domain's levels; rarely a width CAP.SAGAW does not offer (3h, a guest error with a defined outcome).
+    let aw = dom.levels - 2;
+    if (!passThrough && p.chance(0.04)) aw = this.sc.aw === 39 ? 2 : 3;
+    const table = this.ctxTable(sid >> 8);
+    const at = table + 16n * BigInt(sid & 0xff);
+    const old = this.attached.get(sid);
+    const lo = (passThrough ? 0x8n : dom.top) | (fpd ? 2n : 0n) | 1n;
+    const hi = BigInt(aw) | (BigInt(p.chance(0.1) ? p.int(16) : 0) << 3n) | (BigInt(dom.did) << 8n);
+    this.note(`Context entry of ${rid(sid)}: ${passThrough ? 'pass-through' : `tables at ${hx(dom.top)}, ${dom.levels} levels`}, DID ${dom.did}${fpd ? ', FPD' : ''}${aw !== dom.levels - 2 ? `, AW ${aw} (not supported)` : ''}.`);
+    this.memQ(at, [lo, hi]);
+    if (old) this.pending.ctx.push({ sid, did: old.domain.did });
+    else if (this.sc.cm) {
+      // Caching mode: a not-present -> present change is invalidated too (Linux: device-selective with DID 0).
+      this.pending.ctx.push({ sid, did: 0 });
+      this.pending.iotlbDids.add(0);
+    }
+    this.attached.set(sid, { domain: dom, fpd, aw });
+  }
+
+  detach(p: Dice): void {
+    const sids = [...this.attached.keys()];
+    if (!sids.length) return;
+    const sid = p.of(sids);
+    const old = this.attached.get(sid)!;
+    this.note(`Context entry of ${rid(sid)} cleared.`);
+    this.memQ(this.ctxTable(sid >> 8) + 16n * BigInt(sid & 0xff), [0n, 0n]);
+    this.pending.ctx.push({ sid, did: old.domain.did });
+    this.attached.delete(sid);
+  }
+
+  private xlateDomains(): Domain[] {
+    return this.domains.filter((d) => !d.passThrough);
+  }
+
+  /** An IOVA from a small set of slots, so that mappings share tables and collide. */
+  private iovaFor(p: Dice, dom: Domain, level: number): bigint {
+    const idx = (n: number): bigint => BigInt(p.of([0, 1, 2, 3, 0x1ff, 0x100].slice(0, n)));
+    let v = 0n;
+    if (dom.levels === 4 && p.chance(0.3)) v |= idx(6) << 39n;
+    if (level <= 3) v |= idx(level === 3 ? 4 : 6) << 30n;
+    if (level <= 2) v |= idx(6) << 21n;
+    if (level <= 1) v |= idx(6) << 12n;
+    return v;
+  }
+
+  private ensurePath(dom: Domain, iova: bigint, level: number, p: Dice): bigint {
+    // Returns the table address holding the entry for `iova` at `level`.
+    let table = dom.top;
+    for (let l = dom.levels; l > level; l--) {
+      const at = table + 8n * ((iova >> BigInt(12 + 9 * (l - 1))) & 0x1ffn);
+      const e = this.q(at);
+      const isTable = (e & 3n) !== 0n && !(l <= 3 && (e & 0x80n)) && this.tables.has(e & 0x000ffffffffff000n);
+      if (isTable) {
+        table = e & 0x000ffffffffff000n;
+        continue;
+      }
+      const t = this.page();
+      // Intermediate rights: RW, rarely R or W only (cumulative rights).
+      const perm = p.chance(0.9) ? 3n : p.chance(0.5) ? 1n : 2n;
+      const wasPresent = (e & 3n) !== 0n;
+      this.note(`Level-${l} entry -> new table ${hx(t)}${perm !== 3n ? ` (${perm === 1n ? 'read' : 'write'}-only)` : ''}${wasPresent ? ', replacing a large page' : ''}.`);
+      this.memQ(at, [t | perm]);
+      if (wasPresent) this.invalidateRange(dom, iova, l);
+      table = t;
+    }
+    return table;
+  }
+
+  private invalidateRange(dom: Domain, iova: bigint, level: number): void {
+    const am = 9 * (level - 1);
+    const span = 1n << BigInt(12 + am);
+    this.pending.iotlb.push({ did: dom.did, addr: iova & ~(span - 1n), am });
+    for (const [k, m] of dom.maps) if (m.iova >= (iova & ~(span - 1n)) && m.iova < (iova & ~(span - 1n)) + span && !(m.iova === (iova & ~(span - 1n)) && m.level === level)) dom.maps.delete(k);
+  }
+
+  map(p: Dice): void {
+    const doms = this.xlateDomains();
+    if (!doms.length) return;
+    this.mapIn(p.of(doms), p);
+  }
+
+  private mapIn(dom: Domain, p: Dice): void {
+    const r = p.int(20);
+    const level = r < 15 ? 1 : r < 19 ? 2 : 3;
+    const iova = this.iovaFor(p, dom, level);
+    const table = this.ensurePath(dom, iova, level, p);
+    const at = table + 8n * ((iova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn);
+    const perm = BigInt(p.of([3, 3, 3, 1, 2]));
+    let frame = this.frame(p, level);
+    let extra = 0n;
+    if (level === 3 && p.chance(0.3)) frame = 0xc0000000n; // 1 GiB over the interrupt range (QEMU blocks all of it)
+    else if (level === 1 && p.chance(0.05)) frame = IR_BASE + BigInt(p.int(256)) * 0x1000n; // into the interrupt range: Eh
+    if (level === 1 && this.sc.sc && p.chance(0.2)) extra |= 0x800n; // SNP
+    if (p.chance(0.1)) extra |= BigInt(p.int(4)) << 52n; // ignored bits
+    const e = frame | perm | extra | (level > 1 ? 0x80n : 0n);
+    const old = this.q(at);
+    this.note(`Map ${hx(iova)} (${level === 1 ? '4 KiB' : level === 2 ? '2 MiB' : '1 GiB'}) -> ${hx(frame)} ${perm === 3n ? 'RW' : perm === 1n ? 'R' : 'W'} in DID ${dom.did}.`);
+    this.memQ(at, [e]);
+    if (old & 3n) this.invalidateRange(dom, iova, level);
+    if (level > 1 && (old & 3n) && !(old & 0x80n)) this.invalidateRange(dom, iova, level);
+    dom.maps.set(iova, { iova, level, frame, perm: Number(perm) });
+  }
+
+  unmap(p: Dice, change: boolean): void {
+    const doms = this.xlateDomains().filter((d) => d.maps.size);
+    if (!doms.length) return;
+    const dom = p.of(doms);
+    const m = p.of([...dom.maps.values()]);
+    const table = this.ensurePath(dom, m.iova, m.level, p);
+    const at = table + 8n * ((m.iova >> BigInt(12 + 9 * (m.level - 1))) & 0x1ffn);
+    if (change) {
+      const perm = BigInt(p.of([1, 2, 3]));
+      const frame = p.chance(0.5) ? this.frame(p, m.level) : m.frame;
+      this.note(`Change the mapping of ${hx(m.iova)} in DID ${dom.did}: -> ${hx(frame)} ${perm === 3n ? 'RW' : perm === 1n ? 'R' : 'W'}.`);
+      this.memQ(at, [frame | perm | (m.level > 1 ? 0x80n : 0n)]);
+      dom.maps.set(m.iova, { ...m, frame, perm: Number(perm) });
+    } else {
+      this.note(`Unmap ${hx(m.iova)} in DID ${dom.did}.`);
+      this.memQ(at, [0n]);
+      dom.maps.delete(m.iova);
+    }
+    this.invalidateRange(dom, m.iova, m.level);
+  }
+
+  // ---- requests
+
+  dmaAction(p: Dice): void {
+    this.flush(p);
+    const users = [...this.attached.keys()];
+    const sid = users.length && p.chance(0.85) ? p.of(users) : p.of(this.sc.sids);
+    const att = this.attached.get(sid);
+    const r = p.int(100);
+    const dir: 'r' | 'w' = p.chance(0.5) ? 'r' : 'w';
+    let iova: bigint;
+    let len = p.of([1, 4, 8, 8, 64, 256, 4096]);
+    let why: string;
+    if (r < 60 && att && !att.domain.passThrough && att.domain.maps.size) {
+      const m = p.of([...att.domain.maps.values()]);
+      const span = 1n << BigInt(12 + 9 * (m.level - 1));
+      let off = (BigInt(p.next()) << 20n | BigInt(p.next())) % span & ~0xfffn;
+      // Keep the access on RAM: the 1 GiB page from 0 is only used below the RAM size.
+      if (m.level === 3 && m.frame === 0n) off = this.frame(p, 1);
+      iova = m.iova + off;
+      why = `through the mapping of ${hx(m.iova)}`;
+    } else if (r < 75) {
+      iova = this.iovaFor(p, att?.domain ?? { levels: this.sc.aw === 48 ? 4 : 3 } as Domain, 1) + BigInt(p.int(8)) * 0x1000n;
+      why = 'to an address that may not be mapped';
+    } else if (r < 80) {
+      iova = (1n << BigInt(p.of([39, 48, 57]))) + BigInt(p.int(16)) * 0x1000n;
+      why = 'above the address width';
+    } else if (r < 85) {
+      iova = IR_BASE + BigInt(p.int(0x100)) * 0x1000n;
+      why = 'to the interrupt address range';
+    } else {
+      // Pass-through, or TE off: the request goes to its own address, which must be RAM.
+      iova = this.frame(p, 1);
+      why = 'to plain RAM';
+    }
+    const off = BigInt(p.int(4096));
+    iova = (iova & ~0xfffn) | (len === 4096 ? 0n : off & ~BigInt(len - 1));
+    if ((iova & 0xfffn) + BigInt(len) > 0x1000n) len = Number(0x1000n - (iova & 0xfffn));
+    this.note(`DMA ${dir === 'r' ? 'read' : 'write'} of ${len} bytes by ${rid(sid)} ${why}.`);
+    this.safeDma(sid, iova, len, dir, p);
+  }
+
+  msiAction(p: Dice): void {
+    this.flush(p);
+    const sid = p.of(this.sc.sids);
+    const r = p.int(10);
+    if (r < 7) {
+      const entries = this.irtEntries();
+      const known = [...this.ir.irtes.keys()];
+      let index = known.length && p.chance(0.8) ? p.of(known) : p.int(entries + 4);
+      let shv = false, sub = 0;
+      if (p.chance(0.3)) {
+        shv = true;
+        sub = p.int(4);
+        index = Math.max(0, index - sub);
+      }
+      if (p.chance(0.03)) index |= 0x8000;
+      const addr = IR_BASE | (BigInt(index & 0x7fff) << 5n) | 0x10n | (shv ? 0x8n : 0n) | (BigInt((index >> 15) & 1) << 2n);
+      const data = shv ? sub : p.int(0x10000);
+      this.note(`MSI from ${rid(sid)}, remappable: handle ${index}${shv ? ` + sub-handle ${sub}` : ''}.`);
+      this.msi(sid, addr, data);
+    } else {
+      const dest = p.int(256), rh = p.chance(0.2) ? 8n : 0n, dm = p.chance(0.2) ? 4n : 0n;
+      const data = (0x20 + p.int(0xd0)) | (p.of([0, 1, 4]) << 8) | (p.chance(0.3) ? 0xc000 : 0x4000);
+      this.note(`MSI from ${rid(sid)}, compatibility format: destination ${dest}.`);
+      this.msi(sid, IR_BASE | (BigInt(dest) << 12n) | rh | dm, data);
+    }
+  }
+
+  // ---- fault handling and registers
+
+  faults(p: Dice): void {
+    this.note('Fault handling: FSTS, the fault record (PV, bits 123:104, masked: defined only with PP = 1), clear F, clear FSTS.');
+    this.rd(0x34, 4);
+    if (p.chance(0.85)) this.rd(0x228, 8, 0xf00000ffffffffffn);
+    else this.rd(0x228, 8);
+    this.rd(0x220, 8);
+    this.rd(0x38, 4);
+    if (p.chance(0.8)) {
+      this.wr(0x22c, 4, 0x80000000);
+      if (p.chance(0.85)) this.wr(0x34, 4, p.of([0x1, 0x3, 0x11, 0x73]));
+      this.rd(0x34, 4);
+      this.rd(0x38, 4);
+    }
+  }
+
+  regs(p: Dice): void {
+    const all: Array<[number, 4 | 8, bigint?]> = [
+      [0x0, 4], [0x8, 8], [0x10, 8], [0x18, 4], [0x1c, 4], [0x20, 8], [0x28, 8, ~(3n << 59n) & ((1n << 64n) - 1n)], [0x34, 4], [0x38, 4],
+      [0x3c, 4], [0x40, 4], [0x44, 4], [0x58, 8], [0x64, 4], [0x68, 4], [0x70, 8], [0x80, 8], [0x88, 8], [0x90, 8], [0x9c, 4], [0xa0, 4], [0xa4, 4],
+      [0xa8, 4], [0xac, 4], [0xb0, 8], [0xb8, 8], [0xc0, 8], [0xf0, 8], [0xf8, 8], [0x100, 8], [0x220, 8], [0x228, 8, 0xf00000ffffffffffn],
+      [0x230, 4], [0x400, 8], [0xff8, 8],
+    ];
+    const n = 1 + p.int(5);
+    this.note('Register reads.');
+    for (let k = 0; k < n; k++) {
+      const [reg, size, mask] = p.of(all);
+      this.rd(reg, size, mask);
+    }
+  }
+
+  feRegs(p: Dice): void {
+    if (p.chance(0.5)) {
+      this.note('Fault event: FEDATA, FEADDR' + (this.sc.eim ? ', FEUADDR' : '') + ', then FECTL (IM).');
+      this.wr(0x3c, 4, p.int(0x10000));
+      this.wr(0x40, 4, Number(IR_BASE | (BigInt(p.int(256)) << 12n)));
+      if (this.sc.eim && p.chance(0.5)) this.wr(0x44, 4, p.int(4));
+      this.wr(0x38, 4, p.chance(0.5) ? 0 : 0x80000000);
+      this.rd(0x38, 4);
+      if (p.chance(0.5)) this.rd(0x3c, 4);
+    } else {
+      this.note('Invalidation event: IEDATA, IEADDR' + (this.sc.eim ? ', IEUADDR' : '') + ', then IECTL (IM).');
+      this.wr(0xa4, 4, p.int(0x10000));
+      this.wr(0xa8, 4, Number(IR_BASE | (BigInt(p.int(256)) << 12n)));
+      if (this.sc.eim && p.chance(0.5)) this.wr(0xac, 4, p.int(4));
+      this.wr(0xa0, 4, p.chance(0.5) ? 0 : 0x80000000);
+      this.rd(0xa0, 4);
+      if (p.chance(0.5)) this.rd(0xa4, 4);
+    }
+  }
+
+  teToggle(p: Dice): void {
+    this.te = !this.te;
+    this.setPersistent(TE, this.te, this.te ? 'GCMD.TE: translation on.' : 'GCMD without TE: translation off.');
+    this.readStatus(p);
+  }
+
+  srtp(p: Dice): void {
+    const next = this.rta === ROOT ? ROOT_ALT : ROOT;
+    const entries: bigint[] = [];
+    for (let bus = 0; bus < 3; bus++) entries.push(this.ctxTables.has(bus) ? this.ctxTables.get(bus)! | 1n : 0n, 0n);
+    this.note(`A new root table at ${hx(next)} with the same entries; RTADDR, SRTP, then global invalidations.`);
+    this.memQ(next, entries);
+    this.wr64(0x20, next, this.sc.splitWrites);
+    this.gcmdWrite(SRTP, 'GCMD.SRTP');
+    this.rta = next;
+    this.readStatus(p);
+    this.pending.ctxAll = true;
+    this.pending.iotlbAll = true;
+    this.flush(p);
+  }
+
+  waitIf(p: Dice): void {
+    if (!this.qi.on) this.qiEnable(p);
+    this.flush(p);
+    this.submit([], [], p, 'if');
+    this.note('ICS.IWC and IECTL.IP, then clear IWC (write 1).');
+    this.rd(0x9c, 4);
+    this.rd(0xa0, 4);
+    this.wr(0x9c, 4, 1);
+    this.rd(0x9c, 4);
+    this.rd(0xa0, 4);
+  }
+
+  qiError(p: Dice): void {
+    if (!this.qi.on) this.qiEnable(p);
+    this.flush(p);
+    const size = 256 << this.qi.qs;
+    const bad = this.qi.tail;
+    const badDesc = p.of([[0x0n, 0n], [0x12n | 0x100n, 0n], [0x1n, 0n], [0x32n, 19n], [0x8n, 0n]] as Array<[bigint, bigint]>);
+    this.note(`An invalid descriptor at slot ${bad} (${hx(badDesc[0])}): the queue stops with FSTS.IQE and IQH on it.`);
+    this.submit([badDesc], ['invalid'], p);
+    this.rd(0x34, 4);
+    this.rd(0x80, 8);
+    this.rd(0x38, 4);
+    this.note('Recovery: replace it by a wait, clear IQE, write the tail again.');
+    this.memQ(QUEUE + 16n * BigInt(bad), [0x25n | (BigInt(this.qi.status) << 32n), STATUS + 0x200n]);
+    this.qi.status++;
+    this.wr(0x34, 4, 0x10);
+    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
+    this.rd(0x80, 8);
+    this.rd(0x34, 4);
+    void size;
+  }
+
+  irte(p: Dice, odd = false): void {
+    if (!this.sc.ir) return;
+    if (!this.ir.latched) this.irSetup(p);
+    const known = [...this.ir.irtes.keys()];
+    const index = known.length && p.chance(0.5) ? p.of(known) : p.int(this.irtEntries());
+    this.setIrte(index, p, odd || p.chance(0.08));
+  }
+
+  irToggle(p: Dice): void {
+    if (!this.sc.ir) return;
+    if (!this.ir.latched) return this.irSetup(p);
+    if (p.chance(0.5)) {
+      this.ir.on = !this.ir.on;
+      this.setPersistent(IRE, this.ir.on, this.ir.on ? 'GCMD.IRE: remapping on.' : 'GCMD without IRE: remapping off.');
+      this.readStatus(p);
+    } else {
+      this.ir.eime = this.sc.eim && !this.ir.eime;
+      this.ir.s = p.of([3, 4, 7]);
+      // IRTEs beyond the new size are forgotten by the model.
+      for (const k of [...this.ir.irtes.keys()]) if (k >= this.irtEntries()) this.ir.irtes.delete(k);
+      this.irtaLatch(p);
+    }
+  }
+
+  cfi(p: Dice): void {
+    if (!this.sc.ir) return;
+    this.ir.cfi = !this.ir.cfi;
+    this.setPersistent(CFI, this.ir.cfi, this.ir.cfi ? 'GCMD.CFI: compatibility-format interrupts pass through (xAPIC mode).' : 'GCMD without CFI.');
+    this.readStatus(p);
+  }
+
+  /**
+   * A structure outside RAM (still below 0xb0000000): the unit's read fails
+   * as a memory access does (trace-format.md "ram"): a bus whose context
+   * table is beyond RAM (9h), a domain whose top-level table is (3h), or a
+   * level-2 entry pointing beyond RAM (7h below it). Guest errors with a
+   * defined outcome; the driver never writes through these pointers.
+   */
+  broken(p: Dice): void {
+    const beyond = this.sc.ram + 0x1000n * BigInt(1 + p.int(64));
+    const r = p.int(3);
+    if (r === 0) {
+      const used = new Set(this.sc.sids.map((s) => s >> 8));
+      const free = [0, 1, 2, 3].filter((b) => !this.ctxTables.has(b) && used.has(b));
+      if (!free.length) return;
+      const bus = p.of(free);
+      this.note(`Root entry for bus ${bus}: a context table at ${hx(beyond)}, beyond RAM (reads fail: 9h).`);
+      this.memQ(this.rta + 16n * BigInt(bus), [beyond | 1n, 0n]);
+      return;
+    }
+    if (r === 1) {
+      const sid = p.of(this.sc.sids);
+      const dom: Domain = { did: this.nextDid++, levels: 3, top: beyond, passThrough: false, maps: new Map() };
+      const old = this.attached.get(sid);
+      this.note(`Context entry of ${rid(sid)}: top-level table at ${hx(beyond)}, beyond RAM (reads fail: 3h), DID ${dom.did}.`);
+      this.memQ(this.ctxTable(sid >> 8) + 16n * BigInt(sid & 0xff), [beyond | 1n, BigInt(1 | (dom.did << 8))]);
+      if (old) this.pending.ctx.push({ sid, did: old.domain.did });
+      else if (this.sc.cm) this.pending.ctx.push({ sid, did: 0 });
+      this.attached.delete(sid);
+      return;
+    }
+    const doms = this.xlateDomains().filter((d) => this.tables.has(d.top));
+    if (!doms.length) return;
+    const dom = p.of(doms);
+    const iova = this.iovaFor(p, dom, 2) & ~0x1fffffn;
+    const table = this.ensurePath(dom, iova, 2, p);
+    const at = table + 8n * ((iova >> 21n) & 0x1ffn);
+    const old = this.q(at);
+    this.note(`Level-2 entry for ${hx(iova)} in DID ${dom.did}: a table at ${hx(beyond)}, beyond RAM (reads fail: 7h).`);
+    this.memQ(at, [beyond | 3n]);
+    if (old & 3n) this.invalidateRange(dom, iova, 2);
+    for (const [k, m] of dom.maps) if (m.iova >= iova && m.iova < iova + 0x200000n) dom.maps.delete(k);
+    dom.maps.set(iova, { iova, level: 1, frame: 0n, perm: 3 });
+  }
+
+  // ---- hostile
+
+  private randomBits(p: Dice): bigint {
+    const x = p.big(64);
+    const r = p.int(6);
+    if (r === 0) return (1n << 64n) - 1n;
+    if (r === 1) return 1n << BigInt(p.int(64));
+    return x;
+  }
+
+  /** Keeps an address the unit may read: below RAM (mostly) or below 0xb0000000; page-aligned fields only. */
+  private tame(v: bigint, p: Dice): bigint {
+    if (v === (1n << 64n) - 1n) return v; // all ones: reserved bits, never followed
+    const addr = v & 0x000ffffffffff000n;
+    // Below 2 GiB even a 1 GiB page stays clear of MMCONFIG and the devices (0xb0000000 up).
+    if (addr < 0x80000000n && !(addr >= 0xa0000n && addr < 0x100000n)) return v;
+    const safe = p.chance(0.8) ? (0x800000n + (addr % (this.sc.ram - 0x800000n))) & ~0xfffn : 0x1_0000_0000n + (addr & 0xffff000n);
+    return (v & ~0x000ffffffffff000n) | safe;
+  }
+
+  garbageEntry(p: Dice, invalidate: boolean): void {
+    const cands: Array<[bigint, string, () => void]> = [];
+    for (const [bus, t] of this.ctxTables) cands.push([this.rta + 16n * BigInt(bus), `root entry of bus ${bus}`, () => { this.pending.ctxAll = true; }]);
+    for (const [sid, a] of this.attached) {
+      cands.push([this.ctxTables.get(sid >> 8)! + 16n * BigInt(sid & 0xff) + (p.chance(0.5) ? 8n : 0n), `context entry of ${rid(sid)}`, () => { this.pending.ctx.push({ sid, did: a.domain.did }); this.pending.iotlbDids.add(a.domain.did); }]);
+    }
+    for (const d of this.xlateDomains()) {
+      for (const m of d.maps.values()) {
+        cands.push([this.leafAddr(d, m), `leaf of ${hx(m.iova)} in DID ${d.did}`, () => this.pending.iotlbDids.add(d.did)]);
+      }
+      cands.push([d.top + 8n * BigInt(p.int(4)), `top-level entry in DID ${d.did}`, () => this.pending.iotlbDids.add(d.did)]);
+    }
+    if (!cands.length) return;
+    const [at, what, inv] = p.of(cands);
+    const v = this.tame(this.randomBits(p), p);
+    this.note(`HOSTILE: random bits in the ${what}${invalidate ? '' : ' (no invalidation: an open window)'}.`);
+    this.memQ(at, [v]);
+    if (invalidate) inv();
+  }
+
+  private leafAddr(d: Domain, m: Mapping): bigint {
+    let table = d.top;
+    for (let l = d.levels; l > m.level; l--) {
+      const e = this.q(table + 8n * ((m.iova >> BigInt(12 + 9 * (l - 1))) & 0x1ffn));
+      table = e & 0x000ffffffffff000n;
+      if (!this.tables.has(table)) return d.top; // hostile bits on the path: hit the top-level table instead
+    }
+    return table + 8n * ((m.iova >> BigInt(12 + 9 * (m.level - 1))) & 0x1ffn);
+  }
+
+  garbageReg(p: Dice): void {
+    const regs = [0x18, 0x20, 0x24, 0x28, 0x2c, 0x34, 0x38, 0x3c, 0x40, 0x44, 0x64, 0x80, 0x88, 0x90, 0x94, 0x9c, 0xa0, 0xa4, 0xa8, 0xac, 0xb8, 0xbc, 0xf0, 0xf4, 0xf8, 0xfc, 0x220, 0x228, 0x22c, 0x100, 0x230];
+    const reg = p.of(regs);
+    let v = BigInt(p.next() >>> 0);
+    if (p.chance(0.5)) v &= BigInt(p.next() >>> 0);
+    // Keep addresses the unit would use inside what the format defines.
+    if (reg === 0x20 || reg === 0x90 || reg === 0xb8) v = this.tame(v, p);
+    if (reg === 0x24 || reg === 0x94 || reg === 0xbc) v = p.chance(0.7) ? 0n : v & 0xffn;
+    if (reg === 0x18) v &= ~BigInt(SRTP | SIRTP) & 0xffffffffn; // latching random tables would leave the model
+    this.note(`HOSTILE: register ${hx(reg)} <- ${hx(v)}.`);
+    this.wr(reg, 4, v);
+    this.rd(reg, 4);
+    if (reg === 0x18) {
+      // Re-synchronise the model with what the unit now has enabled.
+      const gsts = this.core.mmioRead32(GSTS_REG);
+      this.gcmd = gsts & (TE | QIE | IRE | CFI);
+      this.te = (gsts & TE) !== 0;
+      this.qi.on = (gsts & QIE) !== 0;
+      this.ir.on = (gsts & IRE) !== 0;
+      this.ir.cfi = (gsts & CFI) !== 0;
+      this.rd(GSTS_REG, 4);
+    }
+  }
+
+  garbageDesc(p: Dice): void {
+    if (!this.qi.on) this.qiEnable(p);
+    this.flush(p);
+    let lo = this.randomBits(p), hi = this.randomBits(p);
+    // Types 1-5 mostly; 0 and 8 (invalid everywhere); rarely 6 and 7 (QEMU accepts them: the comparison stops there).
+    const t = p.of([1, 1, 2, 2, 2, 3, 4, 4, 5, 5, 5, 0, 8, 1, 2, 4, 5, 3, 2, 6, 7].slice(0, p.chance(0.3) ? 21 : 19));
+    lo = (lo & ~0xfn) | BigInt(t);
+    if (t === 4 && p.chance(0.7)) lo &= 0x0000_ffff_f800_001fn; // QEMU does not check IEC descriptors: mostly valid ones
+    if (t === 5) {
+      // Never both SW and IF (QEMU 7.2 aborts); a status write only into RAM.
+      if ((lo & 0x30n) === 0x30n) lo &= ~0x10n;
+      if (lo & 0x20n) hi = STATUS + 0x100n + (hi & 0xff8n);
+    }
+    if (p.chance(0.6)) lo &= 0xffff_ffff_0000_0fffn; // fewer reserved bits, more accepted descriptors
+    const bad = this.qi.tail;
+    this.note(`HOSTILE: a random descriptor of type ${t} at slot ${bad}.`);
+    const size = 256 << this.qi.qs;
+    this.memQ(QUEUE + 16n * BigInt(bad), [lo, hi]);
+    this.qi.tail = (this.qi.tail + 1) % size;
+    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
+    this.qi.lastWait = t === 5;
+    this.rd(0x80, 8);
+    this.rd(0x34, 4);
+    // Whatever happened, put a wait there and carry on (recovery as in qiError).
+    this.note('Recovery: a wait in its place, clear IQE, the tail again.');
+    this.memQ(QUEUE + 16n * BigInt(bad), [0x25n | (BigInt(this.qi.status++) << 32n), STATUS + 0x200n]);
+    this.wr(0x34, 4, 0x10);
+    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
+    this.qi.lastWait = true;
+  }
+
+  garbageIrte(p: Dice): void {
+    if (!this.sc.ir) return;
+    if (!this.ir.latched) this.irSetup(p);
+    const index = p.int(this.irtEntries());
+    const at = IRT + 16n * BigInt(index);
+    const v = [this.randomBits(p) | (p.chance(0.7) ? 1n : 0n), this.randomBits(p) & (p.chance(0.6) ? 0xfffffn : (1n << 64n) - 1n)];
+    const present = (this.q(at) & 1n) === 1n;
+    this.note(`HOSTILE: random bits in IRTE ${index}.`);
+    this.memQ(at, v);
+    this.ir.irtes.set(index, [v[0], v[1]]);
+    if (present) this.pending.iec.push(index);
+    this.msiAction(p);
+  }
+
+  garbageMsi(p: Dice): void {
+    this.flush(p);
+    const sid = p.of(this.sc.sids);
+    const addr = IR_BASE | (BigInt(p.next()) & 0xffffcn);
+    this.note(`HOSTILE: MSI from ${rid(sid)} with random address bits.`);
+    this.msi(sid, addr, p.int(0x10000));
+  }
+
+  garbageDma(p: Dice): void {
+    this.flush(p);
+    const sid = p.of(this.sc.sids);
+    const dir: 'r' | 'w' = p.chance(0.5) ? 'r' : 'w';
+    const iova = (p.big(64) >> BigInt(p.int(40))) & ~0x7n;
+    this.note(`HOSTILE: DMA ${dir === 'r' ? 'read' : 'write'} by ${rid(sid)} at a random address.`);
+    this.safeDma(sid, iova, 8, dir, p);
+  }
+
+  window(p: Dice): void {
+    const r = p.int(10);
+    if (r < 2 && this.sc.ir && this.ir.on) return this.irteWindow(p);
+    // A translation in use changes and is used again before its invalidation: an open window
+    // (sometimes with an SRTP or a TE toggle in between, which flush QEMU's caches).
+    const doms = this.xlateDomains().filter((d) => d.maps.size && [...this.attached.values()].some((a) => a.domain === d));
+    if (!doms.length) return this.garbageEntry(p, false);
+    this.flush(p);
+    const dom = p.of(doms);
+    const sid = p.of([...this.attached].filter(([, a]) => a.domain === dom).map(([s]) => s));
+    const m = p.of([...dom.maps.values()]);
+    const iova = m.iova + (m.level === 3 && m.frame === 0n ? this.frame(p, 1) : 0n);
+    const dir: 'r' | 'w' = p.chance(0.5) ? 'r' : 'w';
+    this.note(`HOSTILE: a DMA through the mapping of ${hx(m.iova)} (it may be cached now).`);
+    this.safeDma(sid, iova, 8, dir, p);
+    const at = this.leafAddr(dom, m);
+    const v = p.chance(0.3) ? 0n : p.chance(0.5) ? this.tame(this.randomBits(p), p) : this.frame(p, m.level) | BigInt(p.of([1, 2, 3])) | (m.level > 1 ? 0x80n : 0n);
+    this.note(`HOSTILE: its leaf changes with no invalidation yet (an open window), and the same DMA again.`);
+    this.memQ(at, [v]);
+    if (r >= 8) {
+      if (r === 8) this.gcmdWrite(SRTP, 'GCMD.SRTP (same root table)');
+      else {
+        this.setPersistent(TE, false, 'GCMD without TE');
+        this.setPersistent(TE, true, 'GCMD.TE again');
+        this.te = true;
+      }
+    }
+    this.safeDma(sid, iova, 8, p.chance(0.7) ? dir : dir === 'r' ? 'w' : 'r', p);
+    this.pending.iotlb.push({ did: dom.did, addr: m.iova & ~((1n << BigInt(12 + 9 * (m.level - 1))) - 1n), am: 9 * (m.level - 1) });
+    dom.maps.delete(m.iova);
+  }
+
+  /** An IRTE in use changes and is used before its IEC invalidation. */
+  private irteWindow(p: Dice): void {
+    const known = [...this.ir.irtes.entries()].filter(([, v]) => v[0] & 1n);
+    if (!known.length) return;
+    this.flush(p);
+    const [index] = p.of(known);
+    const sid = p.of(this.sc.sids);
+    const addr = IR_BASE | (BigInt(index & 0x7fff) << 5n) | 0x10n;
+    this.note(`HOSTILE: an MSI through IRTE ${index} (it may be cached now).`);
+    this.msi(sid, addr, 0);
+    this.setIrte(index, p, p.chance(0.3));
+    this.note('HOSTILE: the IRTE changed with no IEC invalidation yet (an open window): the same MSI again.');
+    this.msi(sid, addr, 0);
+  }
+
+  // ---- the interpreter
+
+  run(a: Action): void {
+    const p = new Dice(a);
+    switch (a.k) {
+      case 'attach': return this.attach(p);
+      case 'detach': return this.detach(p);
+      case 'map': return this.map(p);
+      case 'unmap': return this.unmap(p, false);
+      case 'remap': return this.unmap(p, true);
+      case 'dma': return this.dmaAction(p);
+      case 'faults': return this.faults(p);
+      case 'regs': return this.regs(p);
+      case 'feRegs': return this.feRegs(p);
+      case 'te': return this.teToggle(p);
+      case 'srtp': return this.srtp(p);
+      case 'qi': return this.qi.on ? this.qiDisable(p) : this.qiEnable(p);
+      case 'waitIf': return this.waitIf(p);
+      case 'qiError': return this.qiError(p);
+      case 'flush': return this.flush(p);
+      case 'irte': return this.irte(p);
+      case 'msi': return this.msiAction(p);
+      case 'irToggle': return this.irToggle(p);
+      case 'cfi': return this.cfi(p);
+      case 'broken': return this.broken(p);
+      case 'garbageEntry': return this.garbageEntry(p, true);
+      case 'garbageReg': return this.garbageReg(p);
+      case 'garbageDesc': return this.garbageDesc(p);
+      case 'garbageIrte': return this.garbageIrte(p);
+      case 'garbageMsi': return this.garbageMsi(p);
+      case 'garbageDma': return this.garbageDma(p);
+      case 'window': return this.window(p);
+    }
+  }
+}
+
+export function buildTrace(s: Scenario, hostile: boolean): GeneratedTrace {
+  const d = new Driver(s, hostile);
+  d.preamble();
+  for (const a of s.actions) d.run(a);
+  // Finish like a driver: whatever is pending gets invalidated, then a last look at the fault state.
+  d.flush(new Dice({ k: 'end', a: 1, b: 2, c: 3, d: s.actions.length }));
+  d.note('Final fault state.');
+  d.rd(0x34, 4);
+  d.rd(0x1c, 4);
+  const iommu: Record<string, unknown> = { aw: s.aw };
+  if (s.cm) iommu.cm = true;
+  if (s.ir) iommu.ir = true;
+  if (s.eim) iommu.eim = true;
+  if (!s.pt) iommu.pt = false;
+  if (s.sc) iommu.sc = true;
+  if (s.dt) iommu.dt = true;
+  if (s.ram !== 0x10000000n) iommu.ram = hx(s.ram);
+  return { header: { 'vtd-trace': 1, iommu, devices: s.sids.map(rid) }, units: d.units, hostile };
+}
