@@ -53,18 +53,22 @@ export function slpteInit(): bool {
   rsvdLeaf = tryAlloc(8 * 6);
   if (rsvdTable == 0 || rsvdLeaf == 0) return false;
   const addrRsvd = rangeMask64(entryAddrBits, SL_ADDR_END);
-  const tm: u64 = hasFlag(FLAG_DT) ? 0 : bitMask64(SL_TM_BIT);
+  // TM is a leaf field (meaningful with device-TLBs): reserved in every
+  // non-leaf entry, and in leaves unless ECAP.DT (digest §4.2, §4.3).
+  const tm = bitMask64(SL_TM_BIT);
+  const leafTm: u64 = hasFlag(FLAG_DT) ? 0 : tm;
   const snp = bitMask64(SL_SNP_BIT);
   const leafSnp: u64 = hasFlag(FLAG_SC) ? 0 : snp;
-  const common = addrRsvd | tm;
+  const table = addrRsvd | tm | snp;
+  const leaf = addrRsvd | leafTm | leafSnp;
   // Level 1: always a leaf; bit 7 is not a size bit there.
-  store<u64>(rsvdTable + 8, common | leafSnp);
-  store<u64>(rsvdTable + 16, common | snp);
-  store<u64>(rsvdTable + 24, common | snp);
-  store<u64>(rsvdTable + 32, common | snp | bitMask64(SL_PS_BIT));
-  store<u64>(rsvdTable + 40, common | snp | bitMask64(SL_PS_BIT));
+  store<u64>(rsvdTable + 8, leaf);
+  store<u64>(rsvdTable + 16, table);
+  store<u64>(rsvdTable + 24, table);
+  store<u64>(rsvdTable + 32, table | bitMask64(SL_PS_BIT));
+  store<u64>(rsvdTable + 40, table | bitMask64(SL_PS_BIT));
   // Large leaves: the frame address must be aligned to the page size.
-  store<u64>(rsvdLeaf + 16, common | leafSnp | rangeMask64(12, 21));
-  store<u64>(rsvdLeaf + 24, common | leafSnp | rangeMask64(12, 30));
+  store<u64>(rsvdLeaf + 16, leaf | rangeMask64(12, 21));
+  store<u64>(rsvdLeaf + 24, leaf | rangeMask64(12, 30));
   return true;
 }

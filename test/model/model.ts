@@ -1422,13 +1422,14 @@ export class RefModel {
 
   /**
    * Reserved bits of a present second-level entry (§4.2, §4.3, with HAW = aw): address bits [min(aw,52), 52);
-   * TM (bit 62) unless device-TLBs are supported; SNP (bit 11) always in a non-leaf entry and in a leaf unless
+   * TM (bit 62) always in a non-leaf entry and in a leaf unless device-TLBs are supported (TM is a leaf
+   * field, §4.2; QEMU's non-leaf masks keep it whatever DT, §4.3); SNP (bit 11) always in a non-leaf entry and in a leaf unless
    * snoop control is supported; PS in levels 5 and 4; the frame bits below a large page's alignment.
    * Ignored: bits 10:8, 6:2, 63, 61:52, and bit 7 of a level-1 entry.
    */
   private reservedBits(level: number, leaf: boolean): bigint {
     let rsvd = bitRange(Math.min(this.cfg.aw, SL_ADDR_TOP), SL_ADDR_TOP);
-    if (!this.cfg.dt) rsvd |= SL_TM;
+    if (!leaf || !this.cfg.dt) rsvd |= SL_TM;
     if (!leaf || !this.cfg.sc) rsvd |= SL_SNP;
     if (level >= 4) rsvd |= SL_PS;
     if (leaf && level === 3) rsvd |= SL_1G_FRAME_RSVD;
