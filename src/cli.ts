@@ -151,7 +151,15 @@ async function conform(args: string[]): Promise<number> {
   process.stdout.write(mod.formatSummary(summary) + '\n');
   if (out) {
     const { results, ...rest } = summary;
-    writeFileSync(join(out, 'summary.json'), JSON.stringify({ ...rest, hostile: !!o['--hostile'], firstSeed: first, results: results.map((r) => ({ seed: r.seed, status: r.status, ops: r.ops, events: r.verdict?.events.map((e) => e.id), error: r.error })) }, null, 1) + '\n');
+    writeFileSync(join(out, 'summary.json'), JSON.stringify({
+      ...rest, hostile: !!o['--hostile'], firstSeed: first,
+      results: results.map((r) => ({
+        seed: r.seed, status: r.status, ops: r.ops, events: r.verdict?.events.map((e) => `${e.index}:${e.id}${e.silent ? ' (silent)' : ''}${e.tainted ? ' (tainted)' : ''}`),
+        diverged: r.verdict?.diverged ? `diverged at op ${r.verdict.diverged.index}: deviation ${r.verdict.diverged.id}` : undefined,
+        difference: r.verdict?.difference ? `op ${r.verdict.difference.index}: ${r.verdict.difference.note}` : undefined,
+        error: r.error, retried: r.retried || undefined,
+      })),
+    }, null, 1) + '\n');
   }
   return summary.new > 0 || summary.errors > 0 ? 1 : 0;
 }

@@ -425,8 +425,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         const arch = hiB <= bus && bus <= loB;
         const qemu = loB <= bus && bus <= hiB;
         if (arch === qemu) return false;
-        // The side that verifies the source passes, the other blocks it (26h for us).
-        return arch ? !!c.ours?.ok && c.qemu?.ok === false : c.ours?.fault === 0x26 && !!c.qemu?.ok;
+        // The side that verifies the source passes, the other blocks it (26h for us, or nothing with the IRTE's FPD).
+        return arch ? !!c.ours?.ok && c.qemu?.ok === false : c.ours?.ok === false && (c.ours.fault === 0x26 || (c.ours.fault === undefined && e.fpd)) && !!c.qemu?.ok;
       },
     },
   },
@@ -463,6 +463,18 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: 'all',
     detect: {
       queue: (q) => !q.accepted && (q.lo & 0xfn) === 0x4n,
+    },
+  },
+  {
+    id: 'devtlb-pfsid-reserved',
+    kind: 'deviation',
+    title: 'device-TLB invalidation descriptors with a PFSID are rejected',
+    qemu: 'treats the PFSID fields of descriptor 0x3 (QW0 bits 15:12 and 63:52) as reserved: IQE, IQH stays on it',
+    architected: 'PFSID (the physical function\'s source id, for SR-IOV virtual functions) is a field of the descriptor: valid, the descriptor completes',
+    reason: 'digest §7.5 (0x3: 15:12 PFSID[3:0], 63:52 PFSID[15:4]) and §7.6 [QEMU] (QW0 mask 0xffff0000ffe0fff8 "treats the PFSID bits as reserved")',
+    taint: 'all',
+    detect: {
+      queue: (q) => q.accepted && (q.lo & 0xfn) === 0x3n && (q.lo & 0xfff000000000f000n) !== 0n,
     },
   },
   {
@@ -618,7 +630,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     id: 'window-unflushed',
     kind: 'window',
     title: 'a translation used between a change and its invalidation',
-    qemu: 'may answer from its cache or from memory',
+    qemu: 'may answer from its cache or from memory; a pass-through device is even put on an untranslated address space when TE is enabled (or its context invalidated) and stays there until its next context invalidation, whether or not a request used the entry',
     architected: 'may answer from its cache or from memory (either is allowed until the invalidation completes)',
     reason: 'trace-format.md "Open windows"; digest §7.1, §7.7',
     taint: FAULT_REGS,

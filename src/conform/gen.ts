@@ -964,7 +964,6 @@ export class Driver {
   qiError(p: Dice): void {
     if (!this.qi.on) this.qiEnable(p);
     this.flush(p);
-    const size = 256 << this.qi.qs;
     const bad = this.qi.tail;
     const badDesc = p.of([[0x0n, 0n], [0x12n | 0x100n, 0n], [0x1n, 0n], [0x32n, 19n], [0x8n, 0n]] as Array<[bigint, bigint]>);
     this.note(`An invalid descriptor at slot ${bad} (${hx(badDesc[0])}): the queue stops with FSTS.IQE and IQH on it.`);
@@ -979,7 +978,6 @@ export class Driver {
     this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
     this.rd(0x80, 8);
     this.rd(0x34, 4);
-    void size;
   }
 
   irte(p: Dice, odd = false): void {

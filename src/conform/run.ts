@@ -23,6 +23,8 @@ export interface SeedResult {
   qemuMs: number;
   qemuStartupMs: number;
   error?: string;
+  /** QEMU timed out once on this trace and was run again. */
+  retried?: boolean;
   /** The filed (shrunk) trace of a new difference. */
   filed?: string;
 }
@@ -88,9 +90,22 @@ export interface ConformSummary {
 }
 
 /** QEMU's answers for a trace text, as result lines; QEMU errors become verdict-shaped outcomes. */
-async function qemuSide(text: string, opts: QemuRunOptions): Promise<{ lines: string[]; ms: number; startupMs: number }> {
-  const { results, stats } = await runTraceOnQemuWithStats(text, { timeoutMs: 30_000, ...opts });
-  return { lines: results, ms: stats.totalMs, startupMs: stats.startupMs };
+/**
+ * QEMU's answers for a trace text, as result lines. A run takes about 0.1 s;
+ * one that exceeds 10 s is retried once with a longer limit (a QEMU run
+ * stalled once in 10,000 and never again on the same trace).
+ */
+async function qemuSide(text: string, opts: QemuRunOptions): Promise<{ lines: string[]; ms: number; startupMs: number; retried: boolean }> {
+  let retried = false;
+  for (;;) {
+    try {
+      const { results, stats } = await runTraceOnQemuWithStats(text, { timeoutMs: retried ? 60_000 : 10_000, ...opts });
+      return { lines: results, ms: stats.totalMs, startupMs: stats.startupMs, retried };
+    } catch (e) {
+      if (retried || !(e instanceof QemuError) || e.code !== 'TIMEOUT' || opts.timeoutMs !== undefined) throw e;
+      retried = true;
+    }
+  }
 }
 
 /**
@@ -141,7 +156,7 @@ export async function runText(seed: number, text: string, qopts: QemuRunOptions 
     return { seed, status: 'error', ops: trace.ops.length, coreMs, qemuMs: 0, qemuStartupMs: 0, error: e instanceof Error ? e.message : String(e), text, trace };
   }
   const verdict = compareTrace(trace, alter ? alter(q.lines, trace) : q.lines);
-  return { seed, status: verdict.status, ops: trace.ops.length, verdict, coreMs, qemuMs: q.ms, qemuStartupMs: q.startupMs, text, trace };
+  return { seed, status: verdict.status, ops: trace.ops.length, verdict, coreMs, qemuMs: q.ms, qemuStartupMs: q.startupMs, retried: q.retried, text, trace };
 }
 
 /** Shrinks a new difference against QEMU and files it. */
@@ -178,7 +193,7 @@ export async function runConformance(opts: ConformOptions): Promise<ConformSumma
       const seed = first + next++;
       const g = traceForSeed(seed, { hostile: opts.hostile });
       const r = await runOne(seed, g, opts.qemu, opts.alterQemu);
-      const res: SeedResult = { seed, status: r.status, ops: r.ops, verdict: r.verdict, coreMs: r.coreMs, qemuMs: r.qemuMs, qemuStartupMs: r.qemuStartupMs, error: r.error };
+      const res: SeedResult = { seed, status: r.status, ops: r.ops, verdict: r.verdict, coreMs: r.coreMs, qemuMs: r.qemuMs, qemuStartupMs: r.qemuStartupMs, error: r.error, retried: r.retried };
       summary.seeds++;
       summary.ops += r.ops;
       summary.coreMs += r.coreMs;
@@ -212,6 +227,18 @@ export async function runConformance(opts: ConformOptions): Promise<ConformSumma
   return summary;
 }
 
+/** One seed's outcome in a line: agree, the known deviations it showed, where it diverged. */
+export function describeSeed(r: SeedResult): string {
+  if (r.status === 'error') return `error: ${r.error?.split('\n')[0]}`;
+  const v = r.verdict!;
+  if (r.status === 'agree') return `agree (${r.ops} ops)`;
+  const ids = [...new Set(v.events.filter((e) => !e.tainted).map((e) => e.id))];
+  const parts = [r.status === 'new' ? `NEW difference at op ${v.difference!.index}` : 'known deviations only'];
+  if (ids.length) parts.push(`seen: ${ids.join(', ')}`);
+  if (v.diverged) parts.push(`diverged at op ${v.diverged.index}: deviation ${v.diverged.id}`);
+  return parts.join('; ');
+}
+
 /** A human summary of a run. */
 export function formatSummary(s: ConformSummary): string {
   const lines: string[] = [];
@@ -228,6 +255,10 @@ export function formatSummary(s: ConformSummary): string {
       lines.push(`    ${id.padEnd(28)} ${String(s.deviations[id].traces).padStart(6)} / ${String(s.deviations[id].events).padEnd(6)} ${d?.kind ?? ''}${div}`);
     }
   }
+  if (s.results.length <= 20) {
+    for (const r of s.results) lines.push(`  seed ${r.seed}: ${describeSeed(r)}`);
+  }
+  for (const r of s.results) if (r.retried) lines.push(`  seed ${r.seed}: QEMU timed out once; the second run completed`);
   for (const r of s.results) if (r.status === 'error') lines.push(`  seed ${r.seed}: error: ${r.error?.split('\n')[0]}`);
   for (const r of s.results) if (r.status === 'new') lines.push(`  seed ${r.seed}: NEW difference at op ${r.verdict?.difference?.index}: ${r.verdict?.difference?.note}`);
   return lines.join('\n');

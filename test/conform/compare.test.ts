@@ -332,6 +332,16 @@ describe('detectors: queued invalidation (found from what our unit processed)', 
     assert.equal(verdictOf(text, oursWith(text, { 4: '"op":"rd","val":"0x10"' })).status, 'new');
   });
 
+  test('devtlb-pfsid-reserved: a device-TLB descriptor with a PFSID, which QEMU rejects', () => {
+    // Type 3, SID 0x0018, PFSID[15:4] (bits 63:52) = 0x400: we complete it, QEMU 7.2 stops (IQE).
+    const text = q('["0x4000001800000003","0x0"]');
+    assert.equal(JSON.parse(replayTrace(parseTrace(text))[0]).val, '0x10');
+    assert.deepEqual(verdictOf(text, oursWith(text, { 4: '"op":"rd","val":"0x0"' })).diverged, { index: 3, id: 'devtlb-pfsid-reserved' });
+    // Without a PFSID both complete it: QEMU stopping is NEW.
+    const plain = q('["0x1800000003","0x0"]');
+    assert.equal(verdictOf(plain, oursWith(plain, { 4: '"op":"rd","val":"0x0"' })).status, 'new');
+  });
+
   test('qi-disable-needs-wait and qi-disable-busy', () => {
     const idle = t(['{"vtd-trace": 1, "devices": []}', '{"op":"wr","reg":"0x90","size":8,"val":"0x180000"}', '{"op":"wr","reg":"0x18","size":4,"val":"0x4000000"}', '{"op":"wr","reg":"0x18","size":4,"val":"0x0"}', '{"op":"rd","reg":"0x1c","size":4}']);
     assert.deepEqual(verdictOf(idle, oursWith(idle, { 3: '"op":"rd","val":"0x4000000"' })).diverged, { index: 2, id: 'qi-disable-needs-wait' });
