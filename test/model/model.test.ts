@@ -1019,7 +1019,9 @@ describe('properties', () => {
         fc.constantFrom<39 | 48>(39, 48),
         fc.integer({ min: 0, max: 0xffff }),
         fc.bigInt({ min: 0n, max: (1n << 39n) - 1n }),
-        fc.bigInt({ min: 0x1000n, max: 0xfffffn }),
+        // Frames of the interrupt range (0xFEE00-0xFEEFF) translate to fault Eh,
+        // a rule of its own tested elsewhere: keep them out of this property.
+        fc.bigInt({ min: 0x1000n, max: 0xfffffn }).filter((f) => f < 0xfee00n || f > 0xfeeffn),
         fc.constantFrom(1n, 2n, 3n),
         fc.constantFrom<'r' | 'w'>('r', 'w'),
         (aw, sid, iova, frameNumber, rights, dir) => {
