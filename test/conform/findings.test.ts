@@ -13,10 +13,10 @@ import { parseTrace, replayTrace } from '../../src/index.js';
 // Digest §4.2: bit 62 is TM only in leaf entries ("meaningful with
 // device-TLB"); in non-leaf entries it is reserved. §4.3: QEMU's non-leaf
 // masks keep T whatever DT; only the leaf masks (SL-PTE, large pages) drop
-// it with DT. assembly/slpte.ts drops bit 62 from every level's mask when DT
-// is set (`const tm = hasFlag(FLAG_DT) ? 0 : ...; common = addrRsvd | tm`
-// used for rsvdTable levels 2-5), so the walk goes on and translates.
-// Architected (and QEMU 7.2): fault 0x0c. Ours: {"ok":true,"gpa":"0x1000010"}.
+// it with DT. assembly/slpte.ts dropped bit 62 from every level's mask when
+// DT was set (`const tm = hasFlag(FLAG_DT) ? 0 : ...; common = addrRsvd | tm`
+// used for rsvdTable levels 2-5), so the walk went on and translated
+// ({"ok":true,"gpa":"0x1000010"}). Architected (and QEMU 7.2): fault 0x0c.
 const NONLEAF_TM = `{"vtd-trace": 1, "iommu": {"aw": 39, "dt": true}, "devices": ["00:03.0"]}
 {"op":"mem","gpa":"0x100000","q":["0x101001","0x0"]}
 {"op":"mem","gpa":"0x101180","q":["0x110001","0x101"]}
