@@ -102,6 +102,20 @@ export function assertPerm(p: Perm): void {
   }
 }
 
+/** The argument checks every backend's map starts with (host misuse, not an errno). */
+export function checkMapArgs(iova: bigint, size: bigint, vaddr: bigint, perm: Perm): void {
+  assertU64('iova', iova);
+  assertU64('size', size);
+  assertU64('vaddr', vaddr);
+  assertPerm(perm);
+}
+
+/** The argument checks every backend's unmap starts with. */
+export function checkUnmapArgs(iova: bigint, size: bigint): void {
+  assertU64('iova', iova);
+  assertU64('size', size);
+}
+
 /** Lowest set bit of a non-zero bitmap (the kernel's 1 << __ffs(bitmap)). */
 export function lowestBit(bitmap: bigint): bigint {
   return bitmap & -bitmap;
@@ -173,6 +187,11 @@ export class StatsAccumulator {
   mapCall(): void { this.maps++; }
   unmapCall(): void { this.unmaps++; }
   error(errno: Errno): void { this.errors[errno]++; }
+  /** Counts a refused call and returns its result. */
+  fail(errno: Errno, reason: string): BackendResult {
+    this.errors[errno]++;
+    return errResult(errno, reason);
+  }
   mapped(size: bigint): void {
     this.mappedBytes += size;
     this.mapHist[sizeBucket(size)]++;

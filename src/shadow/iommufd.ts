@@ -8,9 +8,9 @@
  */
 import { VtdError } from '../errors.js';
 import {
-  type Backend, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
+  type Backend, type BackendResult, type BackendStats, type Mapping, type Perm,
   DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
-  assertPerm, assertU64, checkRange, errResult, hex, lowestBit, memlockLimitBytes, okResult,
+  checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
 
 export interface IommufdOptions {
@@ -63,48 +63,40 @@ export class IommufdBackend implements Backend {
     this.reservedRanges = all;
   }
 
-  private fail(errno: Errno, reason: string): BackendResult {
-    this.acc.error(errno);
-    return errResult(errno, reason);
-  }
-
   /** IOMMU_IOAS_MAP with IOMMU_IOAS_MAP_FIXED_IOVA. */
   map(iova: bigint, size: bigint, vaddr: bigint, perm: Perm): BackendResult {
-    assertU64('iova', iova);
-    assertU64('size', size);
-    assertU64('vaddr', vaddr);
-    assertPerm(perm);
+    checkMapArgs(iova, size, vaddr, perm);
     this.acc.mapCall();
     const mask = this.iovaAlignment - 1n;
 
     // iommufd_ioas_map()
-    if (iova >= U64_MAX || size >= U64_MAX) return this.fail('EOVERFLOW', `iommufd_ioas_map: iova ${hex(iova)} or length ${hex(size)} >= ULONG_MAX`);
-    if (!perm.read && !perm.write) return this.fail('EINVAL', 'iommufd_ioas_map: neither IOMMU_IOAS_MAP_READABLE nor _WRITEABLE');
+    if (iova >= U64_MAX || size >= U64_MAX) return this.acc.fail('EOVERFLOW', `iommufd_ioas_map: iova ${hex(iova)} or length ${hex(size)} >= ULONG_MAX`);
+    if (!perm.read && !perm.write) return this.acc.fail('EINVAL', 'iommufd_ioas_map: neither IOMMU_IOAS_MAP_READABLE nor _WRITEABLE');
     // iopt_alloc_user_pages(): check_add_overflow(uptr, length), then iopt_alloc_pages()
-    if (vaddr + size > U64_MAX) return this.fail('EOVERFLOW', `iopt_alloc_user_pages: user_va ${hex(vaddr)} + length ${hex(size)} overflows`);
-    if (size === 0n || size > U64_MAX - PAGE_SIZE) return this.fail('EINVAL', `iopt_alloc_pages: length ${hex(size)} is 0 or > SIZE_MAX - PAGE_SIZE`);
+    if (vaddr + size > U64_MAX) return this.acc.fail('EOVERFLOW', `iopt_alloc_user_pages: user_va ${hex(vaddr)} + length ${hex(size)} overflows`);
+    if (size === 0n || size > U64_MAX - PAGE_SIZE) return this.acc.fail('EINVAL', `iopt_alloc_pages: length ${hex(size)} is 0 or > SIZE_MAX - PAGE_SIZE`);
     // iopt_alloc_area_pages()
-    if (size & mask) return this.fail('EINVAL', `iopt_alloc_area_pages: length ${hex(size)} not aligned to iova_alignment ${hex(this.iovaAlignment)}`);
+    if (size & mask) return this.acc.fail('EINVAL', `iopt_alloc_area_pages: length ${hex(size)} not aligned to iova_alignment ${hex(this.iovaAlignment)}`);
     // iopt_check_iova()
-    if (iova & mask) return this.fail('EINVAL', `iopt_check_iova: iova ${hex(iova)} not aligned to iova_alignment ${hex(this.iovaAlignment)}`);
+    if (iova & mask) return this.acc.fail('EINVAL', `iopt_check_iova: iova ${hex(iova)} not aligned to iova_alignment ${hex(this.iovaAlignment)}`);
     const last = iova + size - 1n;
-    if (last > U64_MAX) return this.fail('EOVERFLOW', `iopt_check_iova: iova ${hex(iova)} + length ${hex(size)} - 1 overflows`);
+    if (last > U64_MAX) return this.acc.fail('EOVERFLOW', `iopt_check_iova: iova ${hex(iova)} + length ${hex(size)} - 1 overflows`);
     const resv = this.reservedRanges.find(([a, b]) => a <= last && b >= iova);
     if (resv !== undefined) {
-      return this.fail('EINVAL', `iopt_check_iova: [${hex(iova)}, ${hex(last)}] intersects reserved [${hex(resv[0])}, ${hex(resv[1])}]`);
+      return this.acc.fail('EINVAL', `iopt_check_iova: [${hex(iova)}, ${hex(last)}] intersects reserved [${hex(resv[0])}, ${hex(resv[1])}]`);
     }
     const clash = this.set.overlapping(iova, last)[0];
     if (clash !== undefined) {
-      return this.fail('EEXIST', `iopt_check_iova: [${hex(iova)}, ${hex(last)}] overlaps the area at ${hex(clash.iova)} length ${hex(clash.size)}`);
+      return this.acc.fail('EEXIST', `iopt_check_iova: [${hex(iova)}, ${hex(last)}] overlaps the area at ${hex(clash.iova)} length ${hex(clash.size)}`);
     }
     // iopt_insert_area(): the user VA's offset in its page must meet the alignment.
     const pageOffset = vaddr % PAGE_SIZE;
-    if (pageOffset & mask) return this.fail('EINVAL', `iopt_insert_area: user_va ${hex(vaddr)} page offset not aligned to ${hex(this.iovaAlignment)}`);
+    if (pageOffset & mask) return this.acc.fail('EINVAL', `iopt_insert_area: user_va ${hex(vaddr)} page offset not aligned to ${hex(this.iovaAlignment)}`);
     // iopt_alloc_pages(): npages = DIV_ROUND_UP(length + page offset, PAGE_SIZE); pinned when the domain is filled.
     const pinned = ((pageOffset + size + PAGE_SIZE - 1n) / PAGE_SIZE) * PAGE_SIZE;
     // incr_user_locked_vm() / update_mm_locked_vm(): new_pages > lock_limit -> ENOMEM.
     if (this.memlockLimit !== null && this.set.pinned + pinned > this.memlockLimit) {
-      return this.fail('ENOMEM', `incr_user_locked_vm: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.pinned)} pinned + ${hex(pinned)}`);
+      return this.acc.fail('ENOMEM', `incr_user_locked_vm: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.pinned)} pinned + ${hex(pinned)}`);
     }
     this.set.insert({ iova, size, hva: vaddr, perm: { read: perm.read, write: perm.write }, pinned });
     this.acc.mapped(size);
@@ -114,17 +106,16 @@ export class IommufdBackend implements Backend {
 
   /** IOMMU_IOAS_UNMAP. iova 0 with length U64_MAX is the unmap-all form. */
   unmap(iova: bigint, size: bigint): BackendResult {
-    assertU64('iova', iova);
-    assertU64('size', size);
+    checkUnmapArgs(iova, size);
     if (iova === 0n && size === U64_MAX) return this.unmapAll();
     this.acc.unmapCall();
 
     // iommufd_ioas_unmap(); note: no alignment check on unmap.
-    if (iova >= U64_MAX || size >= U64_MAX) return this.fail('EOVERFLOW', `iommufd_ioas_unmap: iova ${hex(iova)} or length ${hex(size)} >= ULONG_MAX`);
+    if (iova >= U64_MAX || size >= U64_MAX) return this.acc.fail('EOVERFLOW', `iommufd_ioas_unmap: iova ${hex(iova)} or length ${hex(size)} >= ULONG_MAX`);
     // iopt_unmap_iova()
-    if (size === 0n) return this.fail('EINVAL', 'iopt_unmap_iova: length is 0');
+    if (size === 0n) return this.acc.fail('EINVAL', 'iopt_unmap_iova: length is 0');
     const last = iova + size - 1n;
-    if (last > U64_MAX) return this.fail('EOVERFLOW', `iopt_unmap_iova: iova ${hex(iova)} + length ${hex(size)} - 1 overflows`);
+    if (last > U64_MAX) return this.acc.fail('EOVERFLOW', `iopt_unmap_iova: iova ${hex(iova)} + length ${hex(size)} - 1 overflows`);
 
     // iopt_unmap_iova_range(): areas are taken lowest first and removed one by
     // one; an area the range would cut stops the walk with ENOENT, and the
@@ -135,7 +126,7 @@ export class IommufdBackend implements Backend {
         this.acc.removed(unmapped);
         this.acc.setLive(this.set.size, this.set.pinned);
         const partial = unmapped > 0n ? ` (${hex(unmapped)} bytes below it were already unmapped)` : '';
-        return this.fail('ENOENT', `iopt_unmap_iova_range: [${hex(iova)}, ${hex(last)}] would split the area at ${hex(e.iova)} length ${hex(e.size)}${partial}`);
+        return this.acc.fail('ENOENT', `iopt_unmap_iova_range: [${hex(iova)}, ${hex(last)}] would split the area at ${hex(e.iova)} length ${hex(e.size)}${partial}`);
       }
       unmapped += e.size;
       this.set.remove(e);
@@ -143,7 +134,7 @@ export class IommufdBackend implements Backend {
     if (unmapped === 0n) {
       // iopt_unmap_iova_range() (older kernels) or iommufd_ioas_unmap() (after
       // commit afb47765f923): nothing unmapped is ENOENT for IOMMU_IOAS_UNMAP.
-      return this.fail('ENOENT', `iommufd_ioas_unmap: nothing mapped in [${hex(iova)}, ${hex(last)}]`);
+      return this.acc.fail('ENOENT', `iommufd_ioas_unmap: nothing mapped in [${hex(iova)}, ${hex(last)}]`);
     }
     this.acc.removed(unmapped);
     this.acc.unmapOk(size);

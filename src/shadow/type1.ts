@@ -9,7 +9,7 @@ import { VtdError } from '../errors.js';
 import {
   type Backend, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
   DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
-  assertPerm, assertU64, checkRange, errResult, hex, lowestBit, memlockLimitBytes, okResult,
+  checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
 
 export interface Type1Options {
@@ -75,45 +75,37 @@ export class Type1Backend implements Backend {
     this.overflowErrno = oe;
   }
 
-  private fail(errno: Errno, reason: string): BackendResult {
-    this.acc.error(errno);
-    return errResult(errno, reason);
-  }
-
   /** VFIO_IOMMU_MAP_DMA, vfio_dma_do_map(). */
   map(iova: bigint, size: bigint, vaddr: bigint, perm: Perm): BackendResult {
-    assertU64('iova', iova);
-    assertU64('size', size);
-    assertU64('vaddr', vaddr);
-    assertPerm(perm);
+    checkMapArgs(iova, size, vaddr, perm);
     this.acc.mapCall();
     const mask = this.pageSize - 1n;
 
-    if (size === 0n) return this.fail('EINVAL', 'vfio_dma_do_map: size is 0');
+    if (size === 0n) return this.acc.fail('EINVAL', 'vfio_dma_do_map: size is 0');
     // Don't allow IOVA or virtual address wrap.
     if (iova + size - 1n > U64_MAX || vaddr + size - 1n > U64_MAX) {
-      return this.fail(this.overflowErrno, `vfio_dma_do_map: iova ${hex(iova)} or vaddr ${hex(vaddr)} + size ${hex(size)} wraps past 2^64`);
+      return this.acc.fail(this.overflowErrno, `vfio_dma_do_map: iova ${hex(iova)} or vaddr ${hex(vaddr)} + size ${hex(size)} wraps past 2^64`);
     }
-    if (!perm.read && !perm.write) return this.fail('EINVAL', 'vfio_dma_do_map: neither VFIO_DMA_MAP_FLAG_READ nor _WRITE');
+    if (!perm.read && !perm.write) return this.acc.fail('EINVAL', 'vfio_dma_do_map: neither VFIO_DMA_MAP_FLAG_READ nor _WRITE');
     if ((size | iova | vaddr) & mask) {
-      return this.fail('EINVAL', `vfio_dma_do_map: iova ${hex(iova)}, size ${hex(size)} or vaddr ${hex(vaddr)} not aligned to the smallest page size ${hex(this.pageSize)}`);
+      return this.acc.fail('EINVAL', `vfio_dma_do_map: iova ${hex(iova)}, size ${hex(size)} or vaddr ${hex(vaddr)} not aligned to the smallest page size ${hex(this.pageSize)}`);
     }
     const last = iova + size - 1n;
     // vfio_find_dma(iommu, iova, size): any overlap, no replace.
     const clash = this.set.overlapping(iova, last)[0];
     if (clash !== undefined) {
-      return this.fail('EEXIST', `vfio_dma_do_map: [${hex(iova)}, ${hex(last)}] overlaps the mapping at ${hex(clash.iova)} size ${hex(clash.size)}`);
+      return this.acc.fail('EEXIST', `vfio_dma_do_map: [${hex(iova)}, ${hex(last)}] overlaps the mapping at ${hex(clash.iova)} size ${hex(clash.size)}`);
     }
     if (this.set.size >= this.dmaEntryLimit) {
-      return this.fail('ENOSPC', `vfio_dma_do_map: dma_avail is 0 (dma_entry_limit ${this.dmaEntryLimit} mappings live)`);
+      return this.acc.fail('ENOSPC', `vfio_dma_do_map: dma_avail is 0 (dma_entry_limit ${this.dmaEntryLimit} mappings live)`);
     }
     // vfio_iommu_iova_dma_valid(): inside one range of the valid iova list.
     if (!this.validRanges.some(([a, b]) => iova >= a && last <= b)) {
-      return this.fail('EINVAL', `vfio_iommu_iova_dma_valid: [${hex(iova)}, ${hex(last)}] is outside the aperture or touches a reserved region`);
+      return this.acc.fail('EINVAL', `vfio_iommu_iova_dma_valid: [${hex(iova)}, ${hex(last)}] is outside the aperture or touches a reserved region`);
     }
     // vfio_pin_pages_remote(): locked_vm + npage > RLIMIT_MEMLOCK >> PAGE_SHIFT.
     if (this.memlockLimit !== null && this.set.pinned + size > this.memlockLimit) {
-      return this.fail('ENOMEM', `vfio_pin_pages_remote: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.pinned)} pinned + ${hex(size)}`);
+      return this.acc.fail('ENOMEM', `vfio_pin_pages_remote: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.pinned)} pinned + ${hex(size)}`);
     }
     // One vfio_dma per successful call (vfio_link_dma); no merging.
     this.set.insert({ iova, size, hva: vaddr, perm: { read: perm.read, write: perm.write }, pinned: size });
@@ -124,25 +116,24 @@ export class Type1Backend implements Backend {
 
   /** VFIO_IOMMU_UNMAP_DMA, vfio_dma_do_unmap() with iommu->v2. */
   unmap(iova: bigint, size: bigint): BackendResult {
-    assertU64('iova', iova);
-    assertU64('size', size);
+    checkUnmapArgs(iova, size);
     this.acc.unmapCall();
     const mask = this.pageSize - 1n;
 
-    if (iova & mask) return this.fail('EINVAL', `vfio_dma_do_unmap: iova ${hex(iova)} not aligned to ${hex(this.pageSize)}`);
-    if (size === 0n || size & mask) return this.fail('EINVAL', `vfio_dma_do_unmap: size ${hex(size)} is 0 or not aligned to ${hex(this.pageSize)}`);
+    if (iova & mask) return this.acc.fail('EINVAL', `vfio_dma_do_unmap: iova ${hex(iova)} not aligned to ${hex(this.pageSize)}`);
+    if (size === 0n || size & mask) return this.acc.fail('EINVAL', `vfio_dma_do_unmap: size ${hex(size)} is 0 or not aligned to ${hex(this.pageSize)}`);
     if (iova + size - 1n > U64_MAX) {
-      return this.fail(this.overflowErrno, `vfio_dma_do_unmap: iova ${hex(iova)} + size ${hex(size)} wraps past 2^64`);
+      return this.acc.fail(this.overflowErrno, `vfio_dma_do_unmap: iova ${hex(iova)} + size ${hex(size)} wraps past 2^64`);
     }
     const last = iova + size - 1n;
     // v2: the range may not bisect a mapping at either end.
     const head = this.set.containing(iova);
     if (head !== undefined && head.iova !== iova) {
-      return this.fail('EINVAL', `vfio_dma_do_unmap: start ${hex(iova)} bisects the mapping at ${hex(head.iova)} size ${hex(head.size)}`);
+      return this.acc.fail('EINVAL', `vfio_dma_do_unmap: start ${hex(iova)} bisects the mapping at ${hex(head.iova)} size ${hex(head.size)}`);
     }
     const tail = this.set.containing(last);
     if (tail !== undefined && tail.iova + tail.size - 1n !== last) {
-      return this.fail('EINVAL', `vfio_dma_do_unmap: end ${hex(last)} bisects the mapping at ${hex(tail.iova)} size ${hex(tail.size)}`);
+      return this.acc.fail('EINVAL', `vfio_dma_do_unmap: end ${hex(last)} bisects the mapping at ${hex(tail.iova)} size ${hex(tail.size)}`);
     }
     let unmapped = 0n;
     for (const e of this.set.overlapping(iova, last)) {
