@@ -14,6 +14,7 @@ import {
   type NativeImage,
   type TranslationResult,
 } from './native.ts';
+import { rng } from '../lib/image.js'; // mulberry32: failures are reproducible
 
 // ---------------------------------------------------------------------------------------------------------------
 // Small helpers
@@ -34,17 +35,6 @@ function bits(hi: number, lo: number): bigint {
 const bit = (n: number): bigint => 1n << BigInt(n);
 const hex = (v: bigint): string => `0x${v.toString(16)}`;
 
-/** Deterministic PRNG (mulberry32), so failures are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const rand = rng(0x5eed1234);
 const randInt = (n: number): number => Math.floor(rand() * n);
 const randBig = (bitsWanted: number): bigint => {
