@@ -85,10 +85,6 @@ import { reg32, setReg32, reg64, setReg64, FSTS_REG, FECTL_REG, FEDATA_REG, FEAD
 /** Index of the record hardware writes next (round-robin over nfr records). */
 let nextRecord: u32 = 0;
 
-export function faultsReset(): void {
-  nextRecord = 0;
-}
-
 // @ts-ignore: decorator
 @inline export function frcdOffset(i: u32): u32 {
   return FRO_VALUE * 16 + (i << 4);

@@ -30,10 +30,6 @@ export function pmenWritten(): void {
   setReg32(PMEN_REG, epm ? PMEN_EPM | PMEN_PRS : 0);
 }
 
-export function pmrReset(): void {
-  pmrActive = false;
-}
-
 // @ts-ignore: decorator
 @inline function inRange(a: u64, end: u64, base: u64, limit: u64): bool {
   if (limit < base) return false;

@@ -17,7 +17,7 @@
 import { bit64, extract64, rangeMask64 } from "./bits";
 import { cfgAw, sagaw, hasFlag, FLAG_DT, FLAG_PT, pointerMask } from "./config";
 import { ROOT_P_BIT, CTX_P_BIT, CTX_FPD_BIT, CTX_TT_SHIFT, CTX_TT_LEN, CTX_AW_SHIFT, CTX_AW_LEN,
-  CTX_DID_SHIFT, CTX_DID_LEN, TT_UNTRANSLATED, TT_DEVTLB, TT_PASSTHROUGH,
+  CTX_DID_SHIFT, CTX_DID_LEN, TT_DEVTLB, TT_PASSTHROUGH,
   rootLoReserved, ctxLoReserved, ctxHiReserved } from "./context";
 import { count, C_TRANSLATE, C_TRANSLATE_OK, C_UNTRANSLATED, C_PASSTHROUGH, C_INTERRUPT_RANGE, C_CTX_HIT,
   C_CTX_MISS, C_IOTLB_HIT, C_IOTLB_MISS, C_WALKS, C_WALK_L1, C_ROOT_READS, C_CTX_READS, C_FAULTS_FPD } from "./counters";
@@ -289,7 +289,3 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   count(C_TRANSLATE_OK);
   return ST_OK;
 }
-
-// Keep the TT constant referenced for readers: TT 0 and 1 both walk.
-// @ts-ignore: decorator
-@inline export const TT_WALKED: u32 = TT_UNTRANSLATED;

@@ -7,19 +7,18 @@ import { setConfig, capValue, ecapValue, cfgAw, cfgNfr, hasFlag, FLAG_IR, FLAG_E
 import { count, countersInit, C_REG_READS, C_REG_WRITES } from "./counters";
 import { ctxCacheInit } from "./ctxcache";
 import { eventsInit } from "./events";
-import { recomputePpf, statusServiced, fectlWritten, frcdOffset, faultsReset } from "./faults";
+import { recomputePpf, statusServiced, fectlWritten, frcdOffset } from "./faults";
 import { memInit } from "./guestmem";
 import { invalidateContext, invalidateIotlb } from "./invalidate";
 import { frontCacheInit } from "./frontcache";
 import { iotlbInit, iotlbCapacity } from "./iotlb";
-import { irInit, irReset, latchIrta } from "./irstate";
-import { pmenWritten, pmrReset } from "./pmr";
+import { irInit, latchIrta } from "./irstate";
+import { pmenWritten } from "./pmr";
 import { qiEnable, qiDisable, qiProcess, qiEnabled, icsWritten, iectlWritten } from "./qi";
 import { regsInit, defineReg32, defineReg64, reg32, setReg32, reg64, setReg64, guestRead, guestWriteBytes,
   VER_REG, CAP_REG, ECAP_REG, GCMD_REG, GSTS_REG, RTADDR_REG, CCMD_REG, FSTS_REG, FECTL_REG, FEDATA_REG,
   FEADDR_REG, FEUADDR_REG, PMEN_REG, PLMBASE_REG, PLMLIMIT_REG, PHMBASE_REG, PHMLIMIT_REG, IQH_REG, IQT_REG,
-  IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, IRTA_REG, IVA_REG, IOTLB_REG, FRCD_REG,
-  REG_WINDOW } from "./regs";
+  IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, IRTA_REG, IVA_REG, IOTLB_REG, FRCD_REG } from "./regs";
 import { slpteInit } from "./slpte";
 import { setRootTable, setTranslationEnabled } from "./translate";
 
@@ -261,13 +260,3 @@ function iotlbWritten(): void {
   v &= ~(bitMask64(IOTLB_IVT_BIT) | rangeMask64(IOTLB_IAIG_SHIFT, IOTLB_IAIG_SHIFT + 2));
   setReg64(IOTLB_REG, v | (<u64>done << IOTLB_IAIG_SHIFT));
 }
-
-export function unitResetForTests(): void {
-  faultsReset();
-  irReset();
-  pmrReset();
-}
-
-// Silence unused-import analysis for registers referenced only by definitions.
-// @ts-ignore: decorator
-@inline export const REG_WINDOW_SIZE: u32 = REG_WINDOW;
