@@ -91,17 +91,13 @@ export function iecInvalidate(indexSelective: bool, index: u32, im: u32): void {
   for (let i: u32 = 0; i < n && first + i < 65536; i++) store<u8>(iecValid + first + i, 0);
 }
 
-export function irReset(): void {
-  irtAddr = 0;
-  irtSizeLog2 = 1;
-  irtExtended = false;
-}
-
 /** Outputs of irRemap. */
 export let irOutAddr: u64 = 0;
 export let irOutData: u32 = 0;
-/** The interrupt index of the last remappable request (for reports). */
+/** The interrupt index of the last request; NO_INDEX when it was not remapped (passed unchanged). */
 export let irIndex: u32 = 0;
+// @ts-ignore: decorator
+@inline export const NO_INDEX: u32 = 0xffffffff;
 
 function irFault(sid: u32, reason: u32, index: u32, fpd: bool): u32 {
   count(C_IR_FAULTS);
@@ -152,6 +148,7 @@ function cacheIrte(index: u32): void {
  */
 export function irRemap(sid: u32, hasSid: bool, addr: u64, data: u32): u32 {
   count(C_IR_REQUESTS);
+  irIndex = NO_INDEX;
   const sts = reg32(GSTS_REG);
   if ((sts & GSTS_IRES) == 0) {
     irOutAddr = addr;

@@ -395,8 +395,7 @@ export class Iommu {
   private msiResult(st: number): MsiResult {
     const lo = this.core.resultLo, hi = this.core.resultHi, data = this.core.resultWord2, index = this.core.resultWord3;
     if (st === Status.OK) {
-      const ire = (this.core.mmioRead32(0x1c) & (1 << 25)) !== 0;
-      const remapped = ire && (lo & 0x10) === 0 && (data & 0x4000) !== 0;
+      const remapped = index !== 0xffffffff; // the core's NO_INDEX: passed unchanged
       return {
         ok: true, posted: false, addr: (BigInt(hi) << 32n) | BigInt(lo), data,
         destination: ((hi >>> 8) << 8) | ((lo >>> 12) & 0xff), vector: data & 0xff, deliveryMode: (data >>> 8) & 7,
