@@ -39,6 +39,27 @@ commands:
   help                   this text
 `;
 
+/** Commands that live in their own modules, loaded when used; each exports `usage` and `run`. */
+const MODULES: Record<string, () => Promise<{ usage: string; run(args: string[]): number | Promise<number> }>> = {
+  lower: () => import('./workload/lower-cli.js'),
+  import: () => import('./workload/import-cli.js'),
+  gen: () => import('./workload/gen-cli.js'),
+  compare: () => import('./workload/compare-cli.js'),
+};
+
+async function usageText(): Promise<string> {
+  const extra = await Promise.all(Object.values(MODULES).map(async (m) => (await m()).usage));
+  return USAGE.replace('  help ', extra.filter((u) => u).join('') + '  help ');
+}
+
+async function runModule(cmd: string, args: string[]): Promise<number> {
+  try {
+    return await (await MODULES[cmd]()).run(args);
+  } catch (e) {
+    return report(e);
+  }
+}
+
 function readInput(path: string): string {
   return path === '-' ? readFileSync(0, 'utf8') : readFileSync(path, 'utf8');
 }
@@ -184,9 +205,12 @@ export function main(argv: string[]): number | Promise<number> {
   try {
     if (cmd === 'conform') return conform(rest).catch(report);
     if (cmd === 'replay') return replay(rest);
+    if (cmd !== undefined && Object.hasOwn(MODULES, cmd)) return runModule(cmd, rest);
     if (cmd === 'help' || cmd === '--help' || cmd === '-h' || cmd === undefined) {
-      process.stdout.write(USAGE);
-      return cmd === undefined ? 2 : 0;
+      return usageText().then((u) => {
+        process.stdout.write(u);
+        return cmd === undefined ? 2 : 0;
+      });
     }
     throw new VtdError('ARGUMENT', `unknown command ${JSON.stringify(cmd)}`);
   } catch (e) {
