@@ -72,10 +72,14 @@ function overlaps(r: Run, lo: bigint, hi: bigint): boolean {
   return r.iova < hi && r.iova + r.size > lo;
 }
 
+function byIova(a: Run, b: Run): number {
+  return a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0;
+}
+
 /** Maximal runs: adjacent pieces with contiguous IOVA and GPA and the same rights become one. */
 export function mergeRuns(pieces: Run[]): Run[] {
   const out: Run[] = [];
-  for (const p of [...pieces].sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0))) {
+  for (const p of [...pieces].sort(byIova)) {
     const last = out[out.length - 1];
     if (last && last.iova + last.size === p.iova && last.gpa + last.size === p.gpa && last.read === p.read && last.write === p.write) {
       out[out.length - 1] = { ...last, size: last.size + p.size };
@@ -94,6 +98,23 @@ function clip(r: Run, lo: bigint, hi: bigint): Run | undefined {
   return { iova: a, size: b - a, gpa: r.gpa + (a - r.iova), read: r.read, write: r.write };
 }
 
+/**
+ * The slice [from, to) of a sorted, disjoint run list that overlaps [lo, hi),
+ * found by binary search: a sync over a small range costs O(log n) plus what
+ * it touches, however many mappings the domain holds.
+ */
+function window(list: readonly Run[], lo: bigint, hi: bigint): [number, number] {
+  let a = 0, b = list.length;
+  while (a < b) {
+    const m = (a + b) >> 1;
+    if (list[m].iova + list[m].size <= lo) a = m + 1;
+    else b = m;
+  }
+  let to = a;
+  while (to < list.length && list[to].iova < hi) to++;
+  return [a, to];
+}
+
 export class ShadowSync {
   readonly mode: SyncMode;
   readonly metrics: ShadowMetrics = {
@@ -101,6 +122,8 @@ export class ShadowSync {
     redundantAvoided: 0, unmappedWindows: 0, notRam: 0, errors: {},
   };
   private readonly domains = new Map<number, Domain>();
+  /** Devices assigned to the guest (their domains are shadowed once their context is present). */
+  private readonly assigned = new Set<number>();
   private readonly bySid = new Map<number, number>();
   private readonly ram: ReadonlyArray<readonly [bigint, bigint]> | undefined;
   private readonly toVaddr: (gpa: bigint) => bigint;
@@ -123,8 +146,19 @@ export class ShadowSync {
     return this.domains.get(did)?.shadow ?? [];
   }
 
-  /** A device is attached (assigned): read its context now and replay its domain. */
+  /** Domains currently shadowed (an assigned device's context is present and translates). */
+  shadowedDomains(): number[] {
+    return [...this.domains.keys()].sort((a, b) => a - b);
+  }
+
+  /**
+   * A device is assigned: its domain is shadowed from now on. Its context is
+   * read now (a present one replays the whole domain) and again on every
+   * context-cache invalidation that covers it, so a device may be assigned
+   * before the guest has built its context entry.
+   */
   attach(sid: number): void {
+    this.assigned.add(sid);
     this.refreshContext(sid);
   }
 
@@ -167,9 +201,10 @@ export class ShadowSync {
     if (e.type !== 'invalidation') return;
     if (e.cache === 'context') {
       this.metrics.invalidations++;
-      // Any context invalidation may have moved an attached device.
-      for (const sid of [...this.bySid.keys()]) {
-        const covered = e.granularity !== 3 || (sid & ~[0, 4, 6, 7][e.fm]) === (e.sid & ~[0, 4, 6, 7][e.fm]);
+      // A context invalidation may have moved (or given a context to) an assigned device.
+      for (const sid of this.assigned) {
+        const keep = ~[0, 4, 6, 7][e.fm];
+        const covered = e.granularity !== 3 || (sid & keep) === (e.sid & keep);
         if (covered) this.refreshContext(sid);
       }
       return;
@@ -198,8 +233,12 @@ export class ShadowSync {
     const w = this.iommu.walkRange(d.table, d.levels, lo, hi);
     this.metrics.entriesRead += w.entriesRead;
     const leaves: Run[] = [];
+    // QEMU notifies whole leaves (a 2 MiB page even for a 4 KiB invalidation);
+    // the merged mode compares content and works on the range only.
+    const clipped = this.mode === 'merged';
     for (const m of w.mappings as LeafMapping[]) {
-      const r = clip({ iova: m.iova, size: m.size, gpa: m.gpa, read: m.read, write: m.write }, lo, hi);
+      const whole: Run = { iova: m.iova, size: m.size, gpa: m.gpa, read: m.read, write: m.write };
+      const r = clipped ? clip(whole, lo, hi) : whole;
       if (!r) continue;
       if (!this.inRam(r)) {
         this.metrics.notRam++;
@@ -218,8 +257,8 @@ export class ShadowSync {
     // are therefore never redone just because a later, wider invalidation
     // would have merged them differently.
     const fresh = mergeRuns(leaves);
-    const old = d.shadow.filter((r) => overlaps(r, lo, hi));
-    const keep = d.shadow.filter((r) => !overlaps(r, lo, hi));
+    const [from, to] = window(d.shadow, lo, hi);
+    const old = d.shadow.slice(from, to);
     // Both lists are sorted and disjoint, so one forward sweep decides every
     // old mapping (linear, whatever the number of runs).
     const stay: Run[] = [];
@@ -270,39 +309,96 @@ export class ShadowSync {
     }
     const added = mergeRuns(pieces);
     for (const r of removed) this.unmap(r.iova, r.size);
+    let ri = 0;
     for (const r of added) {
-      if (removed.some((o) => overlaps(o, r.iova, r.iova + r.size))) this.metrics.unmappedWindows++;
+      while (ri < removed.length && removed[ri].iova + removed[ri].size <= r.iova) ri++;
+      if (ri < removed.length && overlaps(removed[ri], r.iova, r.iova + r.size)) this.metrics.unmappedWindows++;
       this.map(r);
     }
-    d.shadow = [...keep, ...stay, ...added].sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
+    d.shadow.splice(from, to - from, ...[...stay, ...added].sort(byIova));
   }
 
+  /**
+   * QEMU 7.2 (`vtd_page_walk_one` over an IOVA tree): per present leaf, skip
+   * it when the tree holds exactly it; when it overlaps something else, notify
+   * an unmap of the leaf's range, drop every overlapping tree entry, then map.
+   * Per non-present entry the walk passes, notify an unmap of the entry's whole
+   * range (a cleared PDE: 2 MiB) when the tree holds anything there.
+   */
   private syncQemu(d: Domain, lo: bigint, hi: bigint, leaves: Run[]): void {
-    // QEMU keeps one tree entry per notified leaf.
-    let tree = d.shadow;
+    const tree = d.shadow;
+    // The part of the tree the walk can touch: leaves are whole (not clipped),
+    // so the window is the range widened to the leaves' extent.
+    let wlo = lo, whi = hi;
+    if (leaves.length) {
+      if (leaves[0].iova < wlo) wlo = leaves[0].iova;
+      const last = leaves[leaves.length - 1];
+      if (last.iova + last.size > whi) whi = last.iova + last.size;
+    }
+    const [from, to] = window(tree, wlo, whi);
+    const old = tree.slice(from, to);
+    const next: Run[] = [];
+    const gone = new Uint8Array(old.length); // 1: dropped or replaced
+    const seen = new Uint8Array(old.length); // 1: some present leaf overlaps it
+    let k = 0;
     for (const leaf of leaves) {
-      const hit = tree.filter((t) => overlaps(t, leaf.iova, leaf.iova + leaf.size));
-      if (hit.length === 1 && sameRun(hit[0], leaf)) {
+      const end = leaf.iova + leaf.size;
+      while (k < old.length && old[k].iova + old[k].size <= leaf.iova) k++;
+      let n = 0;
+      for (let m = k; m < old.length && old[m].iova < end; m++) {
+        seen[m] = 1;
+        n++;
+      }
+      if (n === 1 && !gone[k] && sameRun(old[k], leaf)) {
         this.metrics.redundantAvoided++;
         continue;
       }
-      if (hit.length > 0) {
+      if (n > 0) {
         // Translation changed: QEMU unmaps the new leaf's range, then maps it.
         this.unmap(leaf.iova, leaf.size);
         this.metrics.unmappedWindows++;
-        tree = tree.filter((t) => !hit.includes(t));
+        for (let m = k; m < old.length && old[m].iova < end; m++) gone[m] = 1;
       }
       this.map(leaf);
-      tree.push(leaf);
+      next.push(leaf);
     }
-    // Tree entries in the range no leaf covers any more: the entry went away.
-    for (const t of tree.filter((t) => overlaps(t, lo, hi))) {
-      if (!leaves.some((l) => overlaps(l, t.iova, t.iova + t.size))) {
-        this.unmap(t.iova, t.size);
-        tree = tree.filter((x) => x !== t);
+    // Tree entries inside the range that no present leaf overlaps: the walk met
+    // a non-present entry there. QEMU unmaps that entry's whole range and drops
+    // every tree entry it overlaps.
+    for (let m = 0; m < old.length; m++) {
+      if (gone[m] || seen[m] || !overlaps(old[m], lo, hi)) continue;
+      const at = old[m].iova > lo ? old[m].iova : lo;
+      const [hs, hsize] = this.holeAt(d, at);
+      this.unmap(hs, hsize);
+      for (let x = 0; x < old.length; x++) if (!seen[x] && overlaps(old[x], hs, hs + hsize)) gone[x] = 1;
+    }
+    for (let m = 0; m < old.length; m++) if (!gone[m]) next.push(old[m]);
+    tree.splice(from, to - from, ...next.sort(byIova));
+  }
+
+  /**
+   * The non-present entry of the domain's tables that covers `iova`: its
+   * aligned range at the level where the walk stops (QEMU reads entries the
+   * same way: present means R or W set).
+   */
+  private holeAt(d: Domain, iova: bigint): [bigint, bigint] {
+    let table = d.table;
+    for (let level = d.levels; level >= 1; level--) {
+      const shift = BigInt(12 + 9 * (level - 1));
+      let e: bigint;
+      try {
+        const b = this.iommu.readGuest(table + ((iova >> shift) & 0x1ffn) * 8n, 8);
+        e = new DataView(b.buffer, b.byteOffset, 8).getBigUint64(0, true);
+      } catch {
+        e = 0n; // a table outside guest memory: nothing is present below it
       }
+      if ((e & 3n) === 0n || level === 1 || (e & 0x80n) !== 0n) {
+        // Non-present here (or a leaf that is not RAM or was clipped away: its own range).
+        return [(iova >> shift) << shift, 1n << shift];
+      }
+      table = e & 0x000ffffffffff000n;
     }
-    d.shadow = tree.sort((a, b) => (a.iova < b.iova ? -1 : a.iova > b.iova ? 1 : 0));
+    return [iova & ~0xfffn, 0x1000n];
   }
 
   private note(r: BackendResult): void {

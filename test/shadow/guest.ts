@@ -46,6 +46,14 @@ export class Guest {
     return table;
   }
 
+  /** The address of the level-`level` table on the way to `iova` (4: the PML4), created when missing. */
+  tableOf(iova: bigint, level: number): bigint {
+    this.pt(iova, true);
+    let table = PML4;
+    for (let l = 4; l > level; l--) table = this.read(table + ((iova >> BigInt(12 + 9 * (l - 1))) & 0x1ffn) * 8n) & 0xffffffffff000n;
+    return table;
+  }
+
   /** Maps 4 KiB pages; `pde2m` writes a 2 MiB leaf instead (iova and gpa 2 MiB aligned, size 2 MiB). */
   map(iova: bigint, gpa: bigint, size: bigint, rw: bigint, pde2m = false): void {
     if (pde2m) {
