@@ -237,27 +237,47 @@ function parseOp(o: Obj, line: number, index: number, h: TraceHeader): TraceOp {
   return r;
 }
 
+/**
+ * Parses a trace from its lines one at a time: the header at once, the
+ * operations as they are pulled, so a trace of millions of operations replays
+ * without being held in memory. Each operation is validated when reached; an
+ * error therefore surfaces at its line, after earlier operations were yielded.
+ * `parseTrace` validates everything first.
+ */
+export function parseTraceLines(lines: Iterable<string>): { header: TraceHeader; ops: Iterable<TraceOp> } {
+  const it = lines[Symbol.iterator]();
+  let n = 0;
+  const nextObject = (): { o: Obj; line: number } | undefined => {
+    for (;;) {
+      const r = it.next();
+      if (r.done) return undefined;
+      const line = ++n;
+      const s = r.value.trim();
+      if (s === '' || s.startsWith('#')) continue;
+      let o: unknown;
+      try {
+        o = JSON.parse(s);
+      } catch (e) {
+        fail(line, `not valid JSON: ${(e as Error).message}`);
+      }
+      if (typeof o !== 'object' || o === null || Array.isArray(o)) fail(line, 'each line must be a JSON object');
+      return { o: o as Obj, line };
+    }
+  };
+  const first = nextObject();
+  if (!first) throw new VtdError('TRACE', 'empty trace: no header line {"vtd-trace": 1, ...}', {}, 1);
+  const header = parseHeader(first.o, first.line);
+  function* ops(): Generator<TraceOp> {
+    let index = 0;
+    for (let x = nextObject(); x; x = nextObject()) yield parseOp(x.o, x.line, index++, header);
+  }
+  return { header, ops: ops() };
+}
+
 /** Parses and validates a whole trace. */
 export function parseTrace(text: string): Trace {
-  const lines = text.split(/\r?\n/);
-  let header: TraceHeader | undefined;
-  const ops: TraceOp[] = [];
-  for (let n = 0; n < lines.length; n++) {
-    const line = n + 1;
-    const s = lines[n].trim();
-    if (s === '' || s.startsWith('#')) continue;
-    let o: unknown;
-    try {
-      o = JSON.parse(s);
-    } catch (e) {
-      fail(line, `not valid JSON: ${(e as Error).message}`);
-    }
-    if (typeof o !== 'object' || o === null || Array.isArray(o)) fail(line, 'each line must be a JSON object');
-    if (!header) header = parseHeader(o as Obj, line);
-    else ops.push(parseOp(o as Obj, line, ops.length, header));
-  }
-  if (!header) throw new VtdError('TRACE', 'empty trace: no header line {"vtd-trace": 1, ...}', {}, 1);
-  return { header, ops };
+  const { header, ops } = parseTraceLines(text.split(/\r?\n/));
+  return { header, ops: [...ops] };
 }
 
 /** The Iommu options a trace header selects. */
