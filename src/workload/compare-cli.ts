@@ -1,8 +1,83 @@
-/** `vtd compare`: not built yet (issue 6 work in progress). */
+/**
+ * `vtd compare A.json B.json`: compares two replay reports (`vtd replay
+ * --report`) run by run and prints a table (metric, A, B, B/A, a mark where
+ * they differ by more than the threshold); `--html` also writes one HTML
+ * report holding the runs of both. Exit status 0 whatever the differences;
+ * 2 for bad usage or a report that cannot be read (the message names the
+ * file and what is wrong).
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { VtdError } from '../errors.js';
+import { combinedPairs, combineReports, compareReports, DEFAULT_THRESHOLD, formatComparison, parseReport } from './compare.js';
+import { renderHtml } from './html.js';
+import type { ReplayReport } from './report-types.js';
 
-export const usage = '';
+export const usage = `  compare A.json B.json  compare two replay reports (vtd replay --report) run by run: run i of A with
+                         run i of B (or the only run of each); every metric, A, B and B/A, marked * where
+                         they differ by more than the threshold
+      --threshold P      mark differences of more than P percent [${DEFAULT_THRESHOLD * 100}]
+      --html FILE        also write one HTML report holding the runs of both (labels A: and B:)
+`;
 
-export function run(_args: string[]): number {
-  throw new VtdError('UNSUPPORTED', 'compare: not implemented yet');
+interface Args { files: string[]; threshold: number; html?: string }
+
+function parseArgs(args: string[]): Args {
+  const files: string[] = [];
+  let threshold = DEFAULT_THRESHOLD;
+  let html: string | undefined;
+  const given = new Set<string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--threshold' || a === '--html') {
+      const v = args[++i];
+      if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new VtdError('ARGUMENT', `compare: ${a} needs a value`);
+      if (given.has(a)) throw new VtdError('ARGUMENT', `compare: ${a} given twice`);
+      given.add(a);
+      if (a === '--html') html = v;
+      else {
+        if (!/^\d+(\.\d+)?$/.test(v)) throw new VtdError('ARGUMENT', `compare: --threshold takes a non-negative percentage, got ${JSON.stringify(v)}`);
+        threshold = Number(v) / 100;
+      }
+    } else if (a.startsWith('--')) throw new VtdError('ARGUMENT', `compare: unknown option ${a}`);
+    else files.push(a);
+  }
+  if (files.length !== 2) throw new VtdError('ARGUMENT', `compare takes two report files (A.json B.json), got ${files.length}`);
+  return { files, threshold, html };
+}
+
+/** Reads and checks one report; problems name the file. */
+function load(file: string): ReplayReport {
+  let text: string;
+  try {
+    text = file === '-' ? readFileSync(0, 'utf8') : readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new VtdError('ARGUMENT', `${file}: cannot read (${err.code ?? err.message})`, { file });
+  }
+  return parseReport(text, file);
+}
+
+export function run(args: string[]): number {
+  const a = parseArgs(args);
+  if (a.files[0] === '-' && a.files[1] === '-') throw new VtdError('ARGUMENT', 'compare: only one of the reports can be standard input');
+  let ra: ReplayReport, rb: ReplayReport;
+  try {
+    ra = load(a.files[0]);
+    rb = load(a.files[1]);
+  } catch (e) {
+    // A report that cannot be read is not a usage mistake: say what is wrong, without the usage text.
+    if (e instanceof VtdError) {
+      process.stderr.write(`vtd: compare: ${e.message}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  const c = compareReports(ra, rb, { threshold: a.threshold, nameA: a.files[0], nameB: a.files[1] });
+  process.stdout.write(formatComparison(c));
+  if (a.html !== undefined) {
+    const note = `A: ${a.files[0]} (trace ${ra.trace.name}, ${ra.runs.length} run${ra.runs.length > 1 ? 's' : ''}); `
+      + `B: ${a.files[1]} (trace ${rb.trace.name}, ${rb.runs.length} run${rb.runs.length > 1 ? 's' : ''})`;
+    writeFileSync(a.html, renderHtml(combineReports(ra, rb), { pairs: combinedPairs(ra, rb), note }));
+  }
+  return 0;
 }

@@ -25,6 +25,14 @@ export interface TraceInfo {
   aw: number;
   cm: boolean;
   devices: string[];
+  /**
+   * Device operations per second, when the trace records it (a generator's
+   * leading comment `# vtd-gen <kind> ... ops=N rate=R/s`); with `ops` it
+   * gives the wall time the workload represents.
+   */
+  rate?: number;
+  /** Wall time the workload represents (ops / rate), when both are recorded. */
+  durationSeconds?: number;
 }
 
 export interface Strategy {
@@ -126,6 +134,8 @@ export interface CostReport {
   totalNs: number;
   /** totalNs divided by guest maps + unmaps (0 when there are none). */
   perGuestOpNs: number;
+  /** totalNs as a share of the workload's wall time (one CPU), when the trace records its duration. */
+  cpuShare?: number;
 }
 
 /** A sample of cumulative counters taken every `timeline.every` trace operations (and at the end). */
