@@ -229,6 +229,25 @@ export class StatsAccumulator {
 
 // ------------------------------------------------------------------ mapping set
 
+/**
+ * A process's locked memory (the kernel's mm->locked_vm), checked against
+ * RLIMIT_MEMLOCK. One VMM process owns every container or IOAS it opens, so
+ * backends created for several guest domains share one account: the limit
+ * applies to their sum (a page pinned by two containers counts twice, as in
+ * the kernel).
+ */
+export class MemlockAccount {
+  locked = 0n;
+  highWater = 0n;
+  add(bytes: bigint): void {
+    this.locked += bytes;
+    if (this.locked > this.highWater) this.highWater = this.locked;
+  }
+  sub(bytes: bigint): void {
+    this.locked -= bytes;
+  }
+}
+
 /** A live mapping plus the bytes it pins. */
 export interface Entry extends Mapping {
   pinned: bigint;
@@ -242,6 +261,9 @@ export interface Entry extends Mapping {
 export class MappingSet {
   private readonly list: Entry[] = [];
   private pinnedTotal = 0n;
+
+  /** `account`: the process-wide locked-memory count this set's pins add to. */
+  constructor(readonly account: MemlockAccount = new MemlockAccount()) {}
 
   get size(): number { return this.list.length; }
   get pinned(): bigint { return this.pinnedTotal; }
@@ -274,17 +296,20 @@ export class MappingSet {
     const i = this.firstReaching(e.iova);
     this.list.splice(i, 0, e);
     this.pinnedTotal += e.pinned;
+    this.account.add(e.pinned);
   }
 
   remove(e: Entry): void {
-    const i = this.list.indexOf(e);
-    if (i < 0) throw new Error('MappingSet.remove: not a member');
+    const i = this.firstReaching(e.iova);
+    if (this.list[i] !== e) throw new Error('MappingSet.remove: not a member');
     this.list.splice(i, 1);
     this.pinnedTotal -= e.pinned;
+    this.account.sub(e.pinned);
   }
 
   clear(): Entry[] {
     const all = this.list.splice(0, this.list.length);
+    this.account.sub(this.pinnedTotal);
     this.pinnedTotal = 0n;
     return all;
   }

@@ -4,7 +4,7 @@
  */
 export type { Perm, Errno, BackendResult, Mapping, BackendStats, Backend } from './backend.js';
 export {
-  PAGE_SIZE, U64_MAX, DEFAULT_PAGE_SIZES, DEFAULT_APERTURE, X86_MSI_WINDOW, ERRNOS, HISTOGRAM_BUCKETS,
+  MemlockAccount, PAGE_SIZE, U64_MAX, DEFAULT_PAGE_SIZES, DEFAULT_APERTURE, X86_MSI_WINDOW, ERRNOS, HISTOGRAM_BUCKETS,
   sizeBucket, permString, hex,
 } from './backend.js';
 export { Type1Backend, excludeRanges, type Type1Options } from './type1.js';

@@ -10,7 +10,7 @@ import { VtdError } from '../errors.js';
 import {
   type Backend, type BackendResult, type BackendStats, type Mapping, type Perm,
   DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
-  checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
+  MemlockAccount, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
 
 export interface IommufdOptions {
@@ -18,6 +18,8 @@ export interface IommufdOptions {
   pageSizes?: bigint;
   /** RLIMIT_MEMLOCK in KiB (`ulimit -l` units); default 'unlimited' (or CAP_IPC_LOCK). */
   memlockLimitKiB?: bigint | 'unlimited';
+  /** The process's locked-memory account, shared by every backend of one VMM (default: this backend's own). */
+  memlockAccount?: MemlockAccount;
   /** Domain aperture, inclusive; everything outside it is reserved. Default [0, 2^48 - 1]. */
   aperture?: [bigint, bigint];
   /** Reserved IOVA regions (inclusive), e.g. the device's IOMMU_RESV_MSI; default the x86 MSI window. */
@@ -34,10 +36,11 @@ export class IommufdBackend implements Backend {
   readonly memlockLimit: bigint | null;
   /** iopt->reserved_itree: the reserved regions plus everything outside the aperture. */
   readonly reservedRanges: readonly [bigint, bigint][];
-  private readonly set = new MappingSet();
+  private readonly set: MappingSet;
   private readonly acc = new StatsAccumulator();
 
   constructor(options: IommufdOptions = {}) {
+    this.set = new MappingSet(options.memlockAccount);
     this.name = options.name ?? 'iommufd';
     const bitmap = options.pageSizes ?? DEFAULT_PAGE_SIZES;
     if (typeof bitmap !== 'bigint' || bitmap <= 0n || bitmap > U64_MAX) {
@@ -95,8 +98,8 @@ export class IommufdBackend implements Backend {
     // iopt_alloc_pages(): npages = DIV_ROUND_UP(length + page offset, PAGE_SIZE); pinned when the domain is filled.
     const pinned = ((pageOffset + size + PAGE_SIZE - 1n) / PAGE_SIZE) * PAGE_SIZE;
     // incr_user_locked_vm() / update_mm_locked_vm(): new_pages > lock_limit -> ENOMEM.
-    if (this.memlockLimit !== null && this.set.pinned + pinned > this.memlockLimit) {
-      return this.acc.fail('ENOMEM', `incr_user_locked_vm: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.pinned)} pinned + ${hex(pinned)}`);
+    if (this.memlockLimit !== null && this.set.account.locked + pinned > this.memlockLimit) {
+      return this.acc.fail('ENOMEM', `incr_user_locked_vm: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.account.locked)} locked + ${hex(pinned)}`);
     }
     this.set.insert({ iova, size, hva: vaddr, perm: { read: perm.read, write: perm.write }, pinned });
     this.acc.mapped(size);

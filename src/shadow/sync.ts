@@ -60,7 +60,7 @@ export interface ShadowMetrics {
   errors: Record<string, number>;
 }
 
-interface Domain { did: number; table: bigint; levels: number; sids: Set<number>; shadow: Run[] }
+interface Domain { did: number; table: bigint; levels: number; sids: Set<number>; shadow: Run[]; backend: Backend }
 
 const SPACE_END = 1n << 64n;
 
@@ -129,7 +129,17 @@ export class ShadowSync {
   private readonly toVaddr: (gpa: bigint) => bigint;
   private readonly unsubscribe: () => void;
 
-  constructor(readonly iommu: Iommu, readonly backend: Backend, opts: ShadowOptions = {}) {
+  private readonly backendFor: (did: number) => Backend;
+  private readonly byDid = new Map<number, Backend>();
+
+  /**
+   * `backend`: one backend for every domain (one guest domain), or a factory
+   * giving each guest domain its own (a VMM opens one container or IOAS per
+   * vIOMMU address space: the domains' IOVA spaces overlap). A factory is
+   * called once per domain id.
+   */
+  constructor(readonly iommu: Iommu, backend: Backend | ((did: number) => Backend), opts: ShadowOptions = {}) {
+    this.backendFor = typeof backend === 'function' ? backend : () => backend;
     this.mode = opts.mode ?? 'merged';
     this.ram = opts.ram;
     this.toVaddr = opts.gpaToVaddr ?? ((g) => g);
@@ -144,6 +154,11 @@ export class ShadowSync {
   /** The mappings the sync believes the backend holds for a domain. */
   shadowOf(did: number): readonly Run[] {
     return this.domains.get(did)?.shadow ?? [];
+  }
+
+  /** The backends in use, by domain id (created on a domain's first attach). */
+  backends(): ReadonlyMap<number, Backend> {
+    return this.byDid;
   }
 
   /** Domains currently shadowed (an assigned device's context is present and translates). */
@@ -175,7 +190,12 @@ export class ShadowSync {
     let d = this.domains.get(ctx.did);
     const fresh = d === undefined || d.table !== ctx.table || d.levels !== ctx.levels;
     if (!d) {
-      d = { did: ctx.did, table: ctx.table, levels: ctx.levels, sids: new Set(), shadow: [] };
+      let backend = this.byDid.get(ctx.did);
+      if (!backend) {
+        backend = this.backendFor(ctx.did);
+        this.byDid.set(ctx.did, backend);
+      }
+      d = { did: ctx.did, table: ctx.table, levels: ctx.levels, sids: new Set(), shadow: [], backend };
       this.domains.set(ctx.did, d);
     }
     d.table = ctx.table;
@@ -192,7 +212,7 @@ export class ShadowSync {
     d.sids.delete(sid);
     if (d.sids.size === 0) {
       // The last device left the domain: nothing needs its mappings any more.
-      for (const r of d.shadow) this.unmap(r.iova, r.size);
+      for (const r of d.shadow) this.unmap(d, r.iova, r.size);
       this.domains.delete(did);
     }
   }
@@ -308,12 +328,12 @@ export class ShadowSync {
       if (right) pieces.push(right);
     }
     const added = mergeRuns(pieces);
-    for (const r of removed) this.unmap(r.iova, r.size);
+    for (const r of removed) this.unmap(d, r.iova, r.size);
     let ri = 0;
     for (const r of added) {
       while (ri < removed.length && removed[ri].iova + removed[ri].size <= r.iova) ri++;
       if (ri < removed.length && overlaps(removed[ri], r.iova, r.iova + r.size)) this.metrics.unmappedWindows++;
-      this.map(r);
+      this.map(d, r);
     }
     d.shadow.splice(from, to - from, ...[...stay, ...added].sort(byIova));
   }
@@ -355,11 +375,11 @@ export class ShadowSync {
       }
       if (n > 0) {
         // Translation changed: QEMU unmaps the new leaf's range, then maps it.
-        this.unmap(leaf.iova, leaf.size);
+        this.unmap(d, leaf.iova, leaf.size);
         this.metrics.unmappedWindows++;
         for (let m = k; m < old.length && old[m].iova < end; m++) gone[m] = 1;
       }
-      this.map(leaf);
+      this.map(d, leaf);
       next.push(leaf);
     }
     // Tree entries inside the range that no present leaf overlaps: the walk met
@@ -369,7 +389,7 @@ export class ShadowSync {
       if (gone[m] || seen[m] || !overlaps(old[m], lo, hi)) continue;
       const at = old[m].iova > lo ? old[m].iova : lo;
       const [hs, hsize] = this.holeAt(d, at);
-      this.unmap(hs, hsize);
+      this.unmap(d, hs, hsize);
       for (let x = 0; x < old.length; x++) if (!seen[x] && overlaps(old[x], hs, hs + hsize)) gone[x] = 1;
     }
     for (let m = 0; m < old.length; m++) if (!gone[m]) next.push(old[m]);
@@ -405,15 +425,15 @@ export class ShadowSync {
     if (!r.ok) this.metrics.errors[r.errno] = (this.metrics.errors[r.errno] ?? 0) + 1;
   }
 
-  private map(r: Run): void {
+  private map(d: Domain, r: Run): void {
     this.metrics.maps++;
     this.metrics.mapBytes += r.size;
-    this.note(this.backend.map(r.iova, r.size, this.toVaddr(r.gpa), { read: r.read, write: r.write }));
+    this.note(d.backend.map(r.iova, r.size, this.toVaddr(r.gpa), { read: r.read, write: r.write }));
   }
 
-  private unmap(iova: bigint, size: bigint): void {
+  private unmap(d: Domain, iova: bigint, size: bigint): void {
     this.metrics.unmaps++;
     this.metrics.unmapBytes += size;
-    this.note(this.backend.unmap(iova, size));
+    this.note(d.backend.unmap(iova, size));
   }
 }

@@ -9,7 +9,7 @@ import { VtdError } from '../errors.js';
 import {
   type Backend, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
   DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
-  checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
+  MemlockAccount, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
 
 export interface Type1Options {
@@ -19,6 +19,8 @@ export interface Type1Options {
   dmaEntryLimit?: number;
   /** RLIMIT_MEMLOCK in KiB (`ulimit -l` units); default 'unlimited' (or CAP_IPC_LOCK). */
   memlockLimitKiB?: bigint | 'unlimited';
+  /** The process's locked-memory account, shared by every backend of one VMM (default: this backend's own). */
+  memlockAccount?: MemlockAccount;
   /** IOMMU domain aperture, inclusive; default [0, 2^48 - 1]. */
   aperture?: [bigint, bigint];
   /** Reserved IOVA regions (inclusive), excluded from the valid list; default the x86 MSI window. */
@@ -43,10 +45,11 @@ export class Type1Backend implements Backend {
   /** The valid IOVA ranges (iommu->iova_list): the aperture minus reserved regions. */
   readonly validRanges: readonly [bigint, bigint][];
   private readonly overflowErrno: Errno;
-  private readonly set = new MappingSet();
+  private readonly set: MappingSet;
   private readonly acc = new StatsAccumulator();
 
   constructor(options: Type1Options = {}) {
+    this.set = new MappingSet(options.memlockAccount);
     this.name = options.name ?? 'vfio-type1';
     let bitmap = options.pageSizes ?? DEFAULT_PAGE_SIZES;
     if (typeof bitmap !== 'bigint' || bitmap <= 0n || bitmap > U64_MAX) {
@@ -104,8 +107,8 @@ export class Type1Backend implements Backend {
       return this.acc.fail('EINVAL', `vfio_iommu_iova_dma_valid: [${hex(iova)}, ${hex(last)}] is outside the aperture or touches a reserved region`);
     }
     // vfio_pin_pages_remote(): locked_vm + npage > RLIMIT_MEMLOCK >> PAGE_SHIFT.
-    if (this.memlockLimit !== null && this.set.pinned + size > this.memlockLimit) {
-      return this.acc.fail('ENOMEM', `vfio_pin_pages_remote: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.pinned)} pinned + ${hex(size)}`);
+    if (this.memlockLimit !== null && this.set.account.locked + size > this.memlockLimit) {
+      return this.acc.fail('ENOMEM', `vfio_pin_pages_remote: RLIMIT_MEMLOCK (${hex(this.memlockLimit)}) exceeded: ${hex(this.set.account.locked)} locked + ${hex(size)}`);
     }
     // One vfio_dma per successful call (vfio_link_dma); no merging.
     this.set.insert({ iova, size, hva: vaddr, perm: { read: perm.read, write: perm.write }, pinned: size });
