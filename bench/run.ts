@@ -15,10 +15,11 @@ import { invalidationCost } from './suites/invalidation-cost.js';
 import { iotlbHit } from './suites/iotlb-hit.js';
 import { iotlbMiss } from './suites/iotlb-miss.js';
 import { msi } from './suites/msi.js';
+import { replay } from './suites/replay.js';
 import { shadow } from './suites/shadow.js';
 import { walk4 } from './suites/walk4.js';
 
-const SUITES: Suite[] = [walk4, iotlbHit, iotlbMiss, invalidationCost, msi, shadow];
+const SUITES: Suite[] = [walk4, iotlbHit, iotlbMiss, invalidationCost, msi, shadow, replay];
 
 /**
  * About 75 s in all on 2 cores, under the 3-minute budget: 10 benchmark.js benchmarks of maxTime each (plus one

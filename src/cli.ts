@@ -1,7 +1,8 @@
 /**
  * The `vtd` command line. The only module of src/ that imports Node modules.
  *
- *   vtd replay TRACE.jsonl|-  [--summary] [--counters]
+ *   vtd replay TRACE.jsonl|-  [--summary] [--counters] [--policy ...] [--shadow ...] [--report F] [--html F]
+ *   vtd lower | import | gen | compare   (src/workload/*-cli.ts)
  *   vtd conform --qemu [--seeds N] [--seed S] [--hostile] [--out DIR] [--jobs J] [--no-shrink]
  *
  * `conform` (differential conformance against QEMU 7.2's intel-iommu) is
@@ -13,17 +14,11 @@
  * Exit status: 0 success; 2 a malformed trace or bad usage (the message names
  * the line); 1 anything else (an unsupported feature, a core trap).
  */
-import { readFileSync } from 'node:fs';
 import { VtdError } from './errors.js';
-import { Replayer } from './replay.js';
-import { parseTrace, formatRid } from './trace.js';
 
 const USAGE = `usage: vtd <command> [options]
 
 commands:
-  replay TRACE.jsonl|-   replay a trace (trace-format.md) and print its result lines
-      --summary          after the results, a short human summary on standard error
-      --counters         with --summary, the core's non-zero counters too
   conform --qemu         differential conformance against QEMU 7.2's intel-iommu: random traces
                          (fast-check), each replayed through this core and through QEMU, compared;
                          a new difference is shrunk to a minimal trace and printed
@@ -41,6 +36,7 @@ commands:
 
 /** Commands that live in their own modules, loaded when used; each exports `usage` and `run`. */
 const MODULES: Record<string, () => Promise<{ usage: string; run(args: string[]): number | Promise<number> }>> = {
+  replay: () => import('./workload/replay-cli.js'),
   lower: () => import('./workload/lower-cli.js'),
   import: () => import('./workload/import-cli.js'),
   gen: () => import('./workload/gen-cli.js'),
@@ -48,8 +44,8 @@ const MODULES: Record<string, () => Promise<{ usage: string; run(args: string[])
 };
 
 async function usageText(): Promise<string> {
-  const extra = await Promise.all(Object.values(MODULES).map(async (m) => (await m()).usage));
-  return USAGE.replace('  help ', extra.filter((u) => u).join('') + '  help ');
+  const [replay, ...extra] = await Promise.all(Object.values(MODULES).map(async (m) => (await m()).usage));
+  return USAGE.replace('  conform ', replay + '  conform ').replace('  help ', extra.filter((u) => u).join('') + '  help ');
 }
 
 async function runModule(cmd: string, args: string[]): Promise<number> {
@@ -58,54 +54,6 @@ async function runModule(cmd: string, args: string[]): Promise<number> {
   } catch (e) {
     return report(e);
   }
-}
-
-function readInput(path: string): string {
-  return path === '-' ? readFileSync(0, 'utf8') : readFileSync(path, 'utf8');
-}
-
-function replay(args: string[]): number {
-  const files = args.filter((a) => !a.startsWith('--'));
-  const flags = new Set(args.filter((a) => a.startsWith('--')));
-  for (const f of flags) {
-    if (f !== '--summary' && f !== '--counters') throw new VtdError('ARGUMENT', `replay: unknown option ${f}`);
-  }
-  if (files.length !== 1) throw new VtdError('ARGUMENT', 'replay takes one trace file (or - for standard input)');
-  const trace = parseTrace(readInput(files[0]));
-  // Refuse what this version cannot replay before printing anything.
-  for (const op of trace.ops) {
-    if (op.op === 'attach' || op.op === 'map' || op.op === 'unmap') {
-      throw new VtdError('UNSUPPORTED', `${op.op}: high-level workload ops are not implemented yet`, {}, op.line);
-    }
-  }
-  const r = new Replayer(trace);
-  const out: string[] = [];
-  const t0 = performance.now();
-  for (const op of trace.ops) {
-    const line = r.step(op);
-    if (line !== undefined) out.push(line);
-  }
-  const ms = performance.now() - t0;
-  process.stdout.write(out.length ? out.join('\n') + '\n' : '');
-  if (flags.has('--summary')) {
-    const c = trace.header.config;
-    const t = r.tally;
-    const s = r.iommu.stats();
-    const lines = [
-      `-- summary: ${files[0]}`,
-      `unit: aw ${c.aw}${c.cm ? ', caching mode' : ''}${c.ir ? ', interrupt remapping' : ''}, ${c.nfr} fault record(s), RAM 0x${c.ram.toString(16)}; devices ${trace.header.devices.map(formatRid).join(' ')}`,
-      `${t.ops} operations, ${t.results} result lines in ${ms.toFixed(1)} ms`,
-      `DMA: ${t.dmaOk} translated, ${t.dmaFault} faulted (reason reported), ${t.dmaSuppressed} suppressed by FPD, ${t.dmaBlocked} blocked without fault`,
-      `MSI: ${t.msiOk} delivered, ${t.msiBlocked} blocked`,
-      `interrupts sent: ${t.faultEvents} fault event(s), ${t.completionEvents} invalidation completion(s)`,
-      `core: ${s.guestFrames} guest frames held, IOTLB ${s.iotlbLive}/${s.iotlbCapacity}, context cache ${s.contextCacheLive}, ${(s.memoryBytes / 1048576).toFixed(1)} MiB linear memory`,
-    ];
-    if (flags.has('--counters')) {
-      for (const [k, v] of Object.entries(r.iommu.counters())) if (v) lines.push(`  ${k} ${v}`);
-    }
-    process.stderr.write(lines.join('\n') + '\n');
-  }
-  return 0;
 }
 
 function conformArgs(args: string[]): Record<string, string | true> {
@@ -204,7 +152,6 @@ export function main(argv: string[]): number | Promise<number> {
   const [cmd, ...rest] = argv;
   try {
     if (cmd === 'conform') return conform(rest).catch(report);
-    if (cmd === 'replay') return replay(rest);
     if (cmd !== undefined && Object.hasOwn(MODULES, cmd)) return runModule(cmd, rest);
     if (cmd === 'help' || cmd === '--help' || cmd === '-h' || cmd === undefined) {
       return usageText().then((u) => {

@@ -3,9 +3,33 @@
  * format defines, as JSON text in canonical form: keys `i`, `op`, then the
  * op's fields; lowercase hex with `0x`, no leading zeros; `fault` two digits.
  */
-import { VtdError } from './errors.js';
 import { Iommu, TranslateResult } from './iommu.js';
 import { optionsFromHeader, type Trace, type TraceOp } from './trace.js';
+import { GuestDriver, type DriverOptions, type LoweredOp } from './workload/driver.js';
+import { ShadowSync, type SyncMode } from './shadow/sync.js';
+import { Type1Backend, type Type1Options } from './shadow/type1.js';
+import { IommufdBackend, type IommufdOptions } from './shadow/iommufd.js';
+import { MemlockAccount, memlockLimitBytes, type Backend, type BackendStats } from './shadow/backend.js';
+
+/** How a replay runs: the guest-driver model for workload ops, and an optional shadowed backend. */
+export interface ReplayOptions {
+  /** Options of the guest-driver model that lowers attach/map/unmap (workload traces). */
+  driver?: DriverOptions;
+  /** Shadow the guest's mappings of every header device into a VFIO backend model. */
+  shadow?: {
+    mode: SyncMode;
+    backend: 'type1' | 'iommufd';
+    type1?: Type1Options;
+    iommufd?: IommufdOptions;
+  };
+}
+
+/** Invalidations the unit processed, by kind (from its invalidation events and counters). */
+export interface InvalidationTally {
+  iotlbGlobal: number; iotlbDomain: number; iotlbPage: number;
+  contextGlobal: number; contextDomain: number; contextDevice: number;
+  iec: number;
+}
 
 export function hex(v: bigint | number): string {
   return '0x' + v.toString(16);
@@ -24,15 +48,49 @@ function toHexBytes(b: Uint8Array): string {
 /** A replay in progress: the unit, and what happened so far. */
 export class Replayer {
   readonly iommu: Iommu;
-  readonly tally = { ops: 0, results: 0, dmaOk: 0, dmaFault: 0, dmaSuppressed: 0, dmaBlocked: 0, msiOk: 0, msiBlocked: 0, faultEvents: 0, completionEvents: 0 };
+  readonly tally = {
+    ops: 0, results: 0, dmaOk: 0, dmaFault: 0, dmaSuppressed: 0, dmaBlocked: 0, msiOk: 0, msiBlocked: 0, faultEvents: 0, completionEvents: 0,
+    /** Register writes (trace `wr` and the driver's), guest-memory quadwords written (trace `mem` and the driver's). */
+    registerWrites: 0, memoryQwords: 0,
+  };
+  readonly invalidations: InvalidationTally = { iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, iec: 0 };
+  /** The guest-driver model, created at the first workload op. */
+  driver: GuestDriver | undefined;
+  readonly shadow: ShadowSync | undefined;
+  /** The VMM process's locked memory, shared by the backends of every shadowed domain. */
+  readonly memlock = new MemlockAccount();
   private readonly tr = new TranslateResult();
+  private readonly emit = (op: LoweredOp): void => this.runLowered(op);
 
-  constructor(readonly trace: Trace) {
-    this.iommu = Iommu.create(optionsFromHeader(trace.header.config));
+  constructor(readonly trace: Trace, readonly options: ReplayOptions = {}) {
+    const config = trace.header.config;
+    this.iommu = Iommu.create(optionsFromHeader(config));
     this.iommu.on((e) => {
       if (e.type === 'fault-interrupt') this.tally.faultEvents++;
       else if (e.type === 'completion-interrupt') this.tally.completionEvents++;
+      else if (e.type === 'invalidation') {
+        const t = this.invalidations;
+        if (e.cache === 'iotlb') {
+          if (e.granularity === 1) t.iotlbGlobal++;
+          else if (e.granularity === 2) t.iotlbDomain++;
+          else t.iotlbPage++;
+        } else if (e.cache === 'context') {
+          if (e.granularity === 1) t.contextGlobal++;
+          else if (e.granularity === 2) t.contextDomain++;
+          else t.contextDevice++;
+        } else if (e.cache === 'interrupt-entry') t.iec++;
+      }
     });
+    const sh = options.shadow;
+    if (sh) {
+      // One container (type1) or IOAS (iommufd) per guest domain, as a VMM has one per vIOMMU address space.
+      const make = (did: number): Backend => sh.backend === 'type1'
+        ? new Type1Backend({ ...sh.type1, memlockAccount: this.memlock, name: `vfio-type1 domain ${did}` })
+        : new IommufdBackend({ ...sh.iommufd, memlockAccount: this.memlock, name: `iommufd domain ${did}` });
+      this.shadow = new ShadowSync(this.iommu, make, { mode: sh.mode, ram: [[0n, config.ram]] });
+      // Every device the trace names is assigned: its domain is shadowed once its context is present.
+      for (const sid of trace.header.devices) this.shadow.attach(sid);
+    }
   }
 
   /** Executes one op; returns its result line, or undefined for ops that have none. */
@@ -43,15 +101,64 @@ export class Replayer {
     return line;
   }
 
+  /**
+   * The backends' accounting summed over every shadowed domain; the
+   * high-water of live mappings is the largest of one container (the limit is
+   * per container), the pinned figures are the process's (the limit is per
+   * process). Undefined without a shadow.
+   */
+  backendStats(): (BackendStats & { liveLimit: number | null; pinnedLimit: bigint | null }) | undefined {
+    const sh = this.options.shadow;
+    if (!this.shadow || !sh) return undefined;
+    const all = [...this.shadow.backends().values()].map((b) => b.stats());
+    const sum: BackendStats = {
+      maps: 0, unmaps: 0, mappedBytes: 0n, unmappedBytes: 0n, liveMappings: 0, liveHighWater: 0,
+      pinnedBytes: this.memlock.locked, pinnedHighWater: this.memlock.highWater,
+      errors: { EINVAL: 0, EEXIST: 0, ENOSPC: 0, EOVERFLOW: 0, ENOMEM: 0, ENOENT: 0, EFAULT: 0 },
+      mapSizeHistogram: {}, unmapSizeHistogram: {},
+    };
+    for (const s of all) {
+      sum.maps += s.maps;
+      sum.unmaps += s.unmaps;
+      sum.mappedBytes += s.mappedBytes;
+      sum.unmappedBytes += s.unmappedBytes;
+      sum.liveMappings += s.liveMappings;
+      sum.liveHighWater = Math.max(sum.liveHighWater, s.liveHighWater);
+      for (const [k, v] of Object.entries(s.errors)) sum.errors[k as keyof typeof sum.errors] += v;
+      for (const [k, v] of Object.entries(s.mapSizeHistogram)) sum.mapSizeHistogram[k] = (sum.mapSizeHistogram[k] ?? 0) + v;
+      for (const [k, v] of Object.entries(s.unmapSizeHistogram)) sum.unmapSizeHistogram[k] = (sum.unmapSizeHistogram[k] ?? 0) + v;
+    }
+    const liveLimit = sh.backend === 'type1' ? (sh.type1?.dmaEntryLimit ?? 65535) : null;
+    const pinnedLimit = memlockLimitBytes((sh.backend === 'type1' ? sh.type1 : sh.iommufd)?.memlockLimitKiB);
+    return { ...sum, liveLimit, pinnedLimit };
+  }
+
+  /** Ends the replay: the driver drains its flush queues (their invalidations reach the shadow). */
+  finish(): void {
+    this.driver?.finish(this.emit);
+  }
+
+  private runLowered(op: LoweredOp): void {
+    if (op.op === 'mem') {
+      this.tally.memoryQwords += op.data.length >>> 3;
+      this.iommu.writeGuest(op.gpa, op.data);
+    } else {
+      this.tally.registerWrites++;
+      this.iommu.mmioWrite(op.reg, op.size, op.val);
+    }
+  }
+
   private run(op: TraceOp): string | undefined {
     const head = `{"i":${op.index},"op":"${op.op}"`;
     switch (op.op) {
       case 'mem':
+        this.tally.memoryQwords += Math.ceil(op.data.length / 8);
         this.iommu.writeGuest(op.gpa, op.data);
         return undefined;
       case 'mrd':
         return `${head},"hex":"${toHexBytes(this.iommu.readGuest(op.gpa, op.len))}"}`;
       case 'wr':
+        this.tally.registerWrites++;
         this.iommu.mmioWrite(op.reg, op.size, op.val);
         return undefined;
       case 'rd': {
@@ -87,18 +194,24 @@ export class Replayer {
       case 'attach':
       case 'map':
       case 'unmap':
-        throw new VtdError('UNSUPPORTED', `${op.op}: high-level workload ops need the guest-driver model, not implemented yet`, {}, op.line);
+        if (!this.driver) {
+          this.driver = new GuestDriver(this.trace.header, this.options.driver);
+          this.driver.init(this.emit);
+        }
+        this.driver.lower(op, this.emit);
+        return undefined;
     }
   }
 }
 
-/** Replays a whole trace; returns its result lines. */
-export function replayTrace(trace: Trace): string[] {
-  const r = new Replayer(trace);
+/** Replays a whole trace (workload ops lowered by the guest-driver model); returns its result lines. */
+export function replayTrace(trace: Trace, options: ReplayOptions = {}): string[] {
+  const r = new Replayer(trace, options);
   const out: string[] = [];
   for (const op of trace.ops) {
     const line = r.step(op);
     if (line !== undefined) out.push(line);
   }
+  r.finish();
   return out;
 }

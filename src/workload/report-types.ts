@@ -95,11 +95,13 @@ export interface BackendMetrics {
   /** Successful maps by size, power-of-two buckets '4K', '8K', ... '1G', '>1G'. */
   mapSizeHistogram: Record<string, number>;
   unmapSizeHistogram: Record<string, number>;
+  /** The most live mappings one container (one guest domain's backend) held at once. */
   liveHighWater: number;
-  /** The live-mapping limit (type1 dma_entry_limit), or null when the backend has none. */
+  /** The live-mapping limit per container (type1 dma_entry_limit), or null when the backend has none. */
   liveLimit: number | null;
+  /** The most bytes the VMM process had pinned at once, over all its containers (mm->locked_vm). */
   pinnedHighWater: number;
-  /** The pinned-memory limit in bytes (RLIMIT_MEMLOCK), or null when unlimited. */
+  /** The pinned-memory limit in bytes for the process (RLIMIT_MEMLOCK), or null when unlimited. */
   pinnedLimit: number | null;
   /** Failed backend calls by errno (only errnos seen). */
   errors: Record<string, number>;
@@ -151,6 +153,8 @@ export interface Sample {
   pinnedBytes: number;
   iotlbHits: number;
   iotlbMisses: number;
+  contextHits: number;
+  contextMisses: number;
   modelledNs: number;
 }
 
