@@ -8,7 +8,8 @@
  * the same parsed trace once each (their cartesian product, in the order
  * given); the result lines printed are the first run's.
  */
-import { closeSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { VtdError } from '../errors.js';
 import { Replayer, type ReplayOptions } from '../replay.js';
 import { parseTraceLines, formatRid, type TraceHeader } from '../trace.js';
@@ -261,14 +262,20 @@ export function run(args: string[]): number {
     runs: reports,
   };
   const reportFile = a.values.get('--report')?.[0];
-  if (reportFile) writeFileSync(reportFile, JSON.stringify(report, null, 1) + '\n');
+  if (reportFile) {
+    mkdirSync(dirname(reportFile), { recursive: true });
+    writeFileSync(reportFile, JSON.stringify(report, null, 1) + '\n');
+  }
   const htmlFile = a.values.get('--html')?.[0];
   if (htmlFile) writeHtml(htmlFile, report);
   if (a.flags.has('--summary') && first) process.stderr.write(summary(a, header, first, firstMs, reports) + '\n');
+  const written = [reportFile, htmlFile].filter((f) => f !== undefined);
+  if (written.length) process.stderr.write(`vtd: report written to ${written.join(' and ')}\n`);
   return 0;
 }
 
 function writeHtml(file: string, report: ReplayReport): void {
+  mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, renderHtml(report));
 }
 
