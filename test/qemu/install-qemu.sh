@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs what the QEMU conformance tests (test/qemu/qemu.test.ts) need, from
 # Debian's packages, if it is missing: qemu-system-x86 (QEMU 7.2 on Debian 12)
-# and binutils (GNU as and ld, to build firmware/vtd-fw.bin). Idempotent: does
-# nothing when both are there. Recommended packages (SeaBIOS, OVMF, iPXE, the
+# and binutils (GNU as and ld, to build firmware/vtd-fw.bin); also xz-utils,
+# which the real-trace tests use to read ../shared/realtraces/*.xz.
+# Idempotent: does nothing when all are there. Recommended packages (SeaBIOS, OVMF, iPXE, the
 # GTK front end) are skipped: the harness boots its own firmware, and the only
 # data file QEMU reads (kvmvapic.bin) comes with a hard dependency.
 set -eu
@@ -10,6 +11,7 @@ set -eu
 missing=""
 command -v qemu-system-x86_64 >/dev/null 2>&1 || missing="$missing qemu-system-x86"
 { command -v as >/dev/null 2>&1 && command -v ld >/dev/null 2>&1; } || missing="$missing binutils"
+command -v xz >/dev/null 2>&1 || missing="$missing xz-utils"
 
 if [ -z "$missing" ]; then
   echo "install-qemu.sh: already installed: $(qemu-system-x86_64 --version | head -n 1)"
