@@ -27,7 +27,7 @@ import { formatRid, parseTrace } from '../../src/trace.js';
 import { GuestDriver, type LoweredOp, type WorkloadOp } from '../../src/workload/driver.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const DIR = process.env.VTD_REALTRACES_DIR ?? join(REPO, '..', 'shared', 'realtraces');
+const DIR = process.env.VTD_REALTRACES_DIR ?? join(REPO, 'test', 'fixtures', 'realtraces');
 const TRACE = join(DIR, 'linux-e1000-ftrace.txt.xz');
 
 type Desc = [bigint, bigint];

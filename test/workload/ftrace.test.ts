@@ -23,8 +23,10 @@ import { run as importCli } from '../../src/workload/import-cli.js';
 import { ROOT } from '../helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'ftrace');
-const REAL = join(ROOT, '..', 'shared', 'realtraces');
+// Copies of ../shared/realtraces (the captures and their stats), so a clean clone tests them.
+const REAL = join(ROOT, 'test', 'fixtures', 'realtraces');
 const haveReal = existsSync(join(REAL, 'linux-e1000-ftrace.txt.xz'));
+assert.ok(haveReal, `the real traces are missing from ${REAL}`);
 
 const fixture = (name: string): string => readFileSync(join(FIXTURES, name), 'utf8');
 const xz = (name: string): string => execFileSync('xz', ['-dc', join(REAL, name)], { maxBuffer: 1 << 28 }).toString();
@@ -417,7 +419,7 @@ function agreement(heuristic: Attribution[], truth: Map<number, number>, event: 
   return { n, same, relabelled };
 }
 
-test('real run net (CM on, strict): counts, domains, consistency, heuristic accuracy', { skip: !haveReal && 'no ../shared/realtraces' }, () => {
+test('real run net (CM on, strict): counts, domains, consistency, heuristic accuracy', () => {
   const text = xz('linux-e1000-ftrace.txt.xz');
   const r = importFtrace(text, { audit: true });
   const s = r.stats;
@@ -450,7 +452,7 @@ test('real run net (CM on, strict): counts, domains, consistency, heuristic accu
   assertConsistent(h);
 });
 
-test('real run lazy (CM off, flush queue): counts, domains, consistency', { skip: !haveReal && 'no ../shared/realtraces' }, () => {
+test('real run lazy (CM off, flush queue): counts, domains, consistency', () => {
   const r = importFtrace(xz('linux-lazy-ftrace.txt.xz'), { audit: true });
   const s = r.stats;
   assert.deepEqual([s.read.map, s.read.unmap, s.read.attach, s.read.qi], [16073, 15811, 8, 156]);
@@ -465,7 +467,7 @@ test('real run lazy (CM off, flush queue): counts, domains, consistency', { skip
   assertConsistent(r);
 });
 
-test('real runs with their QEMU logs: every translation placed, and a replay gives QEMU\'s gpa', { skip: !haveReal && 'no ../shared/realtraces' }, () => {
+test('real runs with their QEMU logs: every translation placed, and a replay gives QEMU\'s gpa', () => {
   for (const [ftrace, log, translations, anchors] of [
     ['linux-e1000-ftrace.txt.xz', 'qemu-vtd-e1000.log.xz', 80073, 32501],
     ['linux-lazy-ftrace.txt.xz', 'qemu-vtd-lazy.log.xz', 79895, 156],
