@@ -49,9 +49,15 @@ async function usageText(): Promise<string> {
 }
 
 async function runModule(cmd: string, args: string[]): Promise<number> {
+  const mod = await MODULES[cmd]();
   try {
-    return await (await MODULES[cmd]()).run(args);
+    return await mod.run(args);
   } catch (e) {
+    // Bad usage of a command: its own options, not the whole list.
+    if (e instanceof VtdError && e.code === 'ARGUMENT') {
+      process.stderr.write(`vtd: ${e.message}\nusage: vtd ${cmd} ...\n${mod.usage}`);
+      return 2;
+    }
     return report(e);
   }
 }

@@ -186,6 +186,9 @@ function recorded(lines: Iterable<string>): { rate?: number; ops?: number } {
 
 export function run(args: string[]): number {
   const a = parseArgs(args);
+  // Every option is checked before anything is read or replayed.
+  plans(a, { config: { cm: false } } as TraceHeader);
+  parseCostOverrides(a.values.get('--cost') ?? []);
   // Standard input is read once and kept (several runs replay it); a file is streamed once per run.
   const stdin = a.file === '-' ? readFileSync(0, 'utf8').split('\n') : undefined;
   const source = (): Iterable<string> => stdin ?? fileLines(a.file);
