@@ -14,7 +14,7 @@ import type { BenchContext, Suite } from '../lib/context.js';
 const CHILD = `
 import { main } from '../src/cli.ts';
 import { parseTraceLines } from '../src/trace.ts';
-import { fileLines } from '../src/workload/replay-cli.ts';
+import { fileLines } from '../src/workload/cli-util.ts';
 const [mode, file, ...rest] = process.argv.slice(2);
 const t0 = performance.now();
 let ops = 0;

@@ -11,6 +11,7 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { VtdError } from '../errors.js';
+import { parseCommandArgs } from './cli-util.js';
 import { parseRid } from '../trace.js';
 import { FtraceImporter, QemuDmaPlacer, formatImport, formatSummary, type ImportOptions } from './ftrace.js';
 
@@ -41,21 +42,8 @@ interface Args {
 }
 
 function parseArgs(args: string[]): Args {
-  const inputs: string[] = [];
-  const flags = new Set<string>();
-  const values = new Map<string, string[]>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (FLAGS.has(a)) flags.add(a);
-    else if (VALUED.has(a)) {
-      const v = args[++i];
-      if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new VtdError('ARGUMENT', `import: ${a} needs a value`);
-      values.set(a, [...(values.get(a) ?? []), v]);
-    } else if (a.startsWith('--')) throw new VtdError('ARGUMENT', `import: unknown option ${a}`);
-    else inputs.push(a);
-  }
+  const { positional: inputs, flags, values } = parseCommandArgs('import', args, FLAGS, VALUED, new Set(['--attach']));
   if (inputs.length !== 1) throw new VtdError('ARGUMENT', 'import takes one ftrace file (or - for standard input)');
-  for (const [k, v] of values) if (k !== '--attach' && v.length > 1) throw new VtdError('ARGUMENT', `import: ${k} given twice`);
   if (flags.has('--cm') && flags.has('--no-cm')) throw new VtdError('ARGUMENT', 'import: give --cm or --no-cm, not both');
   return { input: inputs[0], flags, values };
 }

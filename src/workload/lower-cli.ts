@@ -7,7 +7,8 @@
  * The input is read and the output written a block at a time, so a trace of
  * millions of operations never sits in memory whole.
  */
-import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { readFileSync, writeSync } from 'node:fs';
+import { fileLines } from './cli-util.js';
 import { VtdError } from '../errors.js';
 import { parseTraceLines } from '../trace.js';
 import { formatHeader, lowerOps, type DriverOptions } from './driver.js';
@@ -57,27 +58,6 @@ export function parseLowerArgs(args: string[]): { file: string; opts: DriverOpti
   }
   if (files.length !== 1) fail('takes one trace file (or - for standard input)');
   return { file: files[0], opts };
-}
-
-/** Lines of a file read in 1 MiB blocks. */
-function* fileLines(path: string): Generator<string> {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    const dec = new TextDecoder('utf-8', { fatal: true });
-    let rest = '';
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      const parts = (rest + dec.decode(buf.subarray(0, n), { stream: true })).split('\n');
-      rest = parts.pop()!;
-      yield* parts;
-    }
-    rest += dec.decode();
-    if (rest) yield rest;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 export function run(args: string[]): number {

@@ -8,15 +8,17 @@
  * the same parsed trace once each (their cartesian product, in the order
  * given); the result lines printed are the first run's.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { VtdError } from '../errors.js';
 import { Replayer, type ReplayOptions } from '../replay.js';
 import { parseTraceLines, formatRid, type TraceHeader } from '../trace.js';
+import { fileLines, parseCommandArgs } from './cli-util.js';
 import { parseCostOverrides } from './cost.js';
 import { runReport, sampleInterval, Timeline } from './metrics.js';
 import { costParams } from './cost.js';
 import { renderHtml } from './html.js';
+import { formatBytes, formatCount, formatNs } from './svg.js';
 import type { ReplayReport, RunReport, Strategy } from './report-types.js';
 
 export const usage = `  replay TRACE.jsonl|-   replay a trace (trace-format.md) and print its result lines; workload ops
@@ -49,22 +51,9 @@ interface Args {
 }
 
 function parseArgs(args: string[]): Args {
-  const files: string[] = [];
-  const flags = new Set<string>();
-  const values = new Map<string, string[]>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (FLAGS.has(a)) flags.add(a);
-    else if (VALUED.has(a)) {
-      const v = args[++i];
-      if (v === undefined || (v.startsWith('--') && v.length > 2)) throw new VtdError('ARGUMENT', `replay: ${a} needs a value`);
-      values.set(a, [...(values.get(a) ?? []), v]);
-    } else if (a.startsWith('--')) throw new VtdError('ARGUMENT', `replay: unknown option ${a}`);
-    else files.push(a);
-  }
-  if (files.length !== 1) throw new VtdError('ARGUMENT', 'replay takes one trace file (or - for standard input)');
-  for (const [k, v] of values) if (k !== '--cost' && v.length > 1) throw new VtdError('ARGUMENT', `replay: ${k} given twice`);
-  return { file: files[0], flags, values };
+  const { positional, flags, values } = parseCommandArgs('replay', args, FLAGS, VALUED, new Set(['--cost']));
+  if (positional.length !== 1) throw new VtdError('ARGUMENT', 'replay takes one trace file (or - for standard input)');
+  return { file: positional[0], flags, values };
 }
 
 function list<T extends string>(a: Args, key: string, allowed: readonly T[]): T[] | undefined {
@@ -118,28 +107,6 @@ function plans(a: Args, header: TraceHeader): Plan[] {
     }
   }
   return out;
-}
-
-/** Lines of a file read in chunks (never the whole file at once), or of a text. */
-export function* fileLines(path: string): Generator<string> {
-  const fd = openSync(path, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    const dec = new TextDecoder('utf-8', { fatal: true });
-    let rest = '';
-    for (;;) {
-      const n = readSync(fd, buf, 0, buf.length, null);
-      if (n === 0) break;
-      const chunk = rest + dec.decode(buf.subarray(0, n), { stream: true });
-      const parts = chunk.split('\n');
-      rest = parts.pop()!;
-      yield* parts;
-    }
-    rest += dec.decode();
-    if (rest) yield rest;
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** Operations in a trace source (lines that are neither blank nor comments, minus the header). */
@@ -282,26 +249,7 @@ function writeHtml(file: string, report: ReplayReport): void {
   writeFileSync(file, renderHtml(report));
 }
 
-function num(n: number): string {
-  return n.toLocaleString('en-US', { maximumFractionDigits: 1 });
-}
-
-function bytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  while (n >= 1024 && i < units.length - 1) {
-    n /= 1024;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
-
-function ns(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(3)} s`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(3)} ms`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} µs`;
-  return `${n.toFixed(0)} ns`;
-}
+const num = formatCount, bytes = formatBytes, ns = formatNs;
 
 function summary(a: Args, header: TraceHeader, r: Replayer, ms: number, reports: RunReport[]): string {
   const c = header.config;
