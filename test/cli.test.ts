@@ -87,6 +87,14 @@ test('replay with shadow sync writes the JSON and HTML reports, one run per stra
   assert.match(nocm.stderr, /without caching mode/);
 });
 
+test('--progress draws a progress bar on standard error (off by default when it is not a terminal)', () => {
+  const on = vtd(['replay', '-', '--progress', '--no-results'], WORKLOAD);
+  assert.equal(on.status, 0);
+  assert.match(on.stderr, /\rreplay \[#+\] 100% 5\/5 ops\n/);
+  const off = vtd(['replay', '-', '--no-results'], WORKLOAD);
+  assert.doesNotMatch(off.stderr, /\[#/);
+});
+
 test('a malformed workload op stops the replay with its line', () => {
   const r = vtd(['replay', '-'], WORKLOAD + '{"op":"unmap","domain":3,"iova":"0x5000","len":4096}\n');
   assert.equal(r.status, 2);
