@@ -16,6 +16,8 @@ import {
   type GenKind, type GenOptionsByKind,
 } from '../../src/workload/gen.js';
 import { run, usage } from '../../src/workload/gen-cli.js';
+import { lowerOps, lowerTrace } from '../../src/workload/driver.js';
+import { replayTrace } from '../../src/replay.js';
 import { ROOT } from '../helpers.js';
 
 const PAGE = 4096n;
@@ -429,22 +431,7 @@ test('examples/network-small.jsonl is what its leading comment regenerates', () 
   check(parseTrace(text));
 });
 
-test('a generated workload lowers through the guest-driver model and every dma translates', async (t) => {
-  let driver: {
-    lowerTrace?: (trace: Trace, opts?: Record<string, unknown>) => string;
-    lowerOps?: (header: Trace['header'], ops: Trace['ops'], write: (l: string) => void, opts?: Record<string, unknown>) => { stats?: { reuseFlushes?: number } };
-  };
-  try {
-    driver = await import('../../src/workload/driver.js' as string);
-  } catch {
-    t.skip('src/workload/driver.ts is not there yet');
-    return;
-  }
-  if (typeof driver.lowerTrace !== 'function') {
-    t.skip('src/workload/driver.ts exports no lowerTrace yet');
-    return;
-  }
-  const { replayTrace } = await import('../../src/replay.js');
+test('a generated workload lowers through the guest-driver model and every dma translates', () => {
   const dmaResults = (lines: string[]) => lines.map((l) => JSON.parse(l) as { op: string; ok?: boolean }).filter((r) => r.op === 'dma');
   for (const kind of GEN_KINDS) {
     for (const cm of [true, false]) {
@@ -452,14 +439,14 @@ test('a generated workload lowers through the guest-driver model and every dma t
       const trace = parseTrace(generateText(kind, o as never));
       const dmas = trace.ops.filter((op) => op.op === 'dma').length;
       // The lowered trace is itself a raw trace: replay it.
-      const lowered = parseTrace(driver.lowerTrace(trace, {}));
+      const lowered = parseTrace(lowerTrace(trace, {}));
       assert.ok(lowered.ops.every((op) => op.op !== 'map' && op.op !== 'unmap'));
       const a = dmaResults(replayTrace(lowered));
       assert.equal(a.length, dmas, `${kind} cm=${cm}`);
       assert.ok(a.every((r) => r.ok === true), `${kind} cm=${cm}: every dma translates (lowered, then replayed)`);
       // The generator's flush queue (256 without caching mode) matches the model's: no IOVA is reused before its flush.
-      const stats = driver.lowerOps?.(trace.header, trace.ops, () => {}, { policy: 'lazy' }).stats;
-      if (stats?.reuseFlushes !== undefined) assert.equal(stats.reuseFlushes, 0, `${kind} cm=${cm}: early flushes for IOVA reuse`);
+      const { stats } = lowerOps(trace.header, trace.ops, () => {}, { policy: 'lazy' });
+      assert.equal(stats.reuseFlushes, 0, `${kind} cm=${cm}: early flushes for IOVA reuse`);
       // Replayed directly, under both invalidation policies (caching mode forces strict).
       for (const policy of ['strict', 'lazy'] as const) {
         const b = dmaResults(replayTrace(trace, { driver: { policy } }));
