@@ -227,6 +227,21 @@ export class StatsAccumulator {
   }
 }
 
+/**
+ * Removes every mapping of `set` as one call that cannot fail (type1's
+ * VFIO_DMA_UNMAP_FLAG_ALL, iommufd's unmap of the whole space): success with
+ * the bytes removed, also when nothing was mapped.
+ */
+export function unmapEverything(set: MappingSet, acc: StatsAccumulator): BackendResult {
+  acc.unmapCall();
+  let unmapped = 0n;
+  for (const e of set.clear()) unmapped += e.size;
+  acc.removed(unmapped);
+  acc.unmapOk(unmapped > 0n ? unmapped : null);
+  acc.setLive(0, 0n);
+  return okResult(unmapped);
+}
+
 // ------------------------------------------------------------------ mapping set
 
 /**

@@ -10,7 +10,7 @@ import { VtdError } from '../errors.js';
 import {
   type Backend, type BackendResult, type BackendStats, type Mapping, type Perm,
   DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
-  MemlockAccount, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
+  MemlockAccount, unmapEverything, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
 
 export interface IommufdOptions {
@@ -147,13 +147,7 @@ export class IommufdBackend implements Backend {
 
   /** IOMMU_IOAS_UNMAP with iova 0 and length U64_MAX: iopt_unmap_all(), success even when empty. */
   unmapAll(): BackendResult {
-    this.acc.unmapCall();
-    let unmapped = 0n;
-    for (const e of this.set.clear()) unmapped += e.size;
-    this.acc.removed(unmapped);
-    this.acc.unmapOk(unmapped > 0n ? unmapped : null);
-    this.acc.setLive(0, 0n);
-    return okResult(unmapped);
+    return unmapEverything(this.set, this.acc);
   }
 
   mappings(): Mapping[] {

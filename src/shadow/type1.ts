@@ -9,7 +9,7 @@ import { VtdError } from '../errors.js';
 import {
   type Backend, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
   DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
-  MemlockAccount, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
+  MemlockAccount, unmapEverything, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
 
 export interface Type1Options {
@@ -151,13 +151,7 @@ export class Type1Backend implements Backend {
 
   /** VFIO_IOMMU_UNMAP_DMA with VFIO_DMA_UNMAP_FLAG_ALL (iova 0, size 0). */
   unmapAll(): BackendResult {
-    this.acc.unmapCall();
-    let unmapped = 0n;
-    for (const e of this.set.clear()) unmapped += e.size;
-    this.acc.removed(unmapped);
-    this.acc.unmapOk(unmapped > 0n ? unmapped : null);
-    this.acc.setLive(0, 0n);
-    return okResult(unmapped);
+    return unmapEverything(this.set, this.acc);
   }
 
   mappings(): Mapping[] {
