@@ -390,7 +390,9 @@ export class ShadowSync {
       const at = old[m].iova > lo ? old[m].iova : lo;
       const [hs, hsize] = this.holeAt(d, at);
       this.unmap(d, hs, hsize);
-      for (let x = 0; x < old.length; x++) if (!seen[x] && overlaps(old[x], hs, hs + hsize)) gone[x] = 1;
+      // old is sorted and disjoint: the entries the hole overlaps are the run around m.
+      for (let x = m; x >= 0 && overlaps(old[x], hs, hs + hsize); x--) if (!seen[x]) gone[x] = 1;
+      for (let x = m + 1; x < old.length && overlaps(old[x], hs, hs + hsize); x++) if (!seen[x]) gone[x] = 1;
     }
     for (let m = 0; m < old.length; m++) if (!gone[m]) next.push(old[m]);
     tree.splice(from, to - from, ...next.sort(byIova));
