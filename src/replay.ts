@@ -9,7 +9,7 @@ import { GuestDriver, type DriverOptions, type LoweredOp } from './workload/driv
 import { ShadowSync, type SyncMode } from './shadow/sync.js';
 import { Type1Backend, type Type1Options } from './shadow/type1.js';
 import { IommufdBackend, type IommufdOptions } from './shadow/iommufd.js';
-import { MemlockAccount, memlockLimitBytes, type Backend, type BackendStats } from './shadow/backend.js';
+import { MemlockAccount, emptyErrors, memlockLimitBytes, type Backend, type BackendStats } from './shadow/backend.js';
 
 /** How a replay runs: the guest-driver model for workload ops, and an optional shadowed backend. */
 export interface ReplayOptions {
@@ -114,7 +114,7 @@ export class Replayer {
     const sum: BackendStats = {
       maps: 0, unmaps: 0, mappedBytes: 0n, unmappedBytes: 0n, liveMappings: 0, liveHighWater: 0,
       pinnedBytes: this.memlock.locked, pinnedHighWater: this.memlock.highWater,
-      errors: { EINVAL: 0, EEXIST: 0, ENOSPC: 0, EOVERFLOW: 0, ENOMEM: 0, ENOENT: 0, EFAULT: 0 },
+      errors: emptyErrors(),
       mapSizeHistogram: {}, unmapSizeHistogram: {},
     };
     for (const s of all) {

@@ -10,9 +10,8 @@ import { modelCost, costParams, type CostOverrides } from './cost.js';
 import type { BackendMetrics, GuestMetrics, RunReport, Sample, Strategy, UnitMetrics } from './report-types.js';
 
 /** Guest metrics so far. */
-export function guestMetrics(r: Replayer): GuestMetrics {
+export function guestMetrics(r: Replayer, c: Record<string, number> = r.iommu.counters()): GuestMetrics {
   const d = r.driver?.stats;
-  const c = r.iommu.counters();
   const t = r.tally;
   return {
     attaches: d?.attaches ?? 0,
@@ -31,8 +30,7 @@ export function guestMetrics(r: Replayer): GuestMetrics {
 }
 
 /** Unit metrics from the core's counters (translation activity; the shadow's own walks are reported under backend). */
-export function unitMetrics(r: Replayer): UnitMetrics {
-  const c = r.iommu.counters();
+export function unitMetrics(r: Replayer, c: Record<string, number> = r.iommu.counters()): UnitMetrics {
   const levels = (c['walk.level1'] ?? 0) + (c['walk.level2'] ?? 0) + (c['walk.level3'] ?? 0) + (c['walk.level4'] ?? 0) + (c['walk.level5'] ?? 0);
   return {
     translations: c['translate'] ?? 0,
@@ -48,8 +46,7 @@ export function unitMetrics(r: Replayer): UnitMetrics {
 }
 
 /** Backend metrics (shadow sync and the backend's own accounting), or null without a shadow. */
-export function backendMetrics(r: Replayer): BackendMetrics | null {
-  const s = r.backendStats();
+export function backendMetrics(r: Replayer, s = r.backendStats()): BackendMetrics | null {
   if (!r.shadow || !s) return null;
   const m = r.shadow.metrics;
   const errors: Record<string, number> = {};
@@ -83,10 +80,12 @@ export class Timeline {
   constructor(readonly every: number, private readonly params = costParams()) {}
 
   take(r: Replayer): void {
-    const g = guestMetrics(r);
-    const u = unitMetrics(r);
-    const b = backendMetrics(r);
+    // One read of the counters and one of the backends per sample.
+    const c = r.iommu.counters();
     const s = r.backendStats();
+    const g = guestMetrics(r, c);
+    const u = unitMetrics(r, c);
+    const b = backendMetrics(r, s);
     this.samples.push({
       op: r.tally.ops,
       guestMaps: g.maps,
@@ -113,13 +112,14 @@ export function sampleInterval(ops: number, target = 400): number {
 
 /** The run's report, after the replay finished. */
 export function runReport(r: Replayer, strategy: Strategy, timeline: Timeline, wallMs: number, overrides: CostOverrides = {}): RunReport {
-  const guest = guestMetrics(r);
+  const c = r.iommu.counters();
+  const guest = guestMetrics(r, c);
   const backend = backendMetrics(r);
   const params = costParams(overrides);
   return {
     strategy,
     guest,
-    unit: unitMetrics(r),
+    unit: unitMetrics(r, c),
     backend,
     cost: modelCost(guest, backend, params),
     timeline: { every: timeline.every, samples: timeline.samples },

@@ -76,7 +76,8 @@ function uint(a: Args, key: string, min: number): number | undefined {
 /** A run to do: its strategy and replay options. */
 interface Plan { strategy: Strategy; options: ReplayOptions }
 
-function plans(a: Args, header: TraceHeader): Plan[] {
+/** The runs asked for (the cartesian product of policies and shadow modes), checking every option. */
+function plans(a: Args): Plan[] {
   const policies = list(a, '--policy', ['strict', 'lazy'] as const) ?? [undefined];
   const shadows = list(a, '--shadow', ['merged', 'qemu'] as const) ?? [undefined];
   if (a.values.get('--backend')?.[0].includes(',')) throw new VtdError('ARGUMENT', 'replay: --backend takes one backend');
@@ -100,7 +101,7 @@ function plans(a: Args, header: TraceHeader): Plan[] {
       };
       // The policy in force is known once the driver exists (caching mode forces strict); set after the run.
       const strategy: Strategy = {
-        label: '', policy: policy ?? (header.config.cm ? 'strict' : 'lazy'), policyForced: false, flushQueue: flushQueue ?? 256,
+        label: '', policy: policy ?? 'lazy', policyForced: false, flushQueue: flushQueue ?? 256,
         shadow: shadow ?? 'none', backend: shadow ? backend : 'none',
       };
       out.push({ strategy, options });
@@ -154,15 +155,13 @@ function recorded(lines: Iterable<string>): { rate?: number; ops?: number } {
 export function run(args: string[]): number {
   const a = parseArgs(args);
   // Every option is checked before anything is read or replayed.
-  plans(a, { config: { cm: false } } as TraceHeader);
-  parseCostOverrides(a.values.get('--cost') ?? []);
+  const runs = plans(a);
+  const overrides = parseCostOverrides(a.values.get('--cost') ?? []);
   // Standard input is read once and kept (several runs replay it); a file is streamed once per run.
   const stdin = a.file === '-' ? readFileSync(0, 'utf8').split('\n') : undefined;
   const source = (): Iterable<string> => stdin ?? fileLines(a.file);
   const { header } = parseTraceLines(source());
   const total = countOps(source());
-  const runs = plans(a, header);
-  const overrides = parseCostOverrides(a.values.get('--cost') ?? []);
   if (a.values.has('--shadow') && !header.config.cm) {
     process.stderr.write('vtd: warning: --shadow on a trace without caching mode: the guest does not invalidate after a map, so the shadow misses new mappings (digest section 8.1)\n');
   }
