@@ -100,7 +100,7 @@ export function qemuAvailable(qemuBinary?: string): { ok: true; version: string 
   const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   if (r.error) {
     const e = r.error as NodeJS.ErrnoException;
-    const hint = e.code === 'ENOENT' ? ' (install it with test/qemu/install-qemu.sh, i.e. apt-get install -y qemu-system-x86)' : '';
+    const hint = e.code === 'ENOENT' ? ' (npm test installs it; or run: sudo sh scripts/install-test-deps.sh, i.e. apt-get install -y qemu-system-x86)' : '';
     return { ok: false, reason: `cannot run ${bin}: ${e.message}${hint}` };
   }
   const m = /QEMU emulator version (\S+)/.exec(r.stdout);

@@ -4,8 +4,8 @@
 // deviation (src/conform/deviations.ts). A new one fails the test with its
 // shrunk trace in the message, ready to file.
 //
-// QEMU is required: without it this test FAILS (CI installs it with
-// test/qemu/install-qemu.sh). More seeds on demand:
+// QEMU is required: without it this test FAILS (npm test installs it with
+// scripts/install-test-deps.sh). More seeds on demand:
 //   vtd conform --qemu --seeds 10000 [--hostile]
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -2,8 +2,8 @@
 // through QEMU 7.2's intel-iommu by src/qemu/harness.ts, must give exactly
 // what shared/conformance/NAME.qemu.jsonl recorded.
 //
-// QEMU is required: without it these tests FAIL (CI installs it with
-// test/qemu/install-qemu.sh). Run from the repository root:
+// QEMU is required: without it these tests FAIL (npm test installs it with
+// scripts/install-test-deps.sh). Run from the repository root:
 //   node --import tsx --test test/qemu/qemu.test.ts
 
 import { describe, test } from 'node:test';
