@@ -1,6 +1,6 @@
 // Bit-field helpers. Every architected field is declared once as a
 // (shift, length) pair and read or written only through these helpers, so a
-// field's position appears in exactly one place (see ../../shared/STYLE.md).
+// field's position appears in exactly one place (the project's style rule).
 
 /** Mask of `len` bits starting at bit 0 (len 0..64). */
 // @ts-ignore: decorator

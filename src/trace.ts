@@ -1,5 +1,5 @@
 /**
- * The trace format, version 1 (../shared/spec/trace-format.md): JSON Lines,
+ * The trace format, version 1 (docs/trace-format.md): JSON Lines,
  * header first, `#` comments and blank lines skipped. Parsing is strict: an
  * unknown op or field, a missing or ill-typed field, or a value out of range
  * is a VtdError('TRACE') naming the 1-based line. A trace is never

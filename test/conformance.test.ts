@@ -1,5 +1,5 @@
 /**
- * The shared conformance traces (copied into test/fixtures/conformance):
+ * The conformance traces (test/fixtures/conformance):
  * every architected result line must come out of the core, numerically equal
  * (`fault` compared where both sides give one, as the format says); traces
  * without a dev- prefix must produce no other line. Each trace's whole output

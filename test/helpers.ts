@@ -12,7 +12,7 @@ function lines(path: string): string[] {
   return readFileSync(path, 'utf8').split('\n').filter((l) => l.trim() !== '');
 }
 
-/** The conformance cases copied from ../shared/conformance (top level and qemu-aborts/). */
+/** The conformance cases of test/fixtures/conformance (top level and qemu-aborts/). */
 export function conformanceCases(): Case[] {
   const out: Case[] = [];
   for (const sub of ['', 'qemu-aborts']) {

@@ -6,7 +6,7 @@ import type { NativeImage } from '../native/native.js';
 
 /** Guest RAM of every unit and model built here (the tables live far below its end). */
 export const RAM_BYTES = 0x10000000;
-/** Root table (RTADDR) and the context table of bus 0, as in /work/shared/conformance/basic-4level.jsonl. */
+/** Root table (RTADDR) and the context table of bus 0, as in test/fixtures/conformance/basic-4level.jsonl. */
 export const RTA = 0x100000n;
 const CONTEXT_TABLE = 0x101000n;
 /** The one device: 00:03.0 (devfn 0x18), domain 1, AW = 2 (48-bit input, 4 levels). */

@@ -1,6 +1,6 @@
 /**
  * The QEMU side of differential conformance testing: replays a vtd trace
- * (shared/spec/trace-format.md) against QEMU's own intel-iommu and returns
+ * (docs/trace-format.md) against QEMU's own intel-iommu and returns
  * QEMU's answers as canonical result lines, to be compared with ours.
  *
  * Method (vtd-digest.md §11.7): qemu-system-x86_64 -qtest stdio on a q35

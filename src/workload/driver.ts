@@ -5,8 +5,8 @@
  * register writes (`wr`), the way Linux 6.1's intel-iommu driver programs a
  * legacy-mode remapping unit. The lowered trace runs unchanged on this
  * project's replayer and on QEMU 7.2. docs/workloads/driver.md gives every
- * rule with its source; section numbers (§) refer to
- * ../shared/spec/vtd-digest.md.
+ * rule with its source; section numbers (§) are those of the VT-d digest
+ * (docs/DESIGN.md, "Sources").
  *
  * The driver never reads guest memory or registers back: it keeps its own
  * copy of everything it wrote (tables, queue position, GCMD bits). Its tables

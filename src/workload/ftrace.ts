@@ -3,7 +3,7 @@
  *
  * Input: the text of /sys/kernel/tracing/trace or of `trace-cmd report`, with
  * the guest's `iommu:*` events and, where present, `intel_iommu:qi_submit`.
- * Output: a workload trace (../shared/spec/trace-format.md): a header, then
+ * Output: a workload trace (docs/trace-format.md): a header, then
  * `attach`, `map` and `unmap` ops, optionally `dma` ops placed from a QEMU
  * `-trace vtd_*` log of the same run.
  *
@@ -18,8 +18,8 @@
  *    are committed in order. Events no descriptor names are attributed by
  *    the live mappings of each domain and a documented heuristic.
  *
- * Browser-safe: no Node modules. Section numbers (§) refer to
- * ../shared/spec/vtd-digest.md.
+ * Browser-safe: no Node modules. Section numbers (§) are those of the VT-d
+ * digest (docs/DESIGN.md, "Sources").
  */
 import { VtdError } from '../errors.js';
 import { formatRid } from '../trace.js';

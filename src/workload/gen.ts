@@ -1,7 +1,7 @@
 /**
  * Seeded synthetic workloads (docs/workloads/gen.md): what a guest driver of
  * a NIC, a disk or an accelerator does to its IOMMU domain, as trace lines
- * (`attach`, `map`, `unmap`, `dma`; ../shared/spec/trace-format.md).
+ * (`attach`, `map`, `unmap`, `dma`; docs/trace-format.md).
  *
  * Each generator models the Linux 6.1 DMA path it imitates: the driver's
  * buffer lifetimes (e1000 RX recycling and copybreak, TX cleanup in batches;

@@ -1,5 +1,5 @@
 // Conformance and property tests of the reference model.
-// Run from /work/main:  node --import tsx --test test/model/model.test.ts
+// Run from the repository root:  node --import tsx --test test/model/model.test.ts
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { RefModel, defaultModelConfig, ioapicMessage, type ModelConfig } from './model.js';
 import { replayWithModel } from './replay-model.js';
+import { CONFORMANCE } from '../helpers.js';
 
-const CONFORMANCE_DIR = '/work/shared/conformance';
+const CONFORMANCE_DIR = CONFORMANCE;
 const QEMU_ABORTS_DIR = join(CONFORMANCE_DIR, 'qemu-aborts');
 
 type ResultLine = Record<string, unknown> & { i: number; op: string };

@@ -17,7 +17,7 @@
 // cache enters: interruptIndex, remapFresh, remapWithIrte, recordInterruptFault;
 // msi() is composed of them.
 //
-// Section numbers (§) refer to /work/shared/spec/vtd-digest.md. Where the
+// Section numbers (§) are those of the VT-d digest (docs/DESIGN.md, "Sources"). Where the
 // architecture leaves a choice open, the model follows the project's
 // behaviour decisions (the core implements the same ones); those places say
 // "Decision".

@@ -1,4 +1,4 @@
-// Replays a vtd trace (/work/shared/spec/trace-format.md) against the reference model and returns the
+// Replays a vtd trace (docs/trace-format.md) against the reference model and returns the
 // result lines exactly as the format prints them.
 
 import { RefModel, defaultModelConfig, type ModelConfig } from './model.js';

@@ -1,6 +1,6 @@
 // Tests of the cached-window model (windows.ts): which outcomes a caching unit may give between a table
 // change and the invalidation that covers it (digest §7, §8).
-// Run from /work/main:  node --import tsx --test test/model/windows.test.ts
+// Run from the repository root:  node --import tsx --test test/model/windows.test.ts
 
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,6 +1,6 @@
 // The QEMU side of differential conformance: every conformance trace, run
 // through QEMU 7.2's intel-iommu by src/qemu/harness.ts, must give exactly
-// what shared/conformance/NAME.qemu.jsonl recorded.
+// what test/fixtures/conformance/NAME.qemu.jsonl recorded.
 //
 // QEMU is required: without it these tests FAIL (npm test installs it with
 // scripts/install-test-deps.sh). Run from the repository root:
@@ -10,12 +10,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseTrace } from '../../src/trace.js';
+import { CONFORMANCE } from '../helpers.js';
 import { QemuError, ensureFirmware, qemuAvailable, runTraceOnQemu, runTraceOnQemuWithStats } from '../../src/qemu/harness.js';
 
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const CONFORMANCE_DIR = process.env.VTD_CONFORMANCE_DIR ?? join(REPO, '..', 'shared', 'conformance');
+const CONFORMANCE_DIR = CONFORMANCE;
 const QEMU_ABORTS_DIR = join(CONFORMANCE_DIR, 'qemu-aborts');
 
 /** Fails (never skips) when QEMU cannot run: a CI without QEMU must not pass silently. */
@@ -57,7 +56,7 @@ function resultLines(text: string): string[] {
 interface Case { name: string; text: string; qemu: string[]; masks: Map<number, bigint> }
 
 function cases(): Case[] {
-  assert.ok(existsSync(CONFORMANCE_DIR), `conformance traces not found at ${CONFORMANCE_DIR} (set VTD_CONFORMANCE_DIR)`);
+  assert.ok(existsSync(CONFORMANCE_DIR), `conformance traces not found at ${CONFORMANCE_DIR}`);
   return readdirSync(CONFORMANCE_DIR)
     .filter((f) => f.endsWith('.jsonl') && !f.endsWith('.expected.jsonl') && !f.endsWith('.qemu.jsonl'))
     .sort()

@@ -1,7 +1,7 @@
 /**
  * Fidelity of the guest-driver model to Linux 6.1: the real trace of a Linux
  * 6.1 guest driving QEMU's intel-iommu with caching mode on
- * (../shared/realtraces/linux-e1000-ftrace.txt.xz, README.md beside it) is
+ * (test/fixtures/realtraces/linux-e1000-ftrace.txt.xz, README.md beside it) is
  * turned back into a workload (its attach, map and unmap events), lowered
  * with cm = true, and the context-cache and IOTLB descriptors the model
  * writes are compared, event by event, with the ones Linux submitted

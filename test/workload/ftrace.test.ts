@@ -1,8 +1,8 @@
 /**
  * `vtd import` (src/workload/ftrace.ts, import-cli.ts): parsing both layouts,
  * line-numbered errors, domain attribution with and without invalidations,
- * the consistency of every output, the two real captures of
- * ../shared/realtraces, and replays of the imported traces through the
+ * the consistency of every output, the two real captures in
+ * test/fixtures/realtraces, and replays of the imported traces through the
  * guest-driver model.
  */
 import { test } from 'node:test';
@@ -23,7 +23,7 @@ import { run as importCli } from '../../src/workload/import-cli.js';
 import { ROOT } from '../helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'ftrace');
-// Copies of ../shared/realtraces (the captures and their stats), so a clean clone tests them.
+// The real captures and their stats (README.md there).
 const REAL = join(ROOT, 'test', 'fixtures', 'realtraces');
 const haveReal = existsSync(join(REAL, 'linux-e1000-ftrace.txt.xz'));
 assert.ok(haveReal, `the real traces are missing from ${REAL}`);
@@ -394,7 +394,7 @@ test('QEMU translations are placed between the matching descriptors, where the m
 });
 
 // ---------------------------------------------------------------------------
-// The real captures (../shared/realtraces)
+// The real captures (test/fixtures/realtraces)
 
 /** Share of events the heuristic (invalidations ignored) puts where the invalidations say: raw, and after the best one-to-one relabelling of domains. */
 function agreement(heuristic: Attribution[], truth: Map<number, number>, event: 'map' | 'unmap'): { n: number; same: number; relabelled: number } {
