@@ -6,8 +6,9 @@
  *   vtd conform --qemu [--seeds N] [--seed S] [--hostile] [--out DIR] [--jobs J] [--no-shrink]
  *
  * `conform` (differential conformance against QEMU 7.2's intel-iommu) is
- * loaded only when used: it needs fast-check (a development dependency) and
- * QEMU. Exit status of conform: 0 when every difference found is a known
+ * loaded only when used: it needs fast-check (a development dependency), the
+ * firmware sources and QEMU, so it runs from a clone of the repository; the
+ * package ships neither firmware/ nor dist/conform, and says so. Exit status of conform: 0 when every difference found is a known
  * deviation; 1 when a new one is found (its shrunk trace is printed first)
  * or QEMU could not run; 2 for bad usage.
  *
@@ -21,7 +22,8 @@ const USAGE = `usage: vtd <command> [options]
 commands:
   conform --qemu         differential conformance against QEMU 7.2's intel-iommu: random traces
                          (fast-check), each replayed through this core and through QEMU, compared;
-                         a new difference is shrunk to a minimal trace and printed
+                         a new difference is shrunk to a minimal trace and printed; runs from a
+                         clone of the repository (npm ci there), not from the installed package
       --seeds N          how many traces [100]
       --seed S           the first seed [1]; seed S always gives the same trace
       --hostile          hostile traces (malformed entries, random registers and descriptors,
@@ -87,13 +89,21 @@ function conformArgs(args: string[]): Record<string, string | true> {
 
 async function conform(args: string[]): Promise<number> {
   const o = conformArgs(args);
-  const { mkdirSync, writeFileSync } = await import('node:fs');
+  const { existsSync, mkdirSync, writeFileSync } = await import('node:fs');
   const { join } = await import('node:path');
+  const fromClone = 'conform runs from a clone of the vtd-wasm repository, not from the installed package:'
+    + ' it needs fast-check (a development dependency), the test firmware\'s sources (firmware/) and QEMU 7.2.'
+    + ' In a clone: npm ci && npx vtd conform --qemu';
+  // The package ships neither firmware/ nor dist/conform (package.json "files").
+  if (!existsSync(new URL('../firmware/vtd-fw.S', import.meta.url))) {
+    process.stderr.write(`vtd: ${fromClone}\n`);
+    return 1;
+  }
   let mod: typeof import('./conform/run.js');
   try {
     mod = await import('./conform/run.js');
   } catch (e) {
-    process.stderr.write(`vtd: conform needs the development dependencies (fast-check): ${(e as Error).message}\n`);
+    process.stderr.write(`vtd: ${fromClone} (${(e as Error).message.split('\n')[0]})\n`);
     return 1;
   }
   const { qemuAvailable } = await import('./qemu/harness.js');
