@@ -77,7 +77,7 @@ export function run(args: string[]): number {
   if (a.html !== undefined) {
     const note = `A: ${a.files[0]} (trace ${ra.trace.name}, ${ra.runs.length} run${ra.runs.length > 1 ? 's' : ''}); `
       + `B: ${a.files[1]} (trace ${rb.trace.name}, ${rb.runs.length} run${rb.runs.length > 1 ? 's' : ''})`;
-    writeFileSync(a.html, renderHtml(combineReports(ra, rb), { pairs: combinedPairs(ra, rb), note }));
+    writeFileSync(a.html, renderHtml(combineReports(ra, rb), { pairs: combinedPairs(ra, rb), note, comparison: [a.files[0], a.files[1]] }));
   }
   return 0;
 }

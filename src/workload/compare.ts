@@ -112,7 +112,7 @@ export function metricsFor(runs: readonly RunReport[]): Metric[] {
   const errnos = [...new Set(runs.flatMap((r) => (r.backend ? Object.keys(r.backend.errors) : [])))].sort();
   const errors = errnos.map((e) => backend(`errors: ${e}`, 'count', (b) => b.errors[e] ?? 0));
   const share: Metric[] = runs.some((r) => r.cost.cpuShare !== undefined)
-    ? [{ group: 'cost', name: 'share of one CPU over the workload', kind: 'percent', value: (r) => (r.cost.cpuShare !== undefined ? 100 * r.cost.cpuShare : 'n/a') }]
+    ? [{ group: 'cost', name: 'CPUs busy at the recorded rate (modelled time / wall time)', kind: 'count', value: (r) => (r.cost.cpuShare !== undefined ? r.cost.cpuShare : 'n/a') }]
     : [];
   return [...FIXED_METRICS, ...errors, ...BACKEND_TAIL, ...COST_METRICS, ...share, ...REPLAY_METRICS];
 }

@@ -16,7 +16,7 @@ import { VtdError } from '../errors.js';
 import { formatValue, hitRate, metricsFor, type MetricValue } from './compare.js';
 import type { ReplayReport, RunReport, Sample, Strategy } from './report-types.js';
 import {
-  barChart, colorOf, dashOf, escapeXml as esc, formatBytes, formatCount, formatNs, formatPercent, formatRatio,
+  barChart, colorOf, dashOf, escapeXml as esc, formatBytes, formatCount, formatCpus, formatNs, formatPercent, formatRatio, nsAxisFormat,
   gauges, lineChart, stackedBars, type LineSeries,
 } from './svg.js';
 
@@ -29,6 +29,8 @@ export interface HtmlOptions {
   pairs?: ReadonlyArray<readonly [number, number]>;
   /** A line under the title (e.g. the files a comparison combines). */
   note?: string;
+  /** The two report files a `vtd compare` report combines: the title then says it is a comparison of them. */
+  comparison?: readonly [string, string];
 }
 
 /** A run with the label it is shown under (unique in the report) and its colour. */
@@ -60,7 +62,8 @@ export function renderHtml(report: ReplayReport, options: HtmlOptions = {}): str
     ['cost', 'Modelled time', costSection(runs)],
   ];
   const t = report.trace;
-  const title = `vtd replay report: ${t.name}`;
+  const cmp = options.comparison;
+  const title = cmp ? `vtd comparison report: ${cmp[0]} vs ${cmp[1]}` : `vtd replay report: ${t.name}`;
   return [
     '<!DOCTYPE html>',
     '<html lang="en">',
@@ -72,7 +75,9 @@ export function renderHtml(report: ReplayReport, options: HtmlOptions = {}): str
     '</head>',
     '<body>',
     '<header>',
-    `<h1>vtd replay report: <span class="trace">${esc(t.name)}</span></h1>`,
+    cmp
+      ? `<h1>vtd comparison report: <span class="trace">${esc(cmp[0])}</span> vs <span class="trace">${esc(cmp[1])}</span></h1>`
+      : `<h1>vtd replay report: <span class="trace">${esc(t.name)}</span></h1>`,
     options.note ? `<p class="note">${esc(options.note)}</p>` : '',
     traceInfo(report),
     runList(runs),
@@ -293,7 +298,7 @@ function timeSection(runs: readonly Shown[]): string {
     anyBackend
       ? lineChart({ title: 'Backend operations: maps + unmaps (cumulative)', xLabel: OPS, yInteger: true, yFormat: formatCountAxis, series: series(runs, (s) => s.backendMaps + s.backendUnmaps, hasBackend) })
       : '<p class="empty">No run shadows a backend: no backend operations.</p>',
-    lineChart({ title: 'Modelled time (cumulative)', xLabel: OPS, yFormat: formatNs, series: series(runs, (s) => s.modelledNs) }),
+    lineChart({ title: 'Modelled time (cumulative)', xLabel: OPS, yFormat: formatNs, yAxisFormat: nsAxisFormat, series: series(runs, (s) => s.modelledNs) }),
   ];
   const head = samples
     ? `<p class="hint">Cumulative counts sampled every ${every.map(formatCount).join(' / ')} trace operations (and at the end).</p>`
@@ -327,6 +332,12 @@ function bucketSize(label: string): number {
   return m[1] ? size * 1.5 : size;
 }
 
+/** A bucket label of the report ('4K', '2M', '>1G') in the units of the rest of the report: '4 KiB', '2 MiB', '> 1 GiB'. */
+export function bucketLabel(label: string): string {
+  const m = /^(>)?(\d+)([KMGT])$/.exec(label);
+  return m ? `${m[1] ? '> ' : ''}${m[2]} ${m[3]}iB` : label;
+}
+
 /** Spread of non-zero counts from which a histogram is drawn on a log scale. */
 const LOG_SCALE_SPREAD = 50;
 
@@ -338,11 +349,12 @@ function histogramChart(title: string, runs: readonly Shown[], get: (r: RunRepor
   const lo = used.indexOf(true), hi = used.lastIndexOf(true);
   if (lo < 0) return `<p class="empty">${esc(title)}: none.</p>`;
   const cats = labels.slice(lo, hi + 1);
+  const shown = cats.map(bucketLabel);
   const counts = withB.flatMap((r) => cats.map((c) => get(r.run)[c] ?? 0)).filter((n) => n > 0);
   // Counts an order of magnitude or two apart (qemu's 4K pages against merged 2M runs) would hide the small ones.
   const log = Math.max(...counts) / Math.min(...counts) >= LOG_SCALE_SPREAD;
   return figure(barChart({
-    title: log ? `${title} (log scale)` : title, categories: cats, yLog: log, xLabel: 'mapping size (power-of-two bucket: the smallest that holds it)', yInteger: true, yFormat: formatCountAxis,
+    title: log ? `${title} (log scale)` : title, categories: shown, yLog: log, xLabel: 'mapping size (power-of-two bucket: the smallest that holds it)', yInteger: true, yFormat: formatCountAxis,
     series: withB.map((r) => ({ label: r.label, color: r.color, values: cats.map((c) => get(r.run)[c] ?? 0) })),
   }));
 }
@@ -431,7 +443,7 @@ function costSection(runs: readonly Shown[]): string {
   const totalOf = (r: RunReport, event: string) => r.cost.items.filter((i) => i.event === event).reduce((s, i) => s + i.totalNs, 0);
   const chart = events.length
     ? figure(stackedBars({
-      title: 'Modelled time per run, by cost item', format: formatNs,
+      title: 'Modelled time per run, by cost item', format: formatNs, axisFormat: nsAxisFormat,
       parts: events.map((e, k) => ({ label: `${e.event}: ${e.what}`, color: colorOf(k) })),
       rows: runs.map((r) => ({ label: r.label, values: events.map((e) => totalOf(r.run, e.event)) })),
     }))
@@ -448,7 +460,7 @@ function costSection(runs: readonly Shown[]): string {
   const totals = `<tr class="total"><th scope="row">total</th>${runs.map((r) => `<td>${esc(formatNs(r.run.cost.totalNs))}</td>`).join('')}</tr>`
     + `<tr><th scope="row">per guest map/unmap</th>${runs.map((r) => `<td>${esc(r.run.guest.maps + r.run.guest.unmaps > 0 ? formatNs(r.run.cost.perGuestOpNs) : 'n/a')}</td>`).join('')}</tr>`
     + (runs.some((r) => r.run.cost.cpuShare !== undefined)
-      ? `<tr><th scope="row">share of one CPU over the workload</th>${runs.map((r) => `<td>${esc(r.run.cost.cpuShare !== undefined ? formatPercent(100 * r.run.cost.cpuShare) : 'n/a')}</td>`).join('')}</tr>`
+      ? `<tr><th scope="row">CPUs busy at the recorded rate (modelled time / workload wall time)</th>${runs.map((r) => `<td>${esc(r.run.cost.cpuShare !== undefined ? formatCpus(r.run.cost.cpuShare) : 'n/a')}</td>`).join('')}</tr>`
       : '');
   const items = `<div class="scroll"><table class="summary"><thead><tr><th>cost item</th>${runs.map((r) => `<th>${swatch(r)}${esc(r.label)}</th>`).join('')}</tr></thead>`
     + `<tbody>${itemRows.join('')}${totals}</tbody></table></div>`;

@@ -282,7 +282,7 @@ function summary(a: Args, header: TraceHeader, r: Replayer, ms: number, reports:
       lines.push(`  backend: ${num(b.maps)} maps (${bytes(b.mapBytes)}), ${num(b.unmaps)} unmaps (${bytes(b.unmapBytes)}); live high-water ${num(b.liveHighWater)}${b.liveLimit !== null ? ` of ${num(b.liveLimit)}` : ''}, pinned high-water ${bytes(b.pinnedHighWater)}${b.pinnedLimit !== null ? ` of ${bytes(b.pinnedLimit)}` : ''}; errors: ${errs}`);
       lines.push(`  shadow: ${num(b.syncWalks)} walks reading ${num(b.syncEntriesRead)} entries, ${num(b.redundantAvoided)} redundant operations avoided, ${num(b.unmappedWindows)} unmapped windows, ${num(b.notRam)} non-RAM mappings refused`);
     }
-    const share = rep.cost.cpuShare !== undefined ? `, ${(rep.cost.cpuShare * 100).toFixed(1)}% of one CPU at the recorded rate` : '';
+    const share = rep.cost.cpuShare !== undefined ? `; at the recorded rate, the modelled work keeps ${rep.cost.cpuShare.toFixed(2)} CPUs busy (modelled time / wall time)` : '';
     lines.push(`  modelled cost: ${ns(rep.cost.totalNs)}${rep.cost.perGuestOpNs ? ` (${ns(rep.cost.perGuestOpNs)} per guest map/unmap${share})` : share}; replay ${num(rep.opsPerSecond)} ops/s`);
   }
   if (a.flags.has('--counters')) {

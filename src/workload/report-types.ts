@@ -136,7 +136,7 @@ export interface CostReport {
   totalNs: number;
   /** totalNs divided by guest maps + unmaps (0 when there are none). */
   perGuestOpNs: number;
-  /** totalNs as a share of the workload's wall time (one CPU), when the trace records its duration. */
+  /** totalNs / the workload's wall time, when the trace records its duration: CPUs the modelled work keeps busy at the recorded rate. */
   cpuShare?: number;
 }
 

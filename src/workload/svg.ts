@@ -68,6 +68,21 @@ export function formatNs(n: number): string {
   return `${sign}${fixed(a / 1e9, a < 1e10 ? 3 : a < 1e11 ? 2 : 1)} s`;
 }
 
+/** Modelled work over wall time as a number of CPUs kept busy: "0.25 CPU", "7.11 CPUs". */
+export function formatCpus(share: number): string {
+  if (!Number.isFinite(share)) return 'n/a';
+  return `${fixed(share, 2, true)} ${share === 1 ? 'CPU' : 'CPUs'}`;
+}
+
+/**
+ * Axis ticks of a time axis, all in the one unit the largest tick needs:
+ * "0 ms", "5 ms", "10 ms" (not "0 ns" beside "5 ms").
+ */
+export function nsAxisFormat(top: number): (ns: number) => string {
+  const [div, unit] = top >= 1e9 ? [1e9, 's'] : top >= 1e6 ? [1e6, 'ms'] : top >= 1e3 ? [1e3, 'µs'] : [1, 'ns'];
+  return (ns) => (Number.isFinite(ns) ? `${fixed(ns / div, 2)} ${unit}` : 'n/a');
+}
+
 /** Milliseconds (measured wall time). */
 export function formatMs(n: number): string {
   return formatNs(n * 1e6);
@@ -241,6 +256,8 @@ export interface LineChartOptions {
   xLabel: string;
   series: readonly LineSeries[];
   yFormat?: (v: number) => string;
+  /** The y ticks' formatter, given the top tick (e.g. nsAxisFormat: one unit on the axis) [yFormat]. */
+  yAxisFormat?: (top: number) => (v: number) => string;
   xFormat?: (v: number) => string;
   /** Byte values: ticks at powers of 1024. */
   yBinary?: boolean;
@@ -278,6 +295,8 @@ export function lineChart(o: LineChartOptions): string {
   const limits = (o.limits ?? []).filter((l) => Number.isFinite(l.value));
   const drawn = limits.filter((l) => dataMax <= 0 || l.value <= dataMax * LIMIT_SCALE_FACTOR);
   const offScale = limits.filter((l) => !drawn.includes(l));
+  // Nothing but zeros and no fixed scale: no axes made up for it.
+  if (dataMax <= 0 && o.yMax === undefined && !drawn.length) return emptyChart(width, 90, o.title, o.empty ?? 'zero throughout');
   const yt = o.yMax !== undefined
     ? ticks(o.yMax, 5, { binary: o.yBinary, integer: o.yInteger })
     : ticks(Math.max(dataMax, ...drawn.map((l) => l.value)), 5, { binary: o.yBinary, integer: o.yInteger });
@@ -285,7 +304,7 @@ export function lineChart(o: LineChartOptions): string {
   const sx = (x: number) => left + (x / xMax) * plotW;
   const sy = (y: number) => top + plotH - (Math.min(y, yMax) / yMax) * plotH;
 
-  const parts: string[] = [yAxis(yt, left, top, plotW, plotH, fmtY)];
+  const parts: string[] = [yAxis(yt, left, top, plotW, plotH, o.yAxisFormat ? o.yAxisFormat(yMax) : fmtY)];
   for (const t of xt) {
     const x = sx(t);
     parts.push(`<line x1="${r1(x)}" y1="${r1(top + plotH)}" x2="${r1(x)}" y2="${r1(top + plotH + 4)}" stroke="#888"/>`);
@@ -355,6 +374,8 @@ export function barChart(o: BarChartOptions): string {
   if (!o.categories.length || !o.series.length) return emptyChart(width, 90, o.title, o.empty ?? 'nothing to show');
   const values = o.series.flatMap((s) => s.values).filter((v): v is number => v !== null && Number.isFinite(v));
   const top0 = o.yMax ?? Math.max(0, ...values);
+  // No value (or only zeros) and no fixed scale: no axes made up for it.
+  if (!values.length || top0 <= 0) return emptyChart(width, 90, o.title, o.empty ?? (values.length ? 'zero everywhere' : 'nothing to show'));
   const yt = o.yLog ? logTicks(top0) : ticks(top0, 5, { binary: o.yBinary, integer: o.yInteger });
   const yMax = yt[yt.length - 1] || 1;
   /** Share of the plot height of a value (0..1). */
@@ -400,6 +421,8 @@ export interface StackedBarsOptions {
   /** One bar per row, a value per part. */
   rows: ReadonlyArray<{ label: string; values: readonly number[] }>;
   format: (v: number) => string;
+  /** The axis ticks' formatter, given the top tick [format]. */
+  axisFormat?: (top: number) => (v: number) => string;
   width?: number;
   empty?: string;
 }
@@ -413,14 +436,16 @@ export function stackedBars(o: StackedBarsOptions): string {
   const left = 8 + labelW, top = 34, rowH = 26;
   const plotW = width - left - totalW - 10;
   const totals = o.rows.map((r) => r.values.reduce((s, v) => s + (Number.isFinite(v) && v > 0 ? v : 0), 0));
+  if (Math.max(0, ...totals) <= 0) return emptyChart(width, 90, o.title, o.empty ?? 'zero for every run');
   const xt = ticks(Math.max(0, ...totals), 5, {});
   const xMax = xt[xt.length - 1] || 1;
+  const axisFmt = o.axisFormat ? o.axisFormat(xMax) : o.format;
   const plotH = o.rows.length * rowH;
   const parts: string[] = [];
   for (const t of xt) {
     const x = left + (t / xMax) * plotW;
     parts.push(`<line x1="${r1(x)}" y1="${r1(top)}" x2="${r1(x)}" y2="${r1(top + plotH)}" stroke="#e3e3e3"/>`);
-    parts.push(text(x, top + plotH + 14, o.format(t), 'text-anchor="middle" fill="#555"'));
+    parts.push(text(x, top + plotH + 14, axisFmt(t), 'text-anchor="middle" fill="#555"'));
   }
   o.rows.forEach((row, i) => {
     const y = top + i * rowH + 4;

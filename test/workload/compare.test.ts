@@ -219,6 +219,7 @@ test('vtd compare A B prints the table and exits 0; --threshold; --html writes t
   assert.match(r2.stdout, /^guest: maps +1,000 +1,030 +1\.03x +\*$/m);
   assert.match(r2.stdout, /more than 2%/);
   const page = readFileSync(html, 'utf8');
+  assert.ok(page.includes(`<title>vtd comparison report: ${a} vs ${b}</title>`), 'the title says it is a comparison');
   for (const l of ['A: strict+merged/type1', 'B: strict+merged/type1', 'A: strict+qemu/type1', 'B: strict+qemu/type1']) assert.ok(page.includes(l), l);
   assert.ok(page.includes('&lt;b&gt;hostile&lt;/b&gt;.jsonl'));
   assert.ok(!page.includes('<b>hostile'));

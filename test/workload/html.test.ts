@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { renderHtml } from '../../src/workload/html.js';
 import {
-  barChart, escapeXml, formatBytes, formatCompact, formatCount, formatNs, formatPercent, formatRatio, gauges, lineChart, stackedBars, ticks,
+  barChart, escapeXml, formatBytes, formatCompact, formatCount, formatCpus, formatNs, formatPercent, formatRatio, gauges, lineChart, nsAxisFormat, stackedBars, ticks,
 } from '../../src/workload/svg.js';
 import { makeReport, makeRun } from './report-fixtures.js';
 
@@ -167,8 +167,9 @@ test('charts: lines over time per run, the size histogram, hit rates, limits and
   assert.equal((time.match(/<polyline/g) ?? []).length, 16, 'four charts, four runs');
   for (const t of ['Guest maps + unmaps', 'Invalidations processed', 'Backend operations', 'Modelled time (cumulative)']) assert.ok(time.includes(t), t);
   const sizes = sec('sizes');
-  assert.ok(sizes.includes('>4K<') && sizes.includes('>2M<'), 'buckets from 4K to 2M');
-  assert.ok(!sizes.includes('>1G<'), 'empty buckets beyond the used range are left out');
+  assert.ok(sizes.includes('>4 KiB<') && sizes.includes('>2 MiB<'), 'buckets from 4 KiB to 2 MiB');
+  for (const old of ['>4K<', '>8K<', '>2M<', '4K:', '2M:']) assert.ok(!sizes.includes(old), `bucket labels in KiB/MiB, as every other size in the report (${old})`);
+  assert.ok(!sizes.includes('>1 GiB<'), 'empty buckets beyond the used range are left out');
   const hits = sec('hits');
   assert.ok(hits.includes('IOTLB') && hits.includes('context cache'));
   assert.ok(hits.includes('99.8%'), 'context hit rate 499/500');
@@ -335,13 +336,59 @@ test('ticks: nice steps from zero, never empty or NaN', () => {
   }
 });
 
+test('the modelled time over wall time is shown as CPUs kept busy, named, not as a "share of one CPU" over 100%', () => {
+  const run = makeRun({});
+  run.cost.cpuShare = 7.114;
+  const html = renderHtml(makeReport([run]));
+  assert.match(html, /<th scope="row">CPUs busy at the recorded rate \(modelled time \/ workload wall time\)<\/th><td>7\.11 CPUs<\/td>/);
+  assert.ok(!html.includes('share of one CPU') && !html.includes('711'));
+  assert.equal(formatCpus(1), '1.00 CPU');
+  assert.equal(formatCpus(0.25), '0.25 CPUs');
+});
+
+test('a comparison report says so in its title and heading; a replay report does not', () => {
+  const r = makeReport([makeRun({ shadow: 'merged' }), makeRun({ shadow: 'qemu' })]);
+  const cmp = renderHtml(r, { comparison: ['a.json', 'b<1>.json'] });
+  assert.match(cmp, /<title>vtd comparison report: a\.json vs b&lt;1&gt;\.json<\/title>/);
+  assert.match(cmp, /<h1>vtd comparison report: <span class="trace">a\.json<\/span> vs <span class="trace">b&lt;1&gt;\.json<\/span><\/h1>/);
+  const plain = renderHtml(r);
+  assert.match(plain, /<title>vtd replay report: /);
+  assert.ok(!plain.includes('comparison report'));
+});
+
+test('empty charts get no invented axes: all-zero lines, bars and stacks say so instead', () => {
+  const zeroLine = lineChart({ title: 'zeros', xLabel: 'x', yFormat: formatNs, series: [{ label: 'a', color: '#000', points: [[0, 0], [10, 0]] }] });
+  const zeroBars = barChart({ title: 'zeros', categories: ['a'], series: [{ label: 's', color: '#000', values: [0] }] });
+  const nullBars = barChart({ title: 'nothing', categories: ['a'], series: [{ label: 's', color: '#000', values: [null] }] });
+  const zeroStack = stackedBars({ title: 'zeros', parts: [{ label: 'p', color: '#000' }], rows: [{ label: 'r', values: [0] }], format: formatNs });
+  for (const [c, msg] of [[zeroLine, 'zero throughout'], [zeroBars, 'zero everywhere'], [nullBars, 'nothing to show'], [zeroStack, 'zero for every run']] as const) {
+    assert.match(c, /^<svg class="chart empty"/);
+    assert.ok(c.includes(msg), msg);
+    assert.ok(!c.includes('<line') && !/>0 ns</.test(c), 'no axis, no tick');
+  }
+  // A fixed scale (a percentage) is not invented: zeros on it are drawn.
+  assert.ok(!barChart({ title: 'rates', categories: ['a'], yMax: 100, series: [{ label: 's', color: '#000', values: [0] }] }).includes('chart empty'));
+});
+
+test('time axes use one unit: "0 ms" beside "5 ms", never "0 ns"', () => {
+  const f = nsAxisFormat(25e6);
+  assert.deepEqual([0, 5e6, 12.5e6, 25e6].map(f), ['0 ms', '5 ms', '12.5 ms', '25 ms']);
+  assert.deepEqual([0, 500].map(nsAxisFormat(1000)), ['0 µs', '0.5 µs']);
+  assert.equal(nsAxisFormat(3e9)(0), '0 s');
+  assert.equal(nsAxisFormat(800)(0), '0 ns');
+  const line = lineChart({ title: 't', xLabel: 'x', yFormat: formatNs, yAxisFormat: nsAxisFormat, series: [{ label: 'a', color: '#000', points: [[0, 0], [10, 21.3e6]] }] });
+  assert.ok(line.includes('>0 ms<') && line.includes('>25 ms<') && !line.includes('>0 ns<'), line);
+  const html = renderHtml(fourRuns());
+  assert.ok(!html.includes('>0 ns<'), 'no time axis of the report starts at 0 ns');
+});
+
 test('chart helpers stay well-formed and finite on empty and degenerate input', () => {
   const charts = [
     lineChart({ title: 'empty', xLabel: 'x', series: [] }),
     lineChart({ title: 'one point', xLabel: 'x', series: [{ label: 'a', color: '#000', points: [[0, 0]] }] }),
     lineChart({ title: 'nan', xLabel: 'x', series: [{ label: 'a', color: '#000', points: [[NaN, 1], [1, Infinity], [2, 3]] }], limits: [{ value: NaN, label: 'bad' }] }),
     barChart({ title: 'no categories', categories: [], series: [] }),
-    barChart({ title: 'missing values', categories: ['a', 'b'], series: [{ label: 's', color: '#000', values: [null, 0] }] }),
+    barChart({ title: 'missing values', categories: ['a', 'b'], series: [{ label: 's', color: '#000', values: [null, 3] }] }),
     stackedBars({ title: 'none', parts: [], rows: [], format: formatNs }),
     stackedBars({ title: 'zeros', parts: [{ label: 'p', color: '#000' }], rows: [{ label: 'r', values: [0] }], format: formatNs }),
     gauges('none', []),
@@ -353,6 +400,7 @@ test('chart helpers stay well-formed and finite on empty and degenerate input', 
   }
   assert.match(charts[0], /no samples/);
   assert.match(charts[4], /n\/a/);
+  for (const i of [1, 3, 5, 6]) assert.match(charts[i], /^<svg class="chart empty"/, `chart ${i} is shown empty`);
   assert.match(charts[8], /10 of 5 \(200\.0%\)/);
   assert.match(charts[8], /3 of 0 \(over\)/);
 });
