@@ -116,6 +116,16 @@ async function conform(args: string[]): Promise<number> {
   const o = conformArgs(args);
   const { mkdirSync } = await import('node:fs');
   const { join } = await import('node:path');
+  const out = typeof o.out === 'string' ? o.out : undefined;
+  if (out) {
+    try {
+      mkdirSync(out, { recursive: true });
+    } catch (e) {
+      throw new CliError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+    }
+    // A directory that cannot take files fails now, before QEMU runs.
+    new AtomicFile(join(out, 'summary.json')).abort();
+  }
   let mod: typeof import('./conform/run.js');
   try {
     mod = await import('./conform/run.js');
@@ -130,16 +140,6 @@ async function conform(args: string[]): Promise<number> {
     return 1;
   }
   const seeds = Number(o.seeds ?? 100), first = Number(o.seed ?? 1), jobs = Number(o.jobs ?? 2);
-  const out = typeof o.out === 'string' ? o.out : undefined;
-  if (out) {
-    try {
-      mkdirSync(out, { recursive: true });
-    } catch (e) {
-      throw new CliError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
-    }
-    // A directory that cannot take files fails now, before QEMU runs.
-    new AtomicFile(join(out, 'summary.json')).abort();
-  }
   const quiet = !!o.quiet;
   let done = 0;
   const summary = await mod.runConformance({

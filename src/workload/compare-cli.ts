@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { VtdError } from '../errors.js';
-import { AtomicFile, parseCommandArgs, writeStdout } from './cli-util.js';
+import { AtomicFile, parseCommandArgs } from './cli-util.js';
 import { combinedPairs, combineReports, compareReports, DEFAULT_THRESHOLD, formatComparison, parseReport } from './compare.js';
 import { renderHtml } from './html.js';
 import type { ReplayReport } from './report-types.js';
@@ -67,7 +67,8 @@ export function run(args: string[]): number {
     throw e;
   }
   const c = compareReports(ra, rb, { threshold: a.threshold, nameA: a.files[0], nameB: a.files[1] });
-  writeStdout(formatComparison(c));
+  // One short table: a reader gone away (EPIPE) is handled by src/cli.ts's standard-output error handler.
+  process.stdout.write(formatComparison(c));
   if (htmlOut) {
     const note = `A: ${a.files[0]} (trace ${ra.trace.name}, ${ra.runs.length} run${ra.runs.length > 1 ? 's' : ''}); `
       + `B: ${a.files[1]} (trace ${rb.trace.name}, ${rb.runs.length} run${rb.runs.length > 1 ? 's' : ''})`;
