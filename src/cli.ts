@@ -12,15 +12,17 @@
  * deviation; 1 when a new one is found (its shrunk trace is printed first)
  * or QEMU could not run; 2 for bad usage.
  *
- * Exit status: 0 success; 2 a malformed trace or bad usage (the message names
- * the line); 1 anything else (an unsupported feature, a core trap).
+ * Exit status: 0 success, also when the reader of standard output goes away
+ * (EPIPE: `vtd replay BIG | head`); 2 bad usage, malformed input (the message
+ * names the line) or an output path that cannot be used; 1 anything else (an
+ * unsupported feature, a core trap, a failed write). Output files are
+ * written whole or not at all (cli-util.ts `AtomicFile`).
  */
+import { readFileSync } from 'node:fs';
 import { VtdError } from './errors.js';
+import { abortOpenFiles, AtomicFile, CliError, HelpRequested, parseCommandArgs, StdoutClosed, writeFileWhole, writeStdout } from './workload/cli-util.js';
 
-const USAGE = `usage: vtd <command> [options]
-
-commands:
-  conform --qemu         differential conformance against QEMU 7.2's intel-iommu: random traces
+const CONFORM_USAGE = `  conform --qemu         differential conformance against QEMU 7.2's intel-iommu: random traces
                          (fast-check), each replayed through this core and through QEMU, compared;
                          a new difference is shrunk to a minimal trace and printed; runs from a
                          clone of the repository (npm ci there), not from the installed package
@@ -29,11 +31,25 @@ commands:
       --hostile          hostile traces (malformed entries, random registers and descriptors,
                          open windows) instead of driver-like ones
       --out DIR          write each new difference (DIR/new-seed-S.jsonl) and summary.json there
+                         (DIR is created if missing)
       --jobs J           QEMUs run at once [2]
       --no-shrink        print a new difference's whole trace, unshrunk
       --shrink-runs N    most QEMU runs for one shrink [400]
       --quiet            no progress on standard error
-  help                   this text
+`;
+
+const USAGE_TAIL = `  help [COMMAND]         this text, or one command's options (also: vtd COMMAND -h, --help)
+  --version              the version of vtd
+
+Exit status: 0 success (also when the reader of standard output goes away);
+2 bad usage, malformed input (the message names the line) or an output path
+that cannot be used; 1 anything else (an unsupported feature, a core trap, a
+failed write). Output files are written whole or not at all.
+`;
+
+const SHORT_USAGE = `usage: vtd <command> [options]
+commands: replay, lower, import, gen, compare, conform, help
+'vtd help' lists every option; 'vtd help COMMAND' or 'vtd COMMAND --help' one command's
 `;
 
 /** Commands that live in their own modules, loaded when used; each exports `usage` and `run`. */
@@ -45,51 +61,62 @@ const MODULES: Record<string, () => Promise<{ usage: string; run(args: string[])
   compare: () => import('./workload/compare-cli.js'),
 };
 
+/** Every command's options. */
 async function usageText(): Promise<string> {
-  const [replay, ...extra] = await Promise.all(Object.values(MODULES).map(async (m) => (await m()).usage));
-  return USAGE.replace('  conform ', replay + '  conform ').replace('  help ', extra.filter((u) => u).join('') + '  help ');
+  const parts = await Promise.all(Object.values(MODULES).map(async (m) => (await m()).usage));
+  return `usage: vtd <command> [options]\n\ncommands:\n${parts.join('')}${CONFORM_USAGE}${USAGE_TAIL}`;
 }
 
-async function runModule(cmd: string, args: string[]): Promise<number> {
-  const mod = await MODULES[cmd]();
+/** One command's options. */
+async function commandUsage(cmd: string): Promise<string> {
+  return `usage: vtd ${cmd} ...\n${cmd === 'conform' ? CONFORM_USAGE : (await MODULES[cmd]()).usage}`;
+}
+
+/** The version in package.json (one directory above dist/ and src/ alike). */
+function version(): string {
+  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+}
+
+async function runCommand(cmd: string, args: string[]): Promise<number> {
   try {
-    return await mod.run(args);
+    return cmd === 'conform' ? await conform(args) : await (await MODULES[cmd]()).run(args);
   } catch (e) {
+    abortOpenFiles();
+    if (e instanceof HelpRequested) {
+      writeStdout(await commandUsage(cmd));
+      return 0;
+    }
     // Bad usage of a command: its own options, not the whole list.
     if (e instanceof VtdError && e.code === 'ARGUMENT') {
-      process.stderr.write(`vtd: ${e.message}\nusage: vtd ${cmd} ...\n${mod.usage}`);
+      process.stderr.write(`vtd: ${e.message}\n${await commandUsage(cmd)}`);
       return 2;
     }
-    return report(e);
+    throw e;
   }
 }
 
-function conformArgs(args: string[]): Record<string, string | true> {
-  const known = new Set(['--qemu', '--seeds', '--seed', '--hostile', '--out', '--jobs', '--no-shrink', '--shrink-runs', '--quiet']);
-  const takesValue = new Set(['--seeds', '--seed', '--out', '--jobs', '--shrink-runs']);
-  const o: Record<string, string | true> = {};
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!known.has(a)) throw new VtdError('ARGUMENT', `conform: unknown argument ${a}`);
-    if (takesValue.has(a)) {
-      const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw new VtdError('ARGUMENT', `conform: ${a} needs a value`);
-      o[a] = v;
-    } else o[a] = true;
-  }
-  for (const k of ['--seeds', '--seed', '--jobs', '--shrink-runs']) {
+const CONFORM_OPTIONS = {
+  qemu: { type: 'boolean' }, seeds: { type: 'string' }, seed: { type: 'string' }, hostile: { type: 'boolean' }, out: { type: 'string' },
+  jobs: { type: 'string' }, 'no-shrink': { type: 'boolean' }, 'shrink-runs': { type: 'string' }, quiet: { type: 'boolean' },
+} as const;
+
+function conformArgs(args: string[]): Record<string, string | boolean | undefined> {
+  const a = parseCommandArgs('conform', args, CONFORM_OPTIONS);
+  if (a.positional.length) throw new VtdError('ARGUMENT', `conform: unexpected argument ${a.positional[0]}`);
+  const o = a.values as Record<string, string | boolean | undefined>;
+  for (const k of ['seeds', 'seed', 'jobs', 'shrink-runs']) {
     const v = o[k];
-    if (typeof v === 'string' && !/^\d+$/.test(v)) throw new VtdError('ARGUMENT', `conform: ${k} must be a non-negative integer, got ${v}`);
+    if (typeof v === 'string' && !/^\d+$/.test(v)) throw new VtdError('ARGUMENT', `conform: --${k} must be a non-negative integer, got ${v}`);
   }
-  if (!o['--qemu']) throw new VtdError('ARGUMENT', 'conform: --qemu is required (QEMU 7.2 intel-iommu is the only reference implemented)');
-  if (o['--seeds'] === '0') throw new VtdError('ARGUMENT', 'conform: --seeds must be at least 1');
-  if (o['--jobs'] === '0') throw new VtdError('ARGUMENT', 'conform: --jobs must be at least 1');
+  if (!o.qemu) throw new VtdError('ARGUMENT', 'conform: --qemu is required (QEMU 7.2 intel-iommu is the only reference implemented)');
+  if (o.seeds === '0') throw new VtdError('ARGUMENT', 'conform: --seeds must be at least 1');
+  if (o.jobs === '0') throw new VtdError('ARGUMENT', 'conform: --jobs must be at least 1');
   return o;
 }
 
 async function conform(args: string[]): Promise<number> {
   const o = conformArgs(args);
-  const { existsSync, mkdirSync, writeFileSync } = await import('node:fs');
+  const { existsSync, mkdirSync } = await import('node:fs');
   const { join } = await import('node:path');
   const fromClone = 'conform runs from a clone of the vtd-wasm repository, not from the installed package:'
     + ' it needs fast-check (a development dependency), the test firmware\'s sources (firmware/) and QEMU 7.2.'
@@ -98,6 +125,16 @@ async function conform(args: string[]): Promise<number> {
   if (!existsSync(new URL('../firmware/vtd-fw.S', import.meta.url))) {
     process.stderr.write(`vtd: ${fromClone}\n`);
     return 1;
+  }
+  const out = typeof o.out === 'string' ? o.out : undefined;
+  if (out) {
+    try {
+      mkdirSync(out, { recursive: true });
+    } catch (e) {
+      throw new CliError(`cannot write ${out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, 2);
+    }
+    // A directory that cannot take files fails now, before QEMU runs.
+    new AtomicFile(join(out, 'summary.json')).abort();
   }
   let mod: typeof import('./conform/run.js');
   try {
@@ -112,16 +149,14 @@ async function conform(args: string[]): Promise<number> {
     process.stderr.write(`vtd: conform: ${avail.reason}\n`);
     return 1;
   }
-  const seeds = Number(o['--seeds'] ?? 100), first = Number(o['--seed'] ?? 1), jobs = Number(o['--jobs'] ?? 2);
-  const out = typeof o['--out'] === 'string' ? o['--out'] : undefined;
-  if (out) mkdirSync(out, { recursive: true });
-  const quiet = !!o['--quiet'];
+  const seeds = Number(o.seeds ?? 100), first = Number(o.seed ?? 1), jobs = Number(o.jobs ?? 2);
+  const quiet = !!o.quiet;
   let done = 0;
   const summary = await mod.runConformance({
-    seeds, firstSeed: first, hostile: !!o['--hostile'], jobs, shrink: !o['--no-shrink'],
+    seeds, firstSeed: first, hostile: !!o.hostile, jobs, shrink: !o['no-shrink'],
     // The canary (docs/CONFORMANCE.md): plants a difference in QEMU's answers; the run must find it.
     alterQemu: process.env.VTD_CONFORM_PLANT === '1' ? mod.plantDifference : undefined,
-    shrinkRuns: o['--shrink-runs'] !== undefined ? Number(o['--shrink-runs']) : undefined,
+    shrinkRuns: o['shrink-runs'] !== undefined ? Number(o['shrink-runs']) : undefined,
     onSeed: (r) => {
       done++;
       if (!quiet && (done % 50 === 0 || r.status === 'new' || r.status === 'error')) {
@@ -129,15 +164,15 @@ async function conform(args: string[]): Promise<number> {
       }
     },
     onNew: (r) => {
-      process.stdout.write(r.filed! + '\n');
-      if (out) writeFileSync(join(out, `new-seed-${r.seed}.jsonl`), r.filed!);
+      writeStdout(r.filed! + '\n');
+      if (out) writeFileWhole(join(out, `new-seed-${r.seed}.jsonl`), r.filed!);
     },
   });
-  process.stdout.write(mod.formatSummary(summary) + '\n');
+  writeStdout(mod.formatSummary(summary) + '\n');
   if (out) {
     const { results, ...rest } = summary;
-    writeFileSync(join(out, 'summary.json'), JSON.stringify({
-      ...rest, hostile: !!o['--hostile'], firstSeed: first,
+    writeFileWhole(join(out, 'summary.json'), JSON.stringify({
+      ...rest, hostile: !!o.hostile, firstSeed: first,
       results: results.map((r) => ({
         seed: r.seed, status: r.status, ops: r.ops, events: r.verdict?.events.map((e) => `${e.index}:${e.id}${e.silent ? ' (silent)' : ''}${e.tainted ? ' (tainted)' : ''}`),
         diverged: r.verdict?.diverged ? `diverged at op ${r.verdict.diverged.index}: deviation ${r.verdict.diverged.id}` : undefined,
@@ -149,34 +184,56 @@ async function conform(args: string[]): Promise<number> {
   return summary.new > 0 || summary.errors > 0 ? 1 : 0;
 }
 
+/** The exit status of a failed command, after saying why on standard error (never a stack trace for bad input). */
 function report(e: unknown): number {
+  abortOpenFiles();
+  if (e instanceof StdoutClosed) return 0; // the reader has what it wanted (`vtd replay BIG | head`)
+  if (e instanceof CliError) {
+    process.stderr.write(`vtd: ${e.message}\n`);
+    return e.status;
+  }
   if (e instanceof VtdError) {
     process.stderr.write(`vtd: ${e.message}\n`);
-    if (e.code === 'ARGUMENT') process.stderr.write(USAGE);
+    if (e.code === 'ARGUMENT') process.stderr.write(SHORT_USAGE);
     return e.code === 'TRACE' || e.code === 'ARGUMENT' ? 2 : 1;
-  }
-  const err = e as NodeJS.ErrnoException;
-  if (err && err.code === 'ENOENT') {
-    process.stderr.write(`vtd: ${err.message}\n`);
-    return 2;
   }
   throw e;
 }
 
-/** Runs a command; `conform` is asynchronous (it runs QEMU), the others are not. */
-export function main(argv: string[]): number | Promise<number> {
+/** Writes to standard output that fail because the reader went away end the command quietly. */
+let quietInstalled = false;
+function quietOnClosedStdout(): void {
+  if (quietInstalled) return;
+  quietInstalled = true;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    abortOpenFiles();
+    process.exit(0);
+  });
+}
+
+/** Runs `vtd ARGV`; resolves to the exit status. */
+export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  quietOnClosedStdout();
   try {
-    if (cmd === 'conform') return conform(rest).catch(report);
-    if (cmd !== undefined && Object.hasOwn(MODULES, cmd)) return runModule(cmd, rest);
-    if (cmd === 'help' || cmd === '--help' || cmd === '-h' || cmd === undefined) {
-      return usageText().then((u) => {
-        process.stdout.write(u);
-        return cmd === undefined ? 2 : 0;
-      });
+    if (cmd !== undefined && (cmd === 'conform' || Object.hasOwn(MODULES, cmd))) return await runCommand(cmd, rest);
+    if (cmd === '--version' || cmd === '-V') {
+      if (rest.length) throw new VtdError('ARGUMENT', `--version takes no arguments`);
+      writeStdout(`vtd ${version()}\n`);
+      return 0;
     }
-    throw new VtdError('ARGUMENT', `unknown command ${JSON.stringify(cmd)}`);
+    if (cmd === 'help' || cmd === '--help' || cmd === '-h') {
+      if (rest.length > 1) throw new VtdError('ARGUMENT', 'help takes at most one command');
+      const one = rest[0];
+      if (one !== undefined && one !== 'conform' && !Object.hasOwn(MODULES, one)) throw new VtdError('ARGUMENT', `help: unknown command ${JSON.stringify(one)}`);
+      writeStdout(one === undefined ? await usageText() : await commandUsage(one));
+      return 0;
+    }
+    process.stderr.write(`${cmd === undefined ? '' : `vtd: unknown command ${JSON.stringify(cmd)}\n`}${SHORT_USAGE}`);
+    return 2;
   } catch (e) {
     return report(e);
   }
 }
+

@@ -149,6 +149,12 @@ const KNOWN: Readonly<Record<string, string>> = {
   tracing_mark_write: 'mark', print: 'mark',
 };
 
+/** The IOMMU events an import needs at least one of, as ftrace names them (marks alone are not enough). */
+export const IOMMU_EVENTS: readonly string[] = [
+  'iommu:map', 'iommu:unmap', 'iommu:attach_device_to_domain', 'iommu:detach_device_from_domain', 'iommu:add_device_to_group',
+  'iommu:remove_device_from_group', 'iommu:io_page_fault', 'intel_iommu:qi_submit',
+];
+
 function parsePayload(w: FtraceWhere, name: string, payload: string): FtraceEvent | undefined {
   switch (KNOWN[name]) {
     case 'map': {

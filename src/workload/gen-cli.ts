@@ -3,16 +3,15 @@
  * docs/workloads/gen.md) to standard output or a file, streamed: a workload
  * of any length is written as it is generated, never held whole in memory.
  */
-import { createWriteStream, unlinkSync } from 'node:fs';
-import type { Writable } from 'node:stream';
 import { VtdError } from '../errors.js';
+import { openOutput, parseCommandArgs, type OptionSpec } from './cli-util.js';
 import { GEN_KINDS, generate, genFlags, genOptionsFromArgs, type GenKind } from './gen.js';
 
 export const usage = `  gen KIND               a seeded synthetic workload (attach/map/unmap/dma, docs/workloads/gen.md), KIND
                          network, storage or accelerator; the leading comment records every option
       --seed S           PRNG seed, 0 to 2^32-1 [1]; a seed always gives the same bytes
       --ops N            packets, requests or DMAs [network 10000, storage 10000, accelerator 100000]
-      --out FILE         write to FILE instead of standard output
+      --out FILE         write to FILE instead of standard output, whole or not at all
       --rate N           device operations per second, recorded as rate=N/s for the cost model
                          [network 100000, storage 50000, accelerator 1000000]
       --device B:D.F     requester id [network 00:03.0, storage 01:00.0, accelerator 02:00.0]
@@ -55,95 +54,50 @@ interface Args { kind: GenKind; values: Map<string, string | boolean>; out?: str
 
 const ALL_FLAGS = new Map(GEN_KINDS.flatMap((k) => genFlags(k)).map((f) => [f.flag, f.bool]));
 
+/** Every option of every kind (the kind checks its own), booleans with their --no- form, and --out. */
+const OPTIONS: OptionSpec = { out: { type: 'string' } };
+for (const [flag, bool] of ALL_FLAGS) {
+  OPTIONS[flag] = { type: bool ? 'boolean' : 'string' };
+  if (bool) OPTIONS[`no-${flag}`] = { type: 'boolean' };
+}
+
 function parseArgs(args: string[]): Args {
-  const kinds: string[] = [];
-  let out: string | undefined;
+  const parsed = parseCommandArgs('gen', args, OPTIONS);
   const values = new Map<string, string | boolean>();
-  const set = (flag: string, v: string | boolean) => {
-    if (values.has(flag)) throw new VtdError('ARGUMENT', `gen: --${flag} given twice`);
-    values.set(flag, v);
-  };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (!a.startsWith('--')) {
-      kinds.push(a);
-      continue;
-    }
-    const name = a.slice(2);
+  for (const [name, v] of Object.entries(parsed.values)) {
+    if (name === 'out' || v === undefined || Array.isArray(v)) continue;
     const negated = name.startsWith('no-') && ALL_FLAGS.get(name.slice(3)) === true;
-    if (name !== 'out' && !ALL_FLAGS.has(name) && !negated) throw new VtdError('ARGUMENT', `gen: unknown option ${a}`);
-    if (negated) set(name.slice(3), false);
-    else if (ALL_FLAGS.get(name) === true) set(name, true);
-    else {
-      const v = args[++i];
-      if (v === undefined || v.startsWith('--')) throw new VtdError('ARGUMENT', `gen: ${a} needs a value`);
-      if (name !== 'out') set(name, v);
-      else if (out !== undefined) throw new VtdError('ARGUMENT', 'gen: --out given twice');
-      else out = v;
-    }
+    const flag = negated ? name.slice(3) : name;
+    if (values.has(flag)) throw new VtdError('ARGUMENT', `gen: --${flag} given twice`);
+    values.set(flag, negated ? false : v);
   }
+  const kinds = parsed.positional;
   if (kinds.length !== 1 || !(GEN_KINDS as readonly string[]).includes(kinds[0])) {
     throw new VtdError('ARGUMENT', `gen takes one kind, ${GEN_KINDS.join(', ')}; got ${kinds.length ? kinds.map((k) => JSON.stringify(k)).join(' ') : 'none'}`);
   }
-  return { kind: kinds[0] as GenKind, values, out };
+  const out = parsed.values.out;
+  return { kind: kinds[0] as GenKind, values, out: typeof out === 'string' ? out : undefined };
 }
 
-/** Writes, waiting for the stream to drain; resolves false once the reader has gone (EPIPE). */
-function write(stream: Writable, chunk: string, state: { closed: boolean }): Promise<boolean> | boolean {
-  if (state.closed) return false;
-  if (stream.write(chunk)) return true;
-  return new Promise((resolve) => {
-    const done = () => {
-      stream.off('drain', done);
-      stream.off('close', done);
-      resolve(!state.closed);
-    };
-    stream.on('drain', done);
-    stream.on('close', done);
-  });
-}
-
-export async function run(args: string[]): Promise<number> {
+export function run(args: string[]): number {
   const a = parseArgs(args);
-  // Every option is validated here, before a byte is written.
+  // Every option is validated here, before a byte is written; then the output is opened (a bad path fails here).
   const lines = generate(a.kind, genOptionsFromArgs(a.kind, a.values));
-  const stream: Writable = a.out !== undefined ? createWriteStream(a.out) : process.stdout;
-  const state = { closed: false };
-  let failure: Error | undefined;
-  const onError = (e: NodeJS.ErrnoException) => {
-    state.closed = true;
-    if (e.code !== 'EPIPE') failure = e;
-  };
-  stream.on('error', onError);
+  const out = openOutput(a.out);
   try {
     let chunk = '';
     for (const line of lines) {
       chunk += line + '\n';
       if (chunk.length >= 1 << 16) {
-        if (!(await write(stream, chunk, state))) break;
+        out.write(chunk);
         chunk = '';
       }
     }
-    if (chunk) await write(stream, chunk, state);
-    if (a.out !== undefined) {
-      await new Promise<void>((resolve) => {
-        stream.once('close', () => resolve());
-        stream.end();
-      });
-    }
+    if (chunk) out.write(chunk);
+    out.commit();
   } catch (e) {
-    if (a.out !== undefined) {
-      stream.destroy();
-      try {
-        unlinkSync(a.out);
-      } catch {
-        // Nothing written yet.
-      }
-    }
+    out.abort();
     throw e;
-  } finally {
-    if (a.out === undefined) stream.off('error', onError);
   }
-  if (failure) throw failure;
   return 0;
 }

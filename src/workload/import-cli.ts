@@ -6,21 +6,21 @@
  * input.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createReadStream, createWriteStream, statSync } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { VtdError } from '../errors.js';
-import { parseCommandArgs } from './cli-util.js';
+import { CliError, flagsAndValues, openOutput, parseCommandArgs, type Output } from './cli-util.js';
 import { parseRid } from '../trace.js';
-import { FtraceImporter, QemuDmaPlacer, formatImport, formatSummary, type ImportOptions } from './ftrace.js';
+import { FtraceImporter, IOMMU_EVENTS, QemuDmaPlacer, formatImport, formatSummary, type ImportOptions } from './ftrace.js';
 
 /** The command's lines of `vtd help`. */
 export const usage = `  import FTRACE|-        turn Linux ftrace text (iommu:* and intel_iommu:qi_submit events, from
                          /sys/kernel/tracing/trace or trace-cmd report; .xz is decompressed) into a
                          workload trace of attach/map/unmap ops (docs/workloads/import.md)
       --qemu-log LOG     add dma ops from QEMU's -trace 'vtd_*' log of the same run (.xz too)
-      --out FILE         write the trace to FILE [standard output]
+      --out FILE         write the trace to FILE, whole or not at all [standard output]
       --aw N             header address width 39, 48 or 57 [48]
       --cm / --no-cm     header caching mode [inferred: maps followed by page-selective invalidations]
       --ram BYTES        header RAM, e.g. 1G or 0x40000000 [a power of two >= 2 x the highest mapped
@@ -32,8 +32,11 @@ export const usage = `  import FTRACE|-        turn Linux ftrace text (iommu:* a
       --quiet            no summary on standard error
 `;
 
-const FLAGS = new Set(['--cm', '--no-cm', '--ignore-invalidations', '--quiet']);
-const VALUED = new Set(['--qemu-log', '--out', '--aw', '--ram', '--max-events', '--first-did', '--attach']);
+const flag = { type: 'boolean' } as const, value = { type: 'string' } as const;
+const OPTIONS = {
+  cm: flag, 'no-cm': flag, 'ignore-invalidations': flag, quiet: flag,
+  'qemu-log': value, out: value, aw: value, ram: value, 'max-events': value, 'first-did': value, attach: { type: 'string', multiple: true },
+} as const;
 
 interface Args {
   input: string;
@@ -42,7 +45,9 @@ interface Args {
 }
 
 function parseArgs(args: string[]): Args {
-  const { positional: inputs, flags, values } = parseCommandArgs('import', args, FLAGS, VALUED, new Set(['--attach']));
+  const parsed = parseCommandArgs('import', args, OPTIONS);
+  const { flags, values } = flagsAndValues(parsed);
+  const inputs = parsed.positional;
   if (inputs.length !== 1) throw new VtdError('ARGUMENT', 'import takes one ftrace file (or - for standard input)');
   if (flags.has('--cm') && flags.has('--no-cm')) throw new VtdError('ARGUMENT', 'import: give --cm or --no-cm, not both');
   return { input: inputs[0], flags, values };
@@ -99,7 +104,14 @@ function open(path: string): { lines: AsyncIterable<string>; stop(): void; done(
   let stderr = '';
   if (path === '-') stream = process.stdin;
   else {
-    statSync(path); // ENOENT here is reported as a usage error
+    let isDir: boolean;
+    try {
+      isDir = statSync(path).isDirectory();
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      throw new CliError(`cannot read ${path}: ${err.code === 'ENOENT' ? 'no such file or directory (ENOENT)' : err.code ?? err.message}`, 2);
+    }
+    if (isDir) throw new CliError(`${path} is a directory, not an ftrace file`, 2);
     if (path.endsWith('.xz')) {
       child = spawn('xz', ['-dc', '--', path], { stdio: ['ignore', 'pipe', 'pipe'] });
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -149,42 +161,43 @@ async function readLines(path: string, push: (line: string) => boolean): Promise
   await input.done();
 }
 
-function write(path: string | undefined, lines: Iterable<string>): Promise<void> {
-  const out = path === undefined ? process.stdout : createWriteStream(path);
-  return new Promise((resolve, reject) => {
-    out.on('error', reject);
-    const it = lines[Symbol.iterator]();
-    const pump = (): void => {
-      for (;;) {
-        let chunk = '';
-        for (let i = 0; i < 4096; i++) {
-          const r = it.next();
-          if (r.done) {
-            if (chunk) out.write(chunk);
-            if (path === undefined) resolve();
-            else out.end(resolve);
-            return;
-          }
-          chunk += r.value + '\n';
-        }
-        if (!out.write(chunk)) {
-          out.once('drain', pump);
-          return;
-        }
-      }
-    };
-    pump();
-  });
+/** Writes the lines in blocks. */
+function write(out: Output, lines: Iterable<string>): void {
+  let chunk: string[] = [];
+  for (const line of lines) {
+    chunk.push(line);
+    if (chunk.length === 4096) {
+      out.write(chunk.join('\n') + '\n');
+      chunk = [];
+    }
+  }
+  if (chunk.length) out.write(chunk.join('\n') + '\n');
+  out.commit();
 }
 
 /** Runs `vtd import ARGS`: the trace to standard output or --out, the summary to standard error. */
 export async function run(args: string[]): Promise<number> {
   const a = parseArgs(args);
   const opts = options(a);
+  // The output is opened first: a path that cannot be written fails before the input is read.
+  const out = openOutput(a.values.get('--out')?.[0]);
+  try {
+    return await importTo(out, a, opts);
+  } catch (e) {
+    out.abort();
+    throw e;
+  }
+}
+
+async function importTo(out: Output, a: Args, opts: ImportOptions): Promise<number> {
   const started = performance.now();
   const importer = new FtraceImporter(opts);
   await readLines(a.input, (line) => importer.pushLine(line));
   const result = importer.finish();
+  if (Object.entries(result.stats.read).every(([k, n]) => k === 'mark' || n === 0)) {
+    throw new CliError(`import: ${a.input === '-' ? 'standard input' : a.input}: no ftrace event of the known kinds was found (${IOMMU_EVENTS.join(', ')}); `
+      + `is this the text of /sys/kernel/tracing/trace or of trace-cmd report, with those events enabled?`, 2);
+  }
   const qemu = a.values.get('--qemu-log')?.[0];
   if (qemu !== undefined) {
     const placer = new QemuDmaPlacer(result);
@@ -194,7 +207,7 @@ export async function run(args: string[]): Promise<number> {
     });
     placer.finish();
   }
-  await write(a.values.get('--out')?.[0], formatImport(result));
+  write(out, formatImport(result));
   if (!a.flags.has('--quiet')) process.stderr.write(formatSummary(result, (performance.now() - started) / 1000));
   return 0;
 }

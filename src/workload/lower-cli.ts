@@ -7,8 +7,7 @@
  * The input is read and the output written a block at a time, so a trace of
  * millions of operations never sits in memory whole.
  */
-import { readFileSync, writeSync } from 'node:fs';
-import { fileLines } from './cli-util.js';
+import { fileLines, parseCommandArgs, stdinLines, writeStdout } from './cli-util.js';
 import { VtdError } from '../errors.js';
 import { parseTraceLines } from '../trace.js';
 import { formatHeader, lowerOps, type DriverOptions } from './driver.js';
@@ -27,51 +26,39 @@ function fail(msg: string): never {
 
 /** Parses the arguments: the trace file and the driver options. */
 export function parseLowerArgs(args: string[]): { file: string; opts: DriverOptions } {
-  const files: string[] = [];
+  const a = parseCommandArgs('lower', args, {
+    policy: { type: 'string' }, 'flush-queue': { type: 'string' }, 'register-invalidation': { type: 'boolean' }, 'no-superpages': { type: 'boolean' },
+  });
   const opts: DriverOptions = {};
-  const seen = new Set<string>();
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a.startsWith('--')) {
-      if (seen.has(a)) fail(`${a} given twice`);
-      seen.add(a);
-    }
-    switch (a) {
-      case '--policy': {
-        const v = args[++i];
-        if (v !== 'strict' && v !== 'lazy') fail(`--policy takes strict or lazy, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
-        opts.policy = v;
-        break;
-      }
-      case '--flush-queue': {
-        const v = args[++i];
-        if (v === undefined || !/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) fail(`--flush-queue takes a positive integer, got ${v === undefined ? 'nothing' : JSON.stringify(v)}`);
-        opts.flushQueue = Number(v);
-        break;
-      }
-      case '--register-invalidation': opts.invalidation = 'register'; break;
-      case '--no-superpages': opts.superpages = false; break;
-      default:
-        if (a.startsWith('--')) fail(`unknown option ${a}`);
-        files.push(a);
-    }
+  const policy = a.values.policy;
+  if (policy !== undefined) {
+    if (policy !== 'strict' && policy !== 'lazy') fail(`--policy takes strict or lazy, got ${JSON.stringify(policy)}`);
+    opts.policy = policy;
   }
-  if (files.length !== 1) fail('takes one trace file (or - for standard input)');
-  return { file: files[0], opts };
+  const fq = a.values['flush-queue'];
+  if (typeof fq === 'string') {
+    if (!/^\d+$/.test(fq) || Number(fq) < 1 || !Number.isSafeInteger(Number(fq))) fail(`--flush-queue takes a positive integer, got ${JSON.stringify(fq)}`);
+    opts.flushQueue = Number(fq);
+  }
+  if (a.values['register-invalidation']) opts.invalidation = 'register';
+  if (a.values['no-superpages']) opts.superpages = false;
+  if (a.positional.length !== 1) fail('takes one trace file (or - for standard input)');
+  return { file: a.positional[0], opts };
 }
 
 export function run(args: string[]): number {
   const { file, opts } = parseLowerArgs(args);
-  const lines = file === '-' ? readFileSync(0, 'utf8').split('\n') : fileLines(file);
-  const { header, ops } = parseTraceLines(lines);
+  // Standard input is read whole first; a file is read twice, streamed: once to check every
+  // line (nothing is printed for a malformed trace), once to lower it.
+  const stdin = file === '-' ? [...stdinLines()] : undefined;
+  const source = (): Iterable<string> => stdin ?? fileLines(file);
+  for (const _ of parseTraceLines(source()).ops);
+  const { header, ops } = parseTraceLines(source());
   let out: string[] = [];
   let size = 0;
   const flush = (): void => {
     if (out.length === 0) return;
-    const s = out.join('\n') + '\n';
-    let b = Buffer.from(s, 'utf8');
-    // writeSync may write less than asked on a pipe.
-    while (b.length > 0) b = b.subarray(writeSync(1, b));
+    writeStdout(out.join('\n') + '\n');
     out = [];
     size = 0;
   };

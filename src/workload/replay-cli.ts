@@ -8,12 +8,10 @@
  * the same parsed trace once each (their cartesian product, in the order
  * given); the result lines printed are the first run's.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { VtdError } from '../errors.js';
 import { Replayer, type ReplayOptions } from '../replay.js';
 import { parseTraceLines, formatRid, type TraceHeader } from '../trace.js';
-import { fileLines, parseCommandArgs } from './cli-util.js';
+import { AtomicFile, fileLines, flagsAndValues, parseCommandArgs, stdinLines, writeStdout, type OptionSpec } from './cli-util.js';
 import { parseCostOverrides } from './cost.js';
 import { runReport, sampleInterval, Timeline } from './metrics.js';
 import { costParams } from './cost.js';
@@ -35,14 +33,18 @@ export const usage = `  replay TRACE.jsonl|-   replay a trace (trace-format.md) 
       --dma-entry-limit N    type1 dma_entry_limit [65535]
       --memlock KIB      RLIMIT_MEMLOCK in KiB (ulimit -l units) [unlimited]
       --cost NAME=VALUE  override a cost-model parameter (repeatable; docs/workloads/report.md)
-      --report FILE      write the JSON report (every run) to FILE
-      --html FILE        write the self-contained HTML report to FILE
+      --report FILE      write the JSON report (every run) to FILE (its directory must exist)
+      --html FILE        write the self-contained HTML report to FILE (its directory must exist)
       --no-results       do not print result lines
       --progress / --no-progress   progress bar on standard error [on when it is a terminal]
 `;
 
-const FLAGS = new Set(['--summary', '--counters', '--register-invalidation', '--no-superpages', '--no-results', '--progress', '--no-progress']);
-const VALUED = new Set(['--policy', '--flush-queue', '--shadow', '--backend', '--dma-entry-limit', '--memlock', '--cost', '--report', '--html']);
+const flag = { type: 'boolean' } as const, value = { type: 'string' } as const;
+const OPTIONS: OptionSpec = {
+  summary: flag, counters: flag, 'register-invalidation': flag, 'no-superpages': flag, 'no-results': flag, progress: flag, 'no-progress': flag,
+  policy: value, 'flush-queue': value, shadow: value, backend: value, 'dma-entry-limit': value, memlock: value,
+  cost: { type: 'string', multiple: true }, report: value, html: value,
+};
 
 interface Args {
   file: string;
@@ -51,7 +53,9 @@ interface Args {
 }
 
 function parseArgs(args: string[]): Args {
-  const { positional, flags, values } = parseCommandArgs('replay', args, FLAGS, VALUED, new Set(['--cost']));
+  const parsed = parseCommandArgs('replay', args, OPTIONS);
+  const { flags, values } = flagsAndValues(parsed);
+  const positional = parsed.positional;
   if (positional.length !== 1) throw new VtdError('ARGUMENT', 'replay takes one trace file (or - for standard input)');
   return { file: positional[0], flags, values };
 }
@@ -110,16 +114,6 @@ function plans(a: Args): Plan[] {
   return out;
 }
 
-/** Operations in a trace source (lines that are neither blank nor comments, minus the header). */
-function countOps(lines: Iterable<string>): number {
-  let n = 0;
-  for (const l of lines) {
-    const s = l.trim();
-    if (s !== '' && s[0] !== '#') n++;
-  }
-  return Math.max(0, n - 1);
-}
-
 /** A progress bar on standard error (only when asked for or when it is a terminal). */
 class Progress {
   private last = 0;
@@ -157,11 +151,19 @@ export function run(args: string[]): number {
   // Every option is checked before anything is read or replayed.
   const runs = plans(a);
   const overrides = parseCostOverrides(a.values.get('--cost') ?? []);
+  // Output files are opened now: a path that cannot be written fails before the replay.
+  const reportFile = a.values.get('--report')?.[0];
+  const htmlFile = a.values.get('--html')?.[0];
+  const reportOut = reportFile !== undefined ? new AtomicFile(reportFile) : undefined;
+  const htmlOut = htmlFile !== undefined ? new AtomicFile(htmlFile) : undefined;
   // Standard input is read once and kept (several runs replay it); a file is streamed once per run.
-  const stdin = a.file === '-' ? readFileSync(0, 'utf8').split('\n') : undefined;
+  const stdin = a.file === '-' ? [...stdinLines()] : undefined;
   const source = (): Iterable<string> => stdin ?? fileLines(a.file);
-  const { header } = parseTraceLines(source());
-  const total = countOps(source());
+  // Nothing half-done: every line is parsed and checked before the first result is printed (the
+  // pass also counts the ops, for the progress bar and the timeline). Memory stays constant for a file.
+  const { header, ops: checked } = parseTraceLines(source());
+  let total = 0;
+  for (const _ of checked) total++;
   if (a.values.has('--shadow') && !header.config.cm) {
     process.stderr.write('vtd: warning: --shadow on a trace without caching mode: the guest does not invalidate after a map, so the shadow misses new mappings (digest section 8.1)\n');
   }
@@ -181,7 +183,7 @@ export function run(args: string[]): number {
     // Result lines of the first run go out in blocks as they come (nothing accumulates).
     let pending: string[] = [];
     const flush = (): void => {
-      if (pending.length) process.stdout.write(pending.join('\n') + '\n');
+      if (pending.length) writeStdout(pending.join('\n') + '\n');
       pending = [];
     };
     const t0 = performance.now();
@@ -230,22 +232,18 @@ export function run(args: string[]): number {
     },
     runs: reports,
   };
-  const reportFile = a.values.get('--report')?.[0];
-  if (reportFile) {
-    mkdirSync(dirname(reportFile), { recursive: true });
-    writeFileSync(reportFile, JSON.stringify(report, null, 1) + '\n');
+  if (reportOut) {
+    reportOut.write(JSON.stringify(report, null, 1) + '\n');
+    reportOut.commit();
   }
-  const htmlFile = a.values.get('--html')?.[0];
-  if (htmlFile) writeHtml(htmlFile, report);
+  if (htmlOut) {
+    htmlOut.write(renderHtml(report));
+    htmlOut.commit();
+  }
   if (a.flags.has('--summary') && first) process.stderr.write(summary(a, header, first, firstMs, reports) + '\n');
   const written = [reportFile, htmlFile].filter((f) => f !== undefined);
   if (written.length) process.stderr.write(`vtd: report written to ${written.join(' and ')}\n`);
   return 0;
-}
-
-function writeHtml(file: string, report: ReplayReport): void {
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, renderHtml(report));
 }
 
 const num = formatCount, bytes = formatBytes, ns = formatNs;

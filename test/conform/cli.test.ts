@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTrace, replayTrace } from '../../src/index.js';
@@ -28,6 +28,19 @@ test('conform: bad usage exits 2', () => {
     assert.equal(r.stdout, '');
   }
   assert.match(vtd(['help']).stdout, /conform --qemu/);
+});
+
+test('conform --out: a directory that cannot be made or written is exit 2 before QEMU runs; -h is help', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vtd-conform-'));
+  const file = join(dir, 'f');
+  writeFileSync(file, '');
+  const r = vtd(['conform', '--qemu', '--out', join(file, 'sub')]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^vtd: cannot write .*f\/sub: ENOTDIR\n$/);
+  assert.equal(r.stdout, '');
+  const h = vtd(['conform', '-h']);
+  assert.equal(h.status, 0);
+  assert.match(h.stdout, /^usage: vtd conform \.\.\.\n  conform --qemu/);
 });
 
 test('conform --qemu: a few seeds, exit 0, summary on stdout and in --out', () => {
