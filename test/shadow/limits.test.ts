@@ -1,0 +1,127 @@
+/**
+ * Issue 11: a guest must not be able to make shadow sync exhaust the VMM.
+ * A hostile table (one page whose 512 entries all point at itself: 512^levels
+ * leaves; or a fan-out onto an empty table: 512^levels entries read, no leaf)
+ * is synced within the backend's limits (type1 dma_entry_limit, the iommufd
+ * model's maxMappings) and the per-sync walk budget; hitting a limit records
+ * the backend's errno, marks the shadow incomplete, and the replay goes on.
+ * Counts are asserted, never time.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseTrace } from '../../src/trace.js';
+import { Replayer, type ReplayOptions } from '../../src/replay.js';
+import type { SyncMode } from '../../src/shadow/sync.js';
+
+const DID = 1;
+
+/**
+ * The reproduction of issue 11: header with cm, root entry, context entry,
+ * the hostile table, RTADDR, SRTP, TE, a global context invalidation and a
+ * domain-selective IOTLB invalidation (registers), then one DMA to show the
+ * replay goes on. `fanOut`: levels-1 tables chained with every entry pointing
+ * at the next, the last one empty (no leaf at all) instead of a self-reference.
+ */
+export function hostileTrace(aw: 39 | 48 | 57, fanOut = false): string {
+  const levels = { 39: 3, 48: 4, 57: 5 }[aw];
+  const q = (v: bigint | number) => `"0x${v.toString(16)}"`;
+  const lines = [
+    `{"vtd-trace":1,"iommu":{"aw":${aw},"cm":true},"devices":["00:03.0"]}`,
+    `{"op":"mem","gpa":"0x1000","q":["0x2001","0x0"]}`,
+    `{"op":"mem","gpa":"0x2180","q":["0x3001",${q((DID << 8) | (levels - 2))}]}`,
+  ];
+  if (!fanOut) lines.push(`{"op":"mem","gpa":"0x3000","q":[${Array(512).fill('"0x3003"').join(',')}]}`);
+  else {
+    for (let i = 0; i < levels - 1; i++) {
+      lines.push(`{"op":"mem","gpa":${q(0x3000 + i * 0x1000)},"q":[${Array(512).fill(q(0x4003 + i * 0x1000)).join(',')}]}`);
+    }
+  }
+  lines.push(
+    `{"op":"wr","reg":"0x20","size":8,"val":"0x1000"}`,
+    `{"op":"wr","reg":"0x18","size":4,"val":"0x40000000"}`,
+    `{"op":"wr","reg":"0x18","size":4,"val":"0x80000000"}`,
+    `{"op":"wr","reg":"0x28","size":8,"val":"0xa000000000000000"}`,
+    `{"op":"wr","reg":"0xf8","size":8,"val":${q((1n << 63n) | (2n << 60n) | (BigInt(DID) << 32n))}}`,
+    `{"op":"dma","sid":"00:03.0","iova":"0x5000","len":4,"dir":"r"}`,
+  );
+  return lines.join('\n') + '\n';
+}
+
+function replay(text: string, options: ReplayOptions): { r: Replayer; lines: string[] } {
+  const trace = parseTrace(text);
+  const r = new Replayer({ header: trace.header, ops: [] }, options);
+  const lines: string[] = [];
+  for (const op of trace.ops) {
+    const l = r.step(op);
+    if (l !== undefined) lines.push(l);
+  }
+  r.finish();
+  return { r, lines };
+}
+
+test('the nine-line trace: each sync stops at the backend mapping limit with its errno, and the replay goes on', () => {
+  const LIMIT = 100;
+  for (const aw of [48, 57] as const) {
+    for (const mode of ['merged', 'qemu'] as SyncMode[]) {
+      for (const backend of ['type1', 'iommufd'] as const) {
+        const what = `aw ${aw}, ${mode}, ${backend}`;
+        const { r, lines } = replay(hostileTrace(aw), {
+          shadow: { mode, backend, type1: { dmaEntryLimit: LIMIT }, iommufd: { maxMappings: LIMIT } },
+        });
+        const m = r.shadow!.metrics, b = r.backendStats()!;
+        assert.equal(m.syncs, 2, `${what}: the context invalidation attaches the domain (full sync), then the IOTLB one`);
+        assert.ok(b.maps <= m.syncs * (LIMIT + 1), `${what}: ${b.maps} map calls`);
+        assert.ok(b.maps >= LIMIT + 1, `${what}: the limit was reached`);
+        assert.ok(b.errors.ENOSPC >= 1 && b.errors.ENOSPC <= m.syncs, `${what}: ENOSPC ${b.errors.ENOSPC}`);
+        assert.equal(m.errors.ENOSPC, b.errors.ENOSPC, `${what}: the sync counts the backend's errno`);
+        assert.equal(b.liveMappings, LIMIT, what);
+        const name = backend === 'type1' ? 'dma_entry_limit' : 'max-mappings';
+        assert.equal(m.limits[name], m.syncs, `${what}: every sync stopped at ${name}`);
+        assert.equal(m.incompleteSyncs, m.syncs, what);
+        assert.equal(r.shadow!.shadowComplete(DID), false, `${what}: the shadow says it is incomplete`);
+        // The shadow holds only what the backend accepted.
+        assert.equal(r.shadow!.shadowOf(DID).length, LIMIT, what);
+        assert.deepEqual(lines, ['{"i":8,"op":"dma","ok":true,"gpa":"0x3000"}'], `${what}: the replay went on`);
+      }
+    }
+  }
+});
+
+test('default limits bound the nine-line trace too (type1 dma_entry_limit 65535, merged)', () => {
+  const { r } = replay(hostileTrace(48), { shadow: { mode: 'merged', backend: 'type1' } });
+  const m = r.shadow!.metrics, b = r.backendStats()!;
+  assert.equal(b.liveMappings, 65535);
+  assert.ok(b.maps <= m.syncs * 65536);
+  assert.equal(b.errors.ENOSPC, m.syncs);
+});
+
+test('locked memory: a sync stops at RLIMIT_MEMLOCK with ENOMEM', () => {
+  for (const mode of ['merged', 'qemu'] as SyncMode[]) {
+    for (const backend of ['type1', 'iommufd'] as const) {
+      const what = `${mode}, ${backend}`;
+      // 64 KiB of locked memory: 16 pages of 4 KiB.
+      const { r } = replay(hostileTrace(48), { shadow: { mode, backend, type1: { memlockLimitKiB: 64n }, iommufd: { memlockLimitKiB: 64n } } });
+      const m = r.shadow!.metrics, b = r.backendStats()!;
+      assert.equal(b.liveMappings, 16, what);
+      assert.ok(b.maps <= m.syncs * 17, `${what}: ${b.maps} map calls`);
+      assert.ok(b.errors.ENOMEM >= 1, what);
+      assert.equal(m.limits['RLIMIT_MEMLOCK'], m.syncs, what);
+    }
+  }
+});
+
+test('walk budget: a fan-out onto an empty table (no leaf) is cut at max walk entries, 4 and 5 levels', () => {
+  for (const aw of [48, 57] as const) {
+    for (const mode of ['merged', 'qemu'] as SyncMode[]) {
+      const what = `aw ${aw}, ${mode}`;
+      const { r, lines } = replay(hostileTrace(aw, true), { shadow: { mode, backend: 'type1', maxWalkEntries: 50000 } });
+      const m = r.shadow!.metrics, b = r.backendStats()!;
+      assert.equal(m.syncs, 2, what);
+      assert.ok(m.entriesRead <= m.syncs * (50000 + 5), `${what}: ${m.entriesRead} entries read`);
+      assert.equal(m.limits['walk-entries'], m.syncs, what);
+      assert.equal(b.maps + b.unmaps, 0, what);
+      assert.equal(r.shadow!.shadowComplete(DID), false, what);
+      assert.equal(lines.length, 1, `${what}: the replay went on`);
+    }
+  }
+});
