@@ -9,6 +9,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT } from '../helpers.js';
 import { parseTrace } from '../../src/trace.js';
 import { Replayer, type ReplayOptions } from '../../src/replay.js';
 import type { SyncMode } from '../../src/shadow/sync.js';
@@ -124,4 +129,40 @@ test('walk budget: a fan-out onto an empty table (no leaf) is cut at max walk en
       assert.equal(lines.length, 1, `${what}: the replay went on`);
     }
   }
+});
+
+test('the nine-line trace file of the issue (test/fixtures/shadow) matches the builder', () => {
+  const file = readFileSync(join(ROOT, 'test', 'fixtures', 'shadow', 'selfref-aw48.jsonl'), 'utf8');
+  assert.equal(file.trim().split('\n').length, 9);
+  assert.equal(file, hostileTrace(48).split('\n').slice(0, 9).join('\n') + '\n');
+});
+
+test('vtd replay: a sync stopped at a limit is warned about, counted in the report, and the run exits 0', () => {
+  const vtd = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin', 'vtd.js'), ...args], { encoding: 'utf8' });
+  const dir = mkdtempSync(join(tmpdir(), 'vtd-limits-'));
+  const report = join(dir, 'r.json');
+  const trace = join(ROOT, 'test', 'fixtures', 'shadow', 'selfref-aw48.jsonl');
+  const r = vtd(['replay', trace, '--shadow', 'merged,qemu', '--dma-entry-limit', '50', '--report', report]);
+  assert.equal(r.status, 0, r.stderr);
+  for (const mode of ['merged', 'qemu']) {
+    assert.match(r.stderr, new RegExp(`warning: run none\\+${mode}/type1: the shadow is incomplete: 2 sync\\(s\\) stopped at a limit: dma_entry_limit \\(--dma-entry-limit\\) 2; backend errors ENOSPC 2`));
+  }
+  const rep = JSON.parse(readFileSync(report, 'utf8'));
+  for (const run of rep.runs) {
+    assert.equal(run.backend.incompleteSyncs, 2);
+    assert.deepEqual(run.backend.limits, { dma_entry_limit: 2 });
+    assert.equal(run.backend.errors.ENOSPC, 2);
+    assert.ok(run.backend.maps <= 2 * 51);
+  }
+  // The walk budget, on the 5-level fan-out onto an empty table.
+  const f = vtd(['replay', join(ROOT, 'test', 'fixtures', 'shadow', 'fanout-aw57.jsonl'), '--shadow', 'qemu', '--backend', 'iommufd', '--max-walk-entries', '1000', '--summary']);
+  assert.equal(f.status, 0, f.stderr);
+  assert.match(f.stderr, /incomplete: 2 sync\(s\) stopped at a limit \(walk-entries 2\)/);
+  assert.match(f.stderr, /warning: run none\+qemu\/iommufd: the shadow is incomplete: 2 sync\(s\) stopped at a limit: walk-entries \(--max-walk-entries\) 2\n/);
+  // The options are checked.
+  const bad = vtd(['replay', trace, '--shadow', 'merged', '--max-mappings', '10']);
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--max-mappings is for --backend iommufd/);
+  assert.match(vtd(['replay', trace, '--max-walk-entries', '10']).stderr, /--max-walk-entries needs --shadow/);
+  assert.match(vtd(['replay', trace, '--shadow', 'merged', '--max-walk-entries', '0']).stderr, /--max-walk-entries must be an integer >= 1/);
 });
