@@ -16,7 +16,12 @@ import { join } from 'node:path';
 import { ROOT } from '../helpers.js';
 import { parseTrace } from '../../src/trace.js';
 import { Replayer, type ReplayOptions } from '../../src/replay.js';
-import type { SyncMode } from '../../src/shadow/sync.js';
+import fc from 'fast-check';
+import { ShadowSync, type Run, type SyncMode } from '../../src/shadow/sync.js';
+import { Type1Backend } from '../../src/shadow/type1.js';
+import { IommufdBackend } from '../../src/shadow/iommufd.js';
+import type { Backend } from '../../src/shadow/backend.js';
+import { Guest, SID, DID as GUEST_DID } from './guest.js';
 
 const DID = 1;
 
@@ -165,4 +170,54 @@ test('vtd replay: a sync stopped at a limit is warned about, counted in the repo
   assert.match(bad.stderr, /--max-mappings is for --backend iommufd/);
   assert.match(vtd(['replay', trace, '--max-walk-entries', '10']).stderr, /--max-walk-entries needs --shadow/);
   assert.match(vtd(['replay', trace, '--shadow', 'merged', '--max-walk-entries', '0']).stderr, /--max-walk-entries must be an integer >= 1/);
+});
+
+test('property: under a small mapping limit the backend never maps what the guest does not, each sync issues at most limit + 1 maps, and a domain sync within the limit restores the exact shadow', () => {
+  const LIMIT = 6;
+  fc.assert(fc.property(
+    fc.constantFrom<SyncMode>('merged', 'qemu'), fc.boolean(),
+    fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 15 }), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 9 })), { maxLength: 30 }),
+    (mode, fd, ops) => {
+      const g = new Guest();
+      const b: Backend = fd ? new IommufdBackend({ maxMappings: LIMIT }) : new Type1Backend({ dmaEntryLimit: LIMIT });
+      const s = new ShadowSync(g.iommu, b, { mode });
+      s.attach(SID);
+      const live = new Map<number, number>(); // slot -> pages
+      const pageOf = (iova: bigint): Run | undefined => g.effective().find((r) => iova >= r.iova && iova < r.iova + r.size);
+      const check = (where: string): void => {
+        for (const m of b.mappings()) {
+          for (let p = m.iova; p < m.iova + m.size; p += 0x1000n) {
+            const r = pageOf(p);
+            assert.ok(r && r.gpa + (p - r.iova) === m.hva + (p - m.iova) && r.read === m.perm.read && r.write === m.perm.write,
+              `${where}: the backend maps 0x${p.toString(16)}, the guest does not (or differently)`);
+          }
+        }
+      };
+      for (const [map, slot, pages, gpage] of ops) {
+        // Slots 16 pages apart, GPAs scattered: every slot is its own run.
+        const iova = 0x10000000n + BigInt(slot) * 0x10000n;
+        const syncs = s.metrics.syncs, maps = s.metrics.maps;
+        if (map && !live.has(slot)) {
+          g.map(iova, 0x20000000n + BigInt(gpage * 7 + slot) * 0x100000n, BigInt(pages) * 0x1000n, 3n);
+          live.set(slot, pages);
+        } else if (!map && live.has(slot)) {
+          g.unmap(iova, BigInt(live.get(slot)!) * 0x1000n);
+          live.delete(slot);
+        } else continue;
+        assert.ok(s.metrics.maps - maps <= (s.metrics.syncs - syncs) * (LIMIT + 1), `${mode}: maps per sync`);
+        check(`after ${map ? 'map' : 'unmap'} of slot ${slot}`);
+      }
+      g.invalidateDomain();
+      check('after a domain sync');
+      // Backend mappings needed: one per run (merged; runs never touch here), one per page (qemu).
+      const need = mode === 'qemu' ? [...live.values()].reduce((a, x) => a + x, 0) : live.size;
+      if (need <= LIMIT) {
+        assert.equal(s.shadowComplete(GUEST_DID), true);
+        assert.equal(b.mappings().length, need);
+        assert.equal(b.mappings().reduce((a, m) => a + m.size, 0n), g.effective().reduce((a, r) => a + r.size, 0n));
+      } else {
+        assert.equal(s.shadowComplete(GUEST_DID), false);
+        assert.ok(b.stats().errors.ENOSPC > 0);
+      }
+    }), { numRuns: Number(process.env.VTD_PROPERTY_RUNS ?? 100) });
 });
