@@ -147,8 +147,10 @@ test('vtd replay: a sync stopped at a limit is warned about, counted in the repo
   const dir = mkdtempSync(join(tmpdir(), 'vtd-limits-'));
   const report = join(dir, 'r.json');
   const trace = join(ROOT, 'test', 'fixtures', 'shadow', 'selfref-aw48.jsonl');
-  const r = vtd(['replay', trace, '--shadow', 'merged,qemu', '--dma-entry-limit', '50', '--report', report]);
+  const html = join(dir, 'r.html');
+  const r = vtd(['replay', trace, '--shadow', 'merged,qemu', '--dma-entry-limit', '50', '--report', report, '--html', html]);
   assert.equal(r.status, 0, r.stderr);
+  assert.match(readFileSync(html, 'utf8'), /Shadow incomplete: none\+merged\/type1: 2 sync\(s\) stopped at a limit \(dma_entry_limit 2\); none\+qemu\/type1: 2 sync/);
   for (const mode of ['merged', 'qemu']) {
     assert.match(r.stderr, new RegExp(`warning: run none\\+${mode}/type1: the shadow is incomplete: 2 sync\\(s\\) stopped at a limit: dma_entry_limit \\(--dma-entry-limit\\) 2; backend errors ENOSPC 2`));
   }
