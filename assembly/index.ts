@@ -200,12 +200,13 @@ export function layoutRangeCapacity(): u32 { return BATCH_CAP / 2; }
 /**
  * The present leaf mappings of the table at (tableHi:tableLo) with `levels`
  * levels over [start, end) (end 0 = 2^64), into the response block
- * (rangewalk.ts records). Returns the count; the result block holds the IOVA
- * to resume from, the entries read and the entries skipped as malformed.
+ * (rangewalk.ts records), reading about `budget` entries at most. Returns the
+ * count; the result block holds the IOVA to resume from (== end when done),
+ * the entries read and the entries skipped as malformed.
  */
-export function walkRange(tableLo: u32, tableHi: u32, levels: u32, startLo: u32, startHi: u32, endLo: u32, endHi: u32): u32 {
+export function walkRange(tableLo: u32, tableHi: u32, levels: u32, startLo: u32, startHi: u32, endLo: u32, endHi: u32, budget: u32): u32 {
   const n = rangeWalk((<u64>tableHi << 32) | <u64>tableLo, levels, (<u64>startHi << 32) | <u64>startLo,
-    (<u64>endHi << 32) | <u64>endLo, batchResp, BATCH_CAP / 2);
+    (<u64>endHi << 32) | <u64>endLo, batchResp, BATCH_CAP / 2, budget);
   store<u64>(result, rwResume);
   store<u32>(result, rwEntries, 8);
   store<u32>(result, rwBad, 12);

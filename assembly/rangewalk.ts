@@ -14,8 +14,17 @@
 //
 // Entries that would fault a request (reserved bits, unreadable tables) map
 // nothing and are counted in `rwBad`; a path whose rights AND to nothing
-// (e.g. write-only under read-only) maps nothing either. When the block fills, the walk stops and
-// `rwResume` holds the IOVA to continue from; otherwise `rwResume` = end.
+// (e.g. write-only under read-only) maps nothing either.
+//
+// The work of one call is bounded, whatever the tables hold: it stops when the
+// block fills (`cap` records) or when it has read `budget` entries, and
+// `rwResume` holds the IOVA to continue from; otherwise `rwResume` = end. A
+// hostile table (one page whose entries all point at itself: 512^levels
+// leaves; or 512-way fan-out onto an empty table: 512^levels entries read and
+// no leaf) therefore costs a caller only what it asks for. The budget is
+// checked only at an entry past `start`, so every stop makes progress: a call
+// resumed from `rwResume` never repeats the previous one. It reads at most
+// `budget + levels - 1` entries (the descent back to `start` comes first).
 
 import { bit64 } from "./bits";
 import { count, C_WALK_L1 } from "./counters";
@@ -24,7 +33,7 @@ import { SL_PS_BIT, SL_RW_MASK, rsvdTable, rsvdLeaf, slAddrMask } from "./slpte"
 
 /** IOVA to resume from (== end when the range was walked completely). */
 export let rwResume: u64 = 0;
-/** Entries read during the last walk. */
+/** Entries read during the last walk (at most its budget + levels - 1). */
 export let rwEntries: u32 = 0;
 /** Present entries that map nothing because a request through them would fault. */
 export let rwBad: u32 = 0;
@@ -33,10 +42,11 @@ export let rwBad: u32 = 0;
 @inline const RECORD: u32 = 32;
 
 /**
- * Walks [start, end) (end exclusive; 0 means 2^64) and writes at most `cap`
- * records at `out`. Returns the number written.
+ * Walks [start, end) (end exclusive; 0 means 2^64), reading about `budget`
+ * entries at most, and writes at most `cap` records at `out`. Returns the
+ * number written.
  */
-export function rangeWalk(table: u64, levels: u32, start: u64, end: u64, out: usize, cap: u32): u32 {
+export function rangeWalk(table: u64, levels: u32, start: u64, end: u64, out: usize, cap: u32, budget: u32): u32 {
   rwEntries = 0;
   rwBad = 0;
   rwResume = end;
@@ -71,7 +81,7 @@ export function rangeWalk(table: u64, levels: u32, start: u64, end: u64, out: us
       store<u32>(nexts + (<usize>level << 2), load<u32>(nexts + (<usize>level << 2)) + 1);
       continue;
     }
-    if (n >= cap) {
+    if (n >= cap || (rwEntries >= budget && at > start)) {
       rwResume = at < start ? start : at;
       return n;
     }

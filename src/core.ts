@@ -37,7 +37,7 @@ interface CoreExports {
   remapMsi(sid: number, hasSid: number, addrLo: number, addrHi: number, data: number): number;
   contextOf(sid: number): number;
   layoutRangeCapacity(): number;
-  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number): number;
+  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number, budget: number): number;
   remapIoapic(sid: number, hasSid: number, rteLo: number, rteHi: number): number;
   guestFrames(): number;
   iotlbEntries(): number;
@@ -276,9 +276,9 @@ export class Core {
 
   get rangeCapacity(): number { return this.x.layoutRangeCapacity(); }
 
-  /** Runs one range-walk step; records are then in the response block (8 u32 words each). */
-  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number): number {
-    return this.guard(() => this.x.walkRange(tableLo, tableHi, levels, startLo, startHi, endLo, endHi));
+  /** Runs one range-walk step of about `budget` entries read at most; records are then in the response block (8 u32 words each). */
+  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number, budget: number): number {
+    return this.guard(() => this.x.walkRange(tableLo, tableHi, levels, startLo, startHi, endLo, endHi, budget >>> 0));
   }
 
   // ---- interrupt remapping ----

@@ -2,8 +2,8 @@
  * vtd-wasm: an emulator of the Intel VT-d remapping unit.
  * Usable in browsers and Node: nothing here imports Node modules.
  */
-export { Iommu, TranslateResult, BatchPath } from './iommu.js';
-export type { IommuOptions, IommuEvent, Direction, GuestMemoryHooks, MsiResult, LeafMapping, ContextInfo } from './iommu.js';
+export { Iommu, TranslateResult, BatchPath, DEFAULT_WALK_ENTRIES, DEFAULT_WALK_LEAVES } from './iommu.js';
+export type { IommuOptions, IommuEvent, Direction, GuestMemoryHooks, MsiResult, LeafMapping, ContextInfo, RangeScan, LeafVisitor } from './iommu.js';
 export { VtdError } from './errors.js';
 export type { VtdErrorCode } from './errors.js';
 export { parseTrace, optionsFromHeader, parseRid, formatRid } from './trace.js';

@@ -106,6 +106,30 @@ export type MsiResult =
 /** A present leaf mapping found by `walkRange`: `size` bytes at `iova` map to `gpa`. */
 export interface LeafMapping { iova: bigint; gpa: bigint; size: bigint; level: number; read: boolean; write: boolean }
 
+/**
+ * Default budget of a range walk: guest table entries read. 2^24 entries is
+ * the tables of 64 GiB mapped with 4 KiB pages; a hostile table can make a
+ * walk read 512^levels entries (docs/SHADOW.md, Limits).
+ */
+export const DEFAULT_WALK_ENTRIES = 1 << 24;
+/** Default most leaves `walkRange` returns in one call (1 GiB of 4 KiB pages). */
+export const DEFAULT_WALK_LEAVES = 1 << 18;
+
+/** What a bounded range walk did. */
+export interface RangeScan {
+  /** Guest table entries read (at most the budget + levels - 1). */
+  entriesRead: number;
+  /** Present entries that map nothing because a request through them would fault. */
+  malformed: number;
+  /** Whether [start, end) was walked to its end. */
+  complete: boolean;
+  /** Where the walk stopped: nothing at or above it was looked at (end when complete). */
+  resume: bigint;
+}
+
+/** A leaf as `scanRange` passes it (no object is built per leaf); return false to stop the walk before this leaf. */
+export type LeafVisitor = (iova: bigint, gpa: bigint, level: number, read: boolean, write: boolean) => boolean;
+
 /** A device's context as the unit reads it (no cache involved). */
 export type ContextInfo =
   | { ok: true; did: number; table: bigint; levels: number; passThrough: boolean; fpd: boolean }
@@ -337,34 +361,57 @@ export class Iommu {
    * the path). Not-present entries prune their subtrees; entries a request
    * would fault on map nothing and are counted in `malformed`. No side
    * effects besides counters.
+   *
+   * Bounded whatever the tables hold: it stops after `maxEntries` entries
+   * read or `maxLeaves` leaves (defaults DEFAULT_WALK_ENTRIES and
+   * DEFAULT_WALK_LEAVES) with `complete` false; `resume` is where to continue.
    */
-  walkRange(table: bigint, levels: number, start: bigint, end: bigint): { mappings: LeafMapping[]; entriesRead: number; malformed: number } {
+  walkRange(table: bigint, levels: number, start: bigint, end: bigint, opts: { maxEntries?: number; maxLeaves?: number } = {}): { mappings: LeafMapping[] } & RangeScan {
+    const maxLeaves = opts.maxLeaves ?? DEFAULT_WALK_LEAVES;
+    if (!Number.isSafeInteger(maxLeaves) || maxLeaves < 0) throw new VtdError('ARGUMENT', 'maxLeaves must be a non-negative integer', { maxLeaves });
+    const mappings: LeafMapping[] = [];
+    const scan = this.scanRange(table, levels, start, end, opts.maxEntries ?? DEFAULT_WALK_ENTRIES, (iova, gpa, level, read, write) => {
+      if (mappings.length >= maxLeaves) return false;
+      mappings.push({ iova, gpa, size: 1n << BigInt(12 + 9 * (level - 1)), level, read, write });
+      return true;
+    });
+    return { mappings, ...scan };
+  }
+
+  /**
+   * The range walk of `walkRange` without building its result: each leaf, in
+   * IOVA order, goes to `visit`, which may stop the walk. At most about
+   * `maxEntries` guest table entries are read (the core walks in steps of at
+   * most one response block and the remaining budget).
+   */
+  scanRange(table: bigint, levels: number, start: bigint, end: bigint, maxEntries: number, visit: LeafVisitor): RangeScan {
     if (!Number.isInteger(levels) || levels < 1 || levels > 5) throw new VtdError('ARGUMENT', 'levels must be 1..5', { levels });
     if (start < 0n || end > 1n << 64n || end <= start) throw new VtdError('ARGUMENT', 'need 0 <= start < end <= 2^64', { start, end });
+    if (!Number.isSafeInteger(maxEntries) || maxEntries < 0) throw new VtdError('ARGUMENT', 'maxEntries must be a non-negative integer', { maxEntries });
     const [tlo, thi] = splitU64(table, 'table');
     const [elo, ehi] = end === 1n << 64n ? [0, 0] : splitU64(end, 'end');
-    const mappings: LeafMapping[] = [];
     let entriesRead = 0, malformed = 0;
     let at = start;
-    while (at < end) {
+    for (;;) {
       const [slo, shi] = splitU64(at, 'start');
-      const n = this.core.walkRange(tlo, thi, levels, slo, shi, elo, ehi);
+      // One step reads at most its budget plus a descent; the u32 budget of a step is capped.
+      const n = this.core.walkRange(tlo, thi, levels, slo, shi, elo, ehi, Math.min(Math.max(0, maxEntries - entriesRead), 0xffffffff));
       const resume = (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo);
       entriesRead += this.core.resultWord2;
       malformed += this.core.resultWord3;
       const rec = this.core.batchResponses;
       for (let i = 0; i < n; i++) {
         const p = i * 8;
-        const level = rec[p + 4];
-        mappings.push({
-          iova: (BigInt(rec[p + 1]) << 32n) | BigInt(rec[p]), gpa: (BigInt(rec[p + 3]) << 32n) | BigInt(rec[p + 2]),
-          size: 1n << BigInt(12 + 9 * (level - 1)), level, read: (rec[p + 5] & 1) !== 0, write: (rec[p + 5] & 2) !== 0,
-        });
+        const iova = (BigInt(rec[p + 1]) << 32n) | BigInt(rec[p]);
+        if (!visit(iova, (BigInt(rec[p + 3]) << 32n) | BigInt(rec[p + 2]), rec[p + 4], (rec[p + 5] & 1) !== 0, (rec[p + 5] & 2) !== 0)) {
+          return { entriesRead, malformed, complete: false, resume: iova > at ? iova : at };
+        }
       }
-      if (n < this.core.rangeCapacity || (end !== 1n << 64n && resume >= end) || (end === 1n << 64n && resume === 0n)) break;
+      const done = end === 1n << 64n ? resume === 0n : resume >= end;
+      if (done) return { entriesRead, malformed, complete: true, resume: end };
+      if (entriesRead >= maxEntries) return { entriesRead, malformed, complete: false, resume };
       at = resume;
     }
-    return { mappings, entriesRead, malformed };
   }
 
   // ---- interrupt remapping ----

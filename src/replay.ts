@@ -9,7 +9,7 @@ import { GuestDriver, type DriverOptions, type LoweredOp } from './workload/driv
 import { ShadowSync, type SyncMode } from './shadow/sync.js';
 import { Type1Backend, type Type1Options } from './shadow/type1.js';
 import { IommufdBackend, type IommufdOptions } from './shadow/iommufd.js';
-import { MemlockAccount, emptyErrors, memlockLimitBytes, type Backend, type BackendStats } from './shadow/backend.js';
+import { DEFAULT_MAX_MAPPINGS, MemlockAccount, emptyErrors, memlockLimitBytes, type Backend, type BackendStats } from './shadow/backend.js';
 
 /** How a replay runs: the guest-driver model for workload ops, and an optional shadowed backend. */
 export interface ReplayOptions {
@@ -21,6 +21,8 @@ export interface ReplayOptions {
     backend: 'type1' | 'iommufd';
     type1?: Type1Options;
     iommufd?: IommufdOptions;
+    /** Most guest table entries one sync's walk reads (ShadowOptions.maxWalkEntries). */
+    maxWalkEntries?: number;
   };
 }
 
@@ -87,7 +89,7 @@ export class Replayer {
       const make = (did: number): Backend => sh.backend === 'type1'
         ? new Type1Backend({ ...sh.type1, memlockAccount: this.memlock, name: `vfio-type1 domain ${did}` })
         : new IommufdBackend({ ...sh.iommufd, memlockAccount: this.memlock, name: `iommufd domain ${did}` });
-      this.shadow = new ShadowSync(this.iommu, make, { mode: sh.mode, ram: [[0n, config.ram]] });
+      this.shadow = new ShadowSync(this.iommu, make, { mode: sh.mode, ram: [[0n, config.ram]], maxWalkEntries: sh.maxWalkEntries });
       // Every device the trace names is assigned: its domain is shadowed once its context is present.
       for (const sid of trace.header.devices) this.shadow.attach(sid);
     }
@@ -128,7 +130,7 @@ export class Replayer {
       for (const [k, v] of Object.entries(s.mapSizeHistogram)) sum.mapSizeHistogram[k] = (sum.mapSizeHistogram[k] ?? 0) + v;
       for (const [k, v] of Object.entries(s.unmapSizeHistogram)) sum.unmapSizeHistogram[k] = (sum.unmapSizeHistogram[k] ?? 0) + v;
     }
-    const liveLimit = sh.backend === 'type1' ? (sh.type1?.dmaEntryLimit ?? 65535) : null;
+    const liveLimit = sh.backend === 'type1' ? (sh.type1?.dmaEntryLimit ?? 65535) : (sh.iommufd?.maxMappings ?? DEFAULT_MAX_MAPPINGS);
     const pinnedLimit = memlockLimitBytes((sh.backend === 'type1' ? sh.type1 : sh.iommufd)?.memlockLimitKiB);
     return { ...sum, liveLimit, pinnedLimit };
   }

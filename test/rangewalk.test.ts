@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Iommu, type LeafMapping } from '../src/index.js';
+import { Iommu, type LeafMapping, DEFAULT_WALK_ENTRIES, DEFAULT_WALK_LEAVES } from '../src/index.js';
 
 const SID = 0x18;
 const TABLE = 0x200000n;
@@ -117,4 +117,54 @@ test('property: walkRange agrees with per-page probes', () => {
       }
       assert.deepEqual(covered, expected);
     }), { numRuns: 100 });
+});
+
+// ---- hostile tables (issue 11): the work and the output of a walk are bounded ----
+
+test('a self-referencing table: walkRange stops at its leaf budget and says where to resume', () => {
+  const u = unit(39);
+  // One page whose 512 entries all point at itself: 512^3 leaves of 4 KiB, all mapping that page.
+  u.writeGuestQwords(TABLE, Array.from({ length: 512 }, () => TABLE | 3n));
+  const r = u.walkRange(TABLE, 3, 0n, 1n << 39n, { maxLeaves: 5000 });
+  assert.equal(r.complete, false);
+  assert.equal(r.mappings.length, 5000);
+  assert.equal(r.resume, 5000n << 12n, 'the first leaf not returned');
+  assert.ok(r.mappings.every((m, i) => m.iova === BigInt(i) << 12n && m.gpa === TABLE));
+  // Resuming from there gives the next leaves.
+  const s = u.walkRange(TABLE, 3, r.resume, 1n << 39n, { maxLeaves: 3 });
+  assert.deepEqual(s.mappings.map((m) => m.iova), [5000n << 12n, 5001n << 12n, 5002n << 12n]);
+  // With no options the defaults still bound it.
+  const d = u.walkRange(TABLE, 3, 0n, 1n << 39n);
+  assert.equal(d.complete, false);
+  assert.ok(d.mappings.length <= DEFAULT_WALK_LEAVES && d.entriesRead <= DEFAULT_WALK_ENTRIES + 3);
+});
+
+test('fan-out onto an empty table: the entry budget bounds the work of a walk that finds no leaf', () => {
+  for (const levels of [4, 5]) {
+    const u = unit(levels === 5 ? 57 : 48);
+    // Every entry of each level points at the next level's table; the last table is empty:
+    // 512^levels entries read, not one leaf.
+    const tables = Array.from({ length: levels }, (_, i) => TABLE + BigInt(i) * 0x1000n);
+    for (let i = 0; i < levels - 1; i++) u.writeGuestQwords(tables[i], Array.from({ length: 512 }, () => tables[i + 1] | 3n));
+    const end = 1n << BigInt(12 + 9 * levels);
+    const r = u.walkRange(TABLE, levels, 0n, end, { maxEntries: 100000 });
+    assert.equal(r.complete, false);
+    assert.equal(r.mappings.length, 0);
+    assert.ok(r.entriesRead >= 100000 && r.entriesRead <= 100000 + levels, `entries read ${r.entriesRead}`);
+    assert.ok(r.resume > 0n && r.resume < end);
+    // Resuming makes progress and stays within its budget too.
+    const s = u.walkRange(TABLE, levels, r.resume, end, { maxEntries: 10 });
+    assert.ok(s.resume > r.resume && s.entriesRead <= 10 + levels);
+  }
+});
+
+test('a budget too small to reach a leaf still makes progress (no resume loop)', () => {
+  const u = unit(39);
+  u.writeGuestQwords(TABLE, Array.from({ length: 512 }, () => TABLE | 3n));
+  let at = 0n;
+  for (let k = 0; k < 5; k++) {
+    const r = u.walkRange(TABLE, 3, at, 1n << 39n, { maxEntries: 1 });
+    assert.ok(r.resume > at, `call ${k} resumed at ${r.resume}`);
+    at = r.resume;
+  }
 });

@@ -45,8 +45,22 @@ export interface BackendStats {
   /** successful unmaps by requested size (unmapAll: by the size it removed, when > 0). */
   unmapSizeHistogram: Record<string, number>;
 }
+/**
+ * The limits a backend enforces on what it will hold. Shadow sync reads them
+ * to bound its own work per sync (docs/SHADOW.md, Limits): content past them
+ * could not be mapped anyway.
+ */
+export interface BackendLimits {
+  /** The most live mappings, and the limit's name; a map past it fails with ENOSPC. Null: no limit. */
+  mappings: { name: string; max: number } | null;
+  /** The process's RLIMIT_MEMLOCK in bytes; a map past it fails with ENOMEM. Null: unlimited. */
+  memlockBytes: bigint | null;
+}
+
 export interface Backend {
   readonly name: string;
+  /** What the backend will hold at most (constant for a backend). */
+  limits(): BackendLimits;
   map(iova: bigint, size: bigint, vaddr: bigint, perm: Perm): BackendResult;
   unmap(iova: bigint, size: bigint): BackendResult;
   unmapAll(): BackendResult;
@@ -64,6 +78,13 @@ export const U64_MAX = (1n << 64n) - 1n;
 export const DEFAULT_PAGE_SIZES = 0x40201000n;
 /** The x86 interrupt (MSI) window, reserved in every IOMMU domain. */
 export const X86_MSI_WINDOW: [bigint, bigint] = [0xfee00000n, 0xfeefffffn];
+/**
+ * Default most live mappings of a backend whose kernel has no such limit
+ * (iommufd), and of what a shadow sync accumulates for a backend that states
+ * none: 2^18, 1 GiB mapped as 4 KiB pages, four times type1's default
+ * dma_entry_limit (65535).
+ */
+export const DEFAULT_MAX_MAPPINGS = 1 << 18;
 /** Default aperture: a 48-bit IOVA space. */
 export const DEFAULT_APERTURE: [bigint, bigint] = [0n, (1n << 48n) - 1n];
 

@@ -8,8 +8,8 @@
  */
 import { VtdError } from '../errors.js';
 import {
-  type Backend, type BackendResult, type BackendStats, type Mapping, type Perm,
-  DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
+  type Backend, type BackendLimits, type BackendResult, type BackendStats, type Mapping, type Perm,
+  DEFAULT_APERTURE, DEFAULT_MAX_MAPPINGS, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
   MemlockAccount, unmapEverything, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
 
@@ -24,6 +24,13 @@ export interface IommufdOptions {
   aperture?: [bigint, bigint];
   /** Reserved IOVA regions (inclusive), e.g. the device's IOMMU_RESV_MSI; default the x86 MSI window. */
   reserved?: [bigint, bigint][];
+  /**
+   * Most live areas (mappings) of the IOAS. The kernel has no such limit (an
+   * IOAS grows until memory runs out); this is the VMM's own cap, so that a
+   * guest cannot make it allocate without bound (docs/BACKENDS.md). A map past
+   * it fails with ENOSPC, as type1's dma_entry_limit does. Default 262144 (2^18).
+   */
+  maxMappings?: number;
   /** Backend name; default 'iommufd'. */
   name?: string;
 }
@@ -36,6 +43,8 @@ export class IommufdBackend implements Backend {
   readonly memlockLimit: bigint | null;
   /** iopt->reserved_itree: the reserved regions plus everything outside the aperture. */
   readonly reservedRanges: readonly [bigint, bigint][];
+  /** The VMM's cap on live areas (not a kernel rule). */
+  readonly maxMappings: number;
   private readonly set: MappingSet;
   private readonly acc = new StatsAccumulator();
 
@@ -53,6 +62,9 @@ export class IommufdBackend implements Backend {
     }
     this.iovaAlignment = align;
     this.memlockLimit = memlockLimitBytes(options.memlockLimitKiB);
+    const max = options.maxMappings ?? DEFAULT_MAX_MAPPINGS;
+    if (!Number.isSafeInteger(max) || max < 0) throw new VtdError('CONFIG', 'maxMappings must be a non-negative integer', { maxMappings: max });
+    this.maxMappings = max;
 
     const aperture = options.aperture ?? DEFAULT_APERTURE;
     checkRange('aperture', aperture);
@@ -64,6 +76,10 @@ export class IommufdBackend implements Backend {
     if (aperture[1] !== U64_MAX) all.push([aperture[1] + 1n, U64_MAX]);
     all.sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
     this.reservedRanges = all;
+  }
+
+  limits(): BackendLimits {
+    return { mappings: { name: 'max-mappings', max: this.maxMappings }, memlockBytes: this.memlockLimit };
   }
 
   /** IOMMU_IOAS_MAP with IOMMU_IOAS_MAP_FIXED_IOVA. */
@@ -91,6 +107,10 @@ export class IommufdBackend implements Backend {
     const clash = this.set.overlapping(iova, last)[0];
     if (clash !== undefined) {
       return this.acc.fail('EEXIST', `iopt_check_iova: [${hex(iova)}, ${hex(last)}] overlaps the area at ${hex(clash.iova)} length ${hex(clash.size)}`);
+    }
+    // Not the kernel: the VMM's cap on live areas, checked where type1 checks dma_avail.
+    if (this.set.size >= this.maxMappings) {
+      return this.acc.fail('ENOSPC', `max-mappings: ${this.maxMappings} areas live (the VMM's cap; iommufd itself has no limit)`);
     }
     // iopt_insert_area(): the user VA's offset in its page must meet the alignment.
     const pageOffset = vaddr % PAGE_SIZE;

@@ -11,7 +11,7 @@
  */
 import { VtdError } from '../errors.js';
 import {
-  type Backend, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
+  type Backend, type BackendLimits, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
   ERRNOS, StatsAccumulator, assertPerm, assertU64, hex, okResult, permString,
 } from './backend.js';
 
@@ -65,6 +65,11 @@ export class RecordingBackend implements Backend {
     const r = this.inner ? this.inner.unmapAll() : this.looseUnmapAll();
     this.lines.push(JSON.stringify(r.ok ? { op: 'unmapAll', result: 'ok', unmapped: hex(r.size) } : { op: 'unmapAll', result: r.errno }));
     return r;
+  }
+
+  /** The inner backend's limits; with none, the recorder accepts everything. */
+  limits(): BackendLimits {
+    return this.inner ? this.inner.limits() : { mappings: null, memlockBytes: null };
   }
 
   mappings(): Mapping[] {

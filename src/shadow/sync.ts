@@ -24,9 +24,17 @@
  *
  * A mapping whose guest-physical range is not guest RAM is reported
  * (`notRam`), never mapped.
+ *
+ * The work and memory of a sync are bounded whatever the guest's tables hold
+ * (docs/SHADOW.md, Limits): the walk reads at most `maxWalkEntries` entries,
+ * keeps at most one mapping more than the backend can hold (its
+ * `limits()`), and the first map refused at a backend limit (ENOSPC, ENOMEM)
+ * ends the sync's maps. A sync stopped so is counted by limit, and the domain's
+ * shadow is marked incomplete until a whole-space sync completes.
  */
-import type { Backend, BackendResult } from './backend.js';
-import type { Iommu, IommuEvent, LeafMapping } from '../iommu.js';
+import { VtdError } from '../errors.js';
+import { DEFAULT_MAX_MAPPINGS, type Backend, type BackendResult } from './backend.js';
+import { DEFAULT_WALK_ENTRIES, type Iommu, type IommuEvent } from '../iommu.js';
 
 export type SyncMode = 'merged' | 'qemu';
 
@@ -39,7 +47,16 @@ export interface ShadowOptions {
   ram?: ReadonlyArray<readonly [bigint, bigint]>;
   /** The address the backend is given for a guest-physical address (a VMM's host virtual address). Default: identity. */
   gpaToVaddr?: (gpa: bigint) => bigint;
+  /**
+   * Most guest table entries one sync's walk reads (default 2^24,
+   * DEFAULT_WALK_ENTRIES); a walk cut there leaves the rest of the range
+   * unmapped and counts the limit 'walk-entries'.
+   */
+  maxWalkEntries?: number;
 }
+
+/** The name under which a walk cut by `maxWalkEntries` is counted in `ShadowMetrics.limits`. */
+export const WALK_LIMIT = 'walk-entries';
 
 export interface ShadowMetrics {
   invalidations: number;
@@ -58,9 +75,22 @@ export interface ShadowMetrics {
   notRam: number;
   /** Backend errors by errno. */
   errors: Record<string, number>;
+  /** Syncs that stopped at a limit (the guest's mappings there are not all shadowed). */
+  incompleteSyncs: number;
+  /**
+   * Syncs stopped, by the limit that stopped them (each counted once per sync):
+   * 'walk-entries' (maxWalkEntries), the backend's mapping limit
+   * ('dma_entry_limit' for type1, 'max-mappings' for iommufd; ENOSPC) and
+   * 'RLIMIT_MEMLOCK' (ENOMEM).
+   */
+  limits: Record<string, number>;
 }
 
-interface Domain { did: number; table: bigint; levels: number; sids: Set<number>; shadow: Run[]; backend: Backend }
+interface Domain {
+  did: number; table: bigint; levels: number; sids: Set<number>; shadow: Run[]; backend: Backend;
+  /** False from a sync that stopped at a limit until a whole-space sync completes. */
+  complete: boolean;
+}
 
 const SPACE_END = 1n << 64n;
 
@@ -88,6 +118,18 @@ export function mergeRuns(pieces: Run[]): Run[] {
     }
   }
   return out;
+}
+
+/** Replaces list[from, to) by items (no argument spread: a list may hold 2^18 items). */
+function replaceSlice(list: Run[], from: number, to: number, items: Run[]): void {
+  if (items.length <= 4096) {
+    list.splice(from, to - from, ...items);
+    return;
+  }
+  const tail = list.slice(to);
+  list.length = from;
+  for (const r of items) list.push(r);
+  for (const r of tail) list.push(r);
 }
 
 /** Clips a run to [lo, hi). */
@@ -119,8 +161,9 @@ export class ShadowSync {
   readonly mode: SyncMode;
   readonly metrics: ShadowMetrics = {
     invalidations: 0, syncs: 0, walks: 0, entriesRead: 0, maps: 0, unmaps: 0, mapBytes: 0n, unmapBytes: 0n,
-    redundantAvoided: 0, unmappedWindows: 0, notRam: 0, errors: {},
+    redundantAvoided: 0, unmappedWindows: 0, notRam: 0, errors: {}, incompleteSyncs: 0, limits: {},
   };
+  readonly maxWalkEntries: number;
   private readonly domains = new Map<number, Domain>();
   /** Devices assigned to the guest (their domains are shadowed once their context is present). */
   private readonly assigned = new Set<number>();
@@ -143,6 +186,9 @@ export class ShadowSync {
     this.mode = opts.mode ?? 'merged';
     this.ram = opts.ram;
     this.toVaddr = opts.gpaToVaddr ?? ((g) => g);
+    const budget = opts.maxWalkEntries ?? DEFAULT_WALK_ENTRIES;
+    if (!Number.isSafeInteger(budget) || budget < 1) throw new VtdError('CONFIG', 'maxWalkEntries must be a positive integer', { maxWalkEntries: budget });
+    this.maxWalkEntries = budget;
     this.unsubscribe = iommu.on((e) => this.onEvent(e));
   }
 
@@ -154,6 +200,15 @@ export class ShadowSync {
   /** The mappings the sync believes the backend holds for a domain. */
   shadowOf(did: number): readonly Run[] {
     return this.domains.get(did)?.shadow ?? [];
+  }
+
+  /**
+   * Whether the domain's shadow is complete: false once a sync of it stopped
+   * at a limit, true again after a whole-space sync that did not (undefined
+   * for a domain not shadowed).
+   */
+  shadowComplete(did: number): boolean | undefined {
+    return this.domains.get(did)?.complete;
   }
 
   /** The backends in use, by domain id (created on a domain's first attach). */
@@ -195,7 +250,7 @@ export class ShadowSync {
         backend = this.backendFor(ctx.did);
         this.byDid.set(ctx.did, backend);
       }
-      d = { did: ctx.did, table: ctx.table, levels: ctx.levels, sids: new Set(), shadow: [], backend };
+      d = { did: ctx.did, table: ctx.table, levels: ctx.levels, sids: new Set(), shadow: [], backend, complete: true };
       this.domains.set(ctx.did, d);
     }
     d.table = ctx.table;
@@ -246,31 +301,80 @@ export class ShadowSync {
     return this.ram.some(([s, e]) => r.gpa >= s && r.gpa + r.size <= e);
   }
 
-  /** Walks [lo, hi) of the domain's tables and brings the backend in step over it. */
+  /**
+   * Walks [lo, hi) of the domain's tables and brings the backend in step over
+   * it, within the limits: the walk stops at `maxWalkEntries` entries read, or
+   * at the first mapping past what the backend can hold (its mapping limit +
+   * 1, or past RLIMIT_MEMLOCK bytes). Content past the stop is treated as
+   * absent: the backend then holds nothing there the sync could not check
+   * (a stale host mapping would let the device reach memory the guest may
+   * have reused).
+   */
   private sync(d: Domain, lo: bigint, hi: bigint): void {
     this.metrics.syncs++;
     this.metrics.walks++;
-    const w = this.iommu.walkRange(d.table, d.levels, lo, hi);
-    this.metrics.entriesRead += w.entriesRead;
+    const limits = d.backend.limits();
+    const maxItems = limits.mappings?.max ?? DEFAULT_MAX_MAPPINGS;
+    const mappingLimit = limits.mappings?.name ?? 'max-mappings';
+    const memlock = limits.memlockBytes;
+    const hit = new Set<string>();
     const leaves: Run[] = [];
+    let bytes = 0n;
     // QEMU notifies whole leaves (a 2 MiB page even for a 4 KiB invalidation);
-    // the merged mode compares content and works on the range only.
-    const clipped = this.mode === 'merged';
-    for (const m of w.mappings as LeafMapping[]) {
-      const whole: Run = { iova: m.iova, size: m.size, gpa: m.gpa, read: m.read, write: m.write };
-      const r = clipped ? clip(whole, lo, hi) : whole;
-      if (!r) continue;
+    // the merged mode compares content and works on the range only, so its
+    // leaves are merged into runs as they come (the walk yields them in IOVA order).
+    const merged = this.mode === 'merged';
+    const scan = this.iommu.scanRange(d.table, d.levels, lo, hi, this.maxWalkEntries, (iova, gpa, level, read, write) => {
+      const whole: Run = { iova, size: 1n << BigInt(12 + 9 * (level - 1)), gpa, read, write };
+      const r = merged ? clip(whole, lo, hi) : whole;
+      if (!r) return true;
       if (!this.inRam(r)) {
         this.metrics.notRam++;
-        continue;
+        return true;
+      }
+      const last = leaves[leaves.length - 1];
+      if (merged && last && last.iova + last.size === r.iova && last.gpa + last.size === r.gpa && last.read === r.read && last.write === r.write) {
+        last.size += r.size;
+        bytes += r.size;
+        return true;
+      }
+      // One mapping more than the backend can hold is enough to know it cannot hold them all.
+      if (leaves.length > maxItems) {
+        hit.add(mappingLimit);
+        return false;
+      }
+      if (memlock !== null && bytes > memlock) {
+        hit.add('RLIMIT_MEMLOCK');
+        return false;
       }
       leaves.push(r);
+      bytes += r.size;
+      return true;
+    });
+    this.metrics.entriesRead += scan.entriesRead;
+    if (!scan.complete && hit.size === 0) hit.add(WALK_LIMIT);
+    const cut = scan.complete ? hi : scan.resume;
+    const refused = merged ? this.syncMerged(d, lo, hi, leaves) : this.syncQemu(d, lo, hi, leaves, cut);
+    if (refused) hit.add(refused);
+    if (hit.size) {
+      this.metrics.incompleteSyncs++;
+      for (const name of hit) this.metrics.limits[name] = (this.metrics.limits[name] ?? 0) + 1;
+      d.complete = false;
+    } else if (lo === 0n && hi === SPACE_END) {
+      d.complete = true;
     }
-    if (this.mode === 'merged') this.syncMerged(d, lo, hi, leaves);
-    else this.syncQemu(d, lo, hi, leaves);
   }
 
-  private syncMerged(d: Domain, lo: bigint, hi: bigint, leaves: Run[]): void {
+  /** The limit a failed map hit (ENOSPC: the backend's mapping limit; ENOMEM: RLIMIT_MEMLOCK), if any. */
+  private limitHit(d: Domain, r: BackendResult): string | undefined {
+    if (r.ok) return undefined;
+    if (r.errno === 'ENOSPC') return d.backend.limits().mappings?.name ?? 'max-mappings';
+    if (r.errno === 'ENOMEM') return 'RLIMIT_MEMLOCK';
+    return undefined;
+  }
+
+  /** Returns the limit a map was refused at (the maps after it are not issued), if any. */
+  private syncMerged(d: Domain, lo: bigint, hi: bigint, leaves: Run[]): string | undefined {
     // Compare by content, not by run boundaries: a backend mapping stays when
     // the guest still maps every page of it (inside the range) identically,
     // whatever runs the fresh walk would form. Mappings made by earlier syncs
@@ -330,12 +434,20 @@ export class ShadowSync {
     const added = mergeRuns(pieces);
     for (const r of removed) this.unmap(d, r.iova, r.size);
     let ri = 0;
+    // After a map refused at a backend limit, the rest would be refused alike:
+    // they are not issued, and the shadow holds only what the backend accepted
+    // (a later sync maps them once there is room).
+    let refused: string | undefined;
+    const mapped: Run[] = [];
     for (const r of added) {
+      if (refused) break;
       while (ri < removed.length && removed[ri].iova + removed[ri].size <= r.iova) ri++;
       if (ri < removed.length && overlaps(removed[ri], r.iova, r.iova + r.size)) this.metrics.unmappedWindows++;
-      this.map(d, r);
+      refused = this.limitHit(d, this.map(d, r));
+      if (!refused) mapped.push(r);
     }
-    d.shadow.splice(from, to - from, ...[...stay, ...added].sort(byIova));
+    replaceSlice(d.shadow, from, to, [...stay, ...mapped].sort(byIova));
+    return refused;
   }
 
   /**
@@ -344,8 +456,13 @@ export class ShadowSync {
    * an unmap of the leaf's range, drop every overlapping tree entry, then map.
    * Per non-present entry the walk passes, notify an unmap of the entry's whole
    * range (a cleared PDE: 2 MiB) when the tree holds anything there.
+   *
+   * Unlike QEMU, which notifies every leaf whatever VFIO answers, a map refused
+   * at a backend limit ends the maps of the sync (changed leaves are still
+   * unmapped), and tree entries at or past `cut` (where the walk stopped) are
+   * unmapped whole. Returns the limit a map was refused at, if any.
    */
-  private syncQemu(d: Domain, lo: bigint, hi: bigint, leaves: Run[]): void {
+  private syncQemu(d: Domain, lo: bigint, hi: bigint, leaves: Run[], cut: bigint): string | undefined {
     const tree = d.shadow;
     // The part of the tree the walk can touch: leaves are whole (not clipped),
     // so the window is the range widened to the leaves' extent.
@@ -361,6 +478,7 @@ export class ShadowSync {
     const gone = new Uint8Array(old.length); // 1: dropped or replaced
     const seen = new Uint8Array(old.length); // 1: some present leaf overlaps it
     let k = 0;
+    let refused: string | undefined;
     for (const leaf of leaves) {
       const end = leaf.iova + leaf.size;
       while (k < old.length && old[k].iova + old[k].size <= leaf.iova) k++;
@@ -379,14 +497,21 @@ export class ShadowSync {
         this.metrics.unmappedWindows++;
         for (let m = k; m < old.length && old[m].iova < end; m++) gone[m] = 1;
       }
-      this.map(d, leaf);
-      next.push(leaf);
+      if (refused) continue;
+      refused = this.limitHit(d, this.map(d, leaf));
+      if (!refused) next.push(leaf);
     }
     // Tree entries inside the range that no present leaf overlaps: the walk met
     // a non-present entry there. QEMU unmaps that entry's whole range and drops
     // every tree entry it overlaps.
     for (let m = 0; m < old.length; m++) {
       if (gone[m] || seen[m] || !overlaps(old[m], lo, hi)) continue;
+      if (old[m].iova >= cut) {
+        // Past the end of the walk: not checked, so not kept.
+        this.unmap(d, old[m].iova, old[m].size);
+        gone[m] = 1;
+        continue;
+      }
       const at = old[m].iova > lo ? old[m].iova : lo;
       const [hs, hsize] = this.holeAt(d, at);
       this.unmap(d, hs, hsize);
@@ -395,7 +520,8 @@ export class ShadowSync {
       for (let x = m + 1; x < old.length && overlaps(old[x], hs, hs + hsize); x++) if (!seen[x]) gone[x] = 1;
     }
     for (let m = 0; m < old.length; m++) if (!gone[m]) next.push(old[m]);
-    tree.splice(from, to - from, ...next.sort(byIova));
+    replaceSlice(tree, from, to, next.sort(byIova));
+    return refused;
   }
 
   /**
@@ -427,10 +553,12 @@ export class ShadowSync {
     if (!r.ok) this.metrics.errors[r.errno] = (this.metrics.errors[r.errno] ?? 0) + 1;
   }
 
-  private map(d: Domain, r: Run): void {
+  private map(d: Domain, r: Run): BackendResult {
     this.metrics.maps++;
     this.metrics.mapBytes += r.size;
-    this.note(d.backend.map(r.iova, r.size, this.toVaddr(r.gpa), { read: r.read, write: r.write }));
+    const res = d.backend.map(r.iova, r.size, this.toVaddr(r.gpa), { read: r.read, write: r.write });
+    this.note(res);
+    return res;
   }
 
   private unmap(d: Domain, iova: bigint, size: bigint): void {

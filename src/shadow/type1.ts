@@ -7,7 +7,7 @@
  */
 import { VtdError } from '../errors.js';
 import {
-  type Backend, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
+  type Backend, type BackendLimits, type BackendResult, type BackendStats, type Errno, type Mapping, type Perm,
   DEFAULT_APERTURE, DEFAULT_PAGE_SIZES, MappingSet, PAGE_SIZE, StatsAccumulator, U64_MAX, X86_MSI_WINDOW,
   MemlockAccount, unmapEverything, checkMapArgs, checkUnmapArgs, checkRange, hex, lowestBit, memlockLimitBytes, okResult,
 } from './backend.js';
@@ -76,6 +76,10 @@ export class Type1Backend implements Backend {
     const oe = options.overflowErrno ?? 'EOVERFLOW';
     if (oe !== 'EOVERFLOW' && oe !== 'EINVAL') throw new VtdError('CONFIG', `overflowErrno must be 'EOVERFLOW' or 'EINVAL'`, { overflowErrno: oe });
     this.overflowErrno = oe;
+  }
+
+  limits(): BackendLimits {
+    return { mappings: { name: 'dma_entry_limit', max: this.dmaEntryLimit }, memlockBytes: this.memlockLimit };
   }
 
   /** VFIO_IOMMU_MAP_DMA, vfio_dma_do_map(). */

@@ -163,6 +163,7 @@ const REPORT_SHAPE: Shape = {
           ...nums('maps', 'unmaps', 'mapBytes', 'unmapBytes', 'liveHighWater', 'pinnedHighWater', 'syncWalks', 'syncEntriesRead', 'redundantAvoided', 'unmappedWindows', 'notRam'),
           mapSizeHistogram: { record: NUM }, unmapSizeHistogram: { record: NUM }, errors: { record: NUM },
           liveLimit: { nullable: NUM }, pinnedLimit: { nullable: NUM },
+          incompleteSyncs: { optional: NUM }, limits: { optional: { record: NUM } },
         },
       },
       cost: {

@@ -420,7 +420,7 @@ function limitsSection(runs: readonly Shown[]): string {
     series: series(runs, (s) => s.pinnedBytes, hasB),
     limits: limitLines(runs, (r) => r.backend!.pinnedLimit, 'limit', formatBytes),
   });
-  const g1 = gauges('Live mappings: high-water vs limit (type1 dma_entry_limit)', withB.map((r) => ({
+  const g1 = gauges('Live mappings: high-water vs limit (type1 dma_entry_limit, iommufd max-mappings)', withB.map((r) => ({
     label: r.label, value: r.run.backend!.liveHighWater, limit: r.run.backend!.liveLimit, format: formatCount,
   })));
   const g2 = gauges('Pinned memory: high-water vs limit (RLIMIT_MEMLOCK)', withB.map((r) => ({
@@ -430,7 +430,12 @@ function limitsSection(runs: readonly Shown[]): string {
   const errText = errs.length
     ? `<p class="warn">Failed backend calls: ${errs.map((r) => `${esc(r.label)}: ${Object.entries(r.run.backend!.errors).filter(([, n]) => n > 0).map(([e, n]) => `${esc(e)} ${formatCount(n)}`).join(', ')}`).join('; ')}.</p>`
     : '<p class="hint">No backend call failed.</p>';
-  return [figure(g1), figure(g2), errText, figure(live), figure(pinned)].join('\n');
+  // Syncs stopped at a limit: the shadow missed guest mappings (docs/SHADOW.md, Limits).
+  const cut = withB.filter((r) => (r.run.backend!.incompleteSyncs ?? 0) > 0);
+  const cutText = cut.length
+    ? `<p class="warn">Shadow incomplete: ${cut.map((r) => `${esc(r.label)}: ${formatCount(r.run.backend!.incompleteSyncs!)} sync(s) stopped at a limit (${Object.entries(r.run.backend!.limits ?? {}).map(([k, n]) => `${esc(k)} ${formatCount(n)}`).join(', ')})`).join('; ')}.</p>`
+    : '';
+  return [figure(g1), figure(g2), errText + cutText, figure(live), figure(pinned)].join('\n');
 }
 
 // ------------------------------------------------------------------ cost

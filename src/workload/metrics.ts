@@ -65,6 +65,8 @@ export function backendMetrics(r: Replayer, s = r.backendStats()): BackendMetric
     errors,
     syncWalks: m.walks,
     syncEntriesRead: m.entriesRead,
+    incompleteSyncs: m.incompleteSyncs,
+    limits: { ...m.limits },
     redundantAvoided: m.redundantAvoided,
     unmappedWindows: m.unmappedWindows,
     notRam: m.notRam,

@@ -30,8 +30,11 @@ export const usage = `  replay TRACE.jsonl|-   replay a trace (trace-format.md) 
       --shadow M[,M]     shadow every header device's mappings into a VFIO backend model:
                          merged (fewest operations) or qemu (QEMU 7.2's one operation per leaf)
       --backend B        type1 (VFIO type1 v2) or iommufd [type1]
-      --dma-entry-limit N    type1 dma_entry_limit [65535]
+      --dma-entry-limit N    type1 dma_entry_limit: most live mappings per container [65535]
+      --max-mappings N   iommufd: most live mappings per IOAS, the VMM's own cap (the kernel has none) [262144]
       --memlock KIB      RLIMIT_MEMLOCK in KiB (ulimit -l units) [unlimited]
+      --max-walk-entries N   most guest table entries one shadow sync reads [16777216]
+                         (a sync stopped at a limit is counted and warned about; docs/SHADOW.md, Limits)
       --cost NAME=VALUE  override a cost-model parameter (repeatable; docs/workloads/report.md)
       --report FILE      write the JSON report (every run) to FILE (its directory must exist)
       --html FILE        write the self-contained HTML report to FILE (its directory must exist)
@@ -42,7 +45,7 @@ export const usage = `  replay TRACE.jsonl|-   replay a trace (trace-format.md) 
 const flag = { type: 'boolean' } as const, value = { type: 'string' } as const;
 const OPTIONS: OptionSpec = {
   summary: flag, counters: flag, 'register-invalidation': flag, 'no-superpages': flag, 'no-results': flag, progress: flag, 'no-progress': flag,
-  policy: value, 'flush-queue': value, shadow: value, backend: value, 'dma-entry-limit': value, memlock: value,
+  policy: value, 'flush-queue': value, shadow: value, backend: value, 'dma-entry-limit': value, 'max-mappings': value, 'max-walk-entries': value, memlock: value,
   cost: { type: 'string', multiple: true }, report: value, html: value,
 };
 
@@ -89,6 +92,12 @@ function plans(a: Args): Plan[] {
   if (!a.values.has('--shadow') && a.values.has('--backend')) throw new VtdError('ARGUMENT', 'replay: --backend needs --shadow');
   const flushQueue = uint(a, '--flush-queue', 1);
   const dmaEntryLimit = uint(a, '--dma-entry-limit', 0);
+  const maxMappings = uint(a, '--max-mappings', 0);
+  if (maxMappings !== undefined && backend !== 'iommufd') throw new VtdError('ARGUMENT', 'replay: --max-mappings is for --backend iommufd (type1 has --dma-entry-limit)');
+  const maxWalkEntries = uint(a, '--max-walk-entries', 1);
+  for (const k of ['--dma-entry-limit', '--max-mappings', '--memlock', '--max-walk-entries']) {
+    if (a.values.has(k) && !a.values.has('--shadow')) throw new VtdError('ARGUMENT', `replay: ${k} needs --shadow`);
+  }
   const memlock = a.values.get('--memlock')?.[0];
   if (memlock !== undefined && memlock !== 'unlimited' && !/^\d+$/.test(memlock)) throw new VtdError('ARGUMENT', `replay: --memlock takes KiB or unlimited, got ${JSON.stringify(memlock)}`);
   const memlockLimitKiB = memlock === undefined || memlock === 'unlimited' ? 'unlimited' as const : BigInt(memlock);
@@ -101,7 +110,7 @@ function plans(a: Args): Plan[] {
           invalidation: a.flags.has('--register-invalidation') ? 'register' : 'qi',
           superpages: !a.flags.has('--no-superpages'),
         },
-        shadow: shadow ? { mode: shadow, backend, type1: { dmaEntryLimit, memlockLimitKiB }, iommufd: { memlockLimitKiB } } : undefined,
+        shadow: shadow ? { mode: shadow, backend, type1: { dmaEntryLimit, memlockLimitKiB }, iommufd: { maxMappings, memlockLimitKiB }, maxWalkEntries } : undefined,
       };
       // The policy in force is known once the driver exists (caching mode forces strict); set after the run.
       const strategy: Strategy = {
@@ -241,9 +250,27 @@ export function run(args: string[]): number {
     htmlOut.commit();
   }
   if (a.flags.has('--summary') && first) process.stderr.write(summary(a, header, first, firstMs, reports) + '\n');
+  for (const rep of reports) {
+    const w = limitWarning(rep);
+    if (w) process.stderr.write(`vtd: warning: ${w}\n`);
+  }
   const written = [reportFile, htmlFile].filter((f) => f !== undefined);
   if (written.length) process.stderr.write(`vtd: report written to ${written.join(' and ')}\n`);
   return 0;
+}
+
+/** What the options are called on the command line, by the limit's name in the metrics. */
+const LIMIT_OPTIONS: Record<string, string> = {
+  'walk-entries': '--max-walk-entries', 'dma_entry_limit': '--dma-entry-limit', 'max-mappings': '--max-mappings', 'RLIMIT_MEMLOCK': '--memlock',
+};
+
+/** A run whose shadow syncs stopped at a limit: which limits, how often, and the errnos the backend returned. */
+export function limitWarning(rep: RunReport): string | undefined {
+  const b = rep.backend;
+  if (!b || !b.incompleteSyncs) return undefined;
+  const which = Object.entries(b.limits ?? {}).map(([k, v]) => `${k} (${LIMIT_OPTIONS[k] ?? k}) ${v}`).join(', ');
+  const errs = Object.entries(b.errors).filter(([k]) => k === 'ENOSPC' || k === 'ENOMEM').map(([k, v]) => `${k} ${v}`).join(', ');
+  return `run ${rep.strategy.label}: the shadow is incomplete: ${b.incompleteSyncs} sync(s) stopped at a limit: ${which}${errs ? `; backend errors ${errs}` : ''}`;
 }
 
 const num = formatCount, bytes = formatBytes, ns = formatNs;
@@ -279,6 +306,7 @@ function summary(a: Args, header: TraceHeader, r: Replayer, ms: number, reports:
       const errs = Object.entries(b.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
       lines.push(`  backend: ${num(b.maps)} maps (${bytes(b.mapBytes)}), ${num(b.unmaps)} unmaps (${bytes(b.unmapBytes)}); live high-water ${num(b.liveHighWater)}${b.liveLimit !== null ? ` of ${num(b.liveLimit)}` : ''}, pinned high-water ${bytes(b.pinnedHighWater)}${b.pinnedLimit !== null ? ` of ${bytes(b.pinnedLimit)}` : ''}; errors: ${errs}`);
       lines.push(`  shadow: ${num(b.syncWalks)} walks reading ${num(b.syncEntriesRead)} entries, ${num(b.redundantAvoided)} redundant operations avoided, ${num(b.unmappedWindows)} unmapped windows, ${num(b.notRam)} non-RAM mappings refused`);
+      if (b.incompleteSyncs) lines.push(`  incomplete: ${num(b.incompleteSyncs)} sync(s) stopped at a limit (${Object.entries(b.limits ?? {}).map(([k, v]) => `${k} ${num(v)}`).join(', ')})`);
     }
     const share = rep.cost.cpuShare !== undefined ? `; at the recorded rate, the modelled work keeps ${rep.cost.cpuShare.toFixed(2)} CPUs busy (modelled time / wall time)` : '';
     lines.push(`  modelled cost: ${ns(rep.cost.totalNs)}${rep.cost.perGuestOpNs ? ` (${ns(rep.cost.perGuestOpNs)} per guest map/unmap${share})` : share}; replay ${num(rep.opsPerSecond)} ops/s`);

@@ -107,6 +107,10 @@ export interface BackendMetrics {
   errors: Record<string, number>;
   syncWalks: number;
   syncEntriesRead: number;
+  /** Syncs that stopped at a limit: the shadow missed guest mappings (absent in reports before issue 11: read as 0). */
+  incompleteSyncs?: number;
+  /** Those syncs by the limit that stopped them: 'walk-entries', 'dma_entry_limit', 'max-mappings', 'RLIMIT_MEMLOCK'. */
+  limits?: Record<string, number>;
   redundantAvoided: number;
   unmappedWindows: number;
   notRam: number;
