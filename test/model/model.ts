@@ -54,7 +54,11 @@ export const defaultModelConfig: ModelConfig = {
 };
 
 /** Outcome of one DMA request. `fault` is omitted when FPD suppresses it or when the request is blocked without a remapping fault. */
-export type ModelDma = { ok: true; gpa: bigint } | { ok: false; fault?: number };
+/**
+ * A DMA's outcome. `interrupt`: a write to the interrupt range (an interrupt request, not a memory
+ * access). `gpa2`: for a request that crossed a 4 KiB boundary and completed, the first byte after it.
+ */
+export type ModelDma = { ok: true; gpa: bigint; gpa2?: bigint; interrupt?: boolean } | { ok: false; fault?: number };
 
 /**
  * A context entry that passed every check of §5.1 steps 3.1 - 3.8: what a context cache may hold (§7.1).
@@ -1254,12 +1258,29 @@ export class RefModel {
 
   // ----- DMA translation (§5.1) ---------------------------------------------
 
+  /**
+   * A DMA request. PCIe requests never cross a 4 KiB boundary, so one that does is what a DMA engine
+   * issues as one request per page, in address order: each is translated (and its fault recorded)
+   * on its own, the first that does not complete is the answer, and a success reports the first
+   * byte's gpa.
+   */
   dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
     this.checkRequest(sid, iova, len);
+    const inFirstPage = 0x1000 - Number(iova & 0xfffn);
+    if (len <= inFirstPage) return this.pageDma(sid, iova, len, dir);
+    const first = this.pageDma(sid, iova, inFirstPage, dir);
+    if (!first.ok || first.interrupt) return first;
+    const second = this.pageDma(sid, (iova + BigInt(inFirstPage)) & MASK64, len - inFirstPage, dir);
+    if (!second.ok || second.interrupt) return second;
+    return { ok: true, gpa: first.gpa, gpa2: second.gpa };
+  }
+
+  /** One page's request: [iova, iova + len) inside one 4 KiB page. */
+  private pageDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
     const t = this.translate(sid, iova, len, dir);
     switch (t.kind) {
       case 'ok':
-        return { ok: true, gpa: t.gpa };
+        return dir === 'w' && overlapsInterruptRange(iova, len) ? { ok: true, gpa: t.gpa, interrupt: true } : { ok: true, gpa: t.gpa };
       case 'blocked':
         return { ok: false };
       case 'fault':
