@@ -54,11 +54,7 @@ export const defaultModelConfig: ModelConfig = {
 };
 
 /** Outcome of one DMA request. `fault` is omitted when FPD suppresses it or when the request is blocked without a remapping fault. */
-/**
- * A DMA's outcome. `interrupt`: a write to the interrupt range (an interrupt request, not a memory
- * access). `gpa2`: for a request that crossed a 4 KiB boundary and completed, the first byte after it.
- */
-export type ModelDma = { ok: true; gpa: bigint; gpa2?: bigint; interrupt?: boolean } | { ok: false; fault?: number };
+export type ModelDma = { ok: true; gpa: bigint } | { ok: false; fault?: number };
 
 /**
  * A context entry that passed every check of §5.1 steps 3.1 - 3.8: what a context cache may hold (§7.1).
@@ -1267,20 +1263,28 @@ export class RefModel {
   dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
     this.checkRequest(sid, iova, len);
     const inFirstPage = 0x1000 - Number(iova & 0xfffn);
-    if (len <= inFirstPage) return this.pageDma(sid, iova, len, dir);
+    if (len <= inFirstPage) return this.pageDma(sid, iova, len, dir).dma;
     const first = this.pageDma(sid, iova, inFirstPage, dir);
-    if (!first.ok || first.interrupt) return first;
+    if (!first.dma.ok || first.interrupt) return first.dma;
     const second = this.pageDma(sid, (iova + BigInt(inFirstPage)) & MASK64, len - inFirstPage, dir);
-    if (!second.ok || second.interrupt) return second;
-    return { ok: true, gpa: first.gpa, gpa2: second.gpa };
+    if (!second.dma.ok || second.interrupt) return second.dma;
+    return first.dma;
   }
 
-  /** One page's request: [iova, iova + len) inside one 4 KiB page. */
-  private pageDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
+  /**
+   * One page's request: [iova, iova + len) inside one 4 KiB page. `interrupt`: a write to the
+   * interrupt range, an interrupt request rather than a memory access (it ends a split request).
+   */
+  private pageDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): { dma: ModelDma; interrupt: boolean } {
+    const dma = this.pageOutcome(sid, iova, len, dir);
+    return { dma, interrupt: dma.ok && dir === 'w' && overlapsInterruptRange(iova, len) };
+  }
+
+  private pageOutcome(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
     const t = this.translate(sid, iova, len, dir);
     switch (t.kind) {
       case 'ok':
-        return dir === 'w' && overlapsInterruptRange(iova, len) ? { ok: true, gpa: t.gpa, interrupt: true } : { ok: true, gpa: t.gpa };
+        return { ok: true, gpa: t.gpa };
       case 'blocked':
         return { ok: false };
       case 'fault':
