@@ -55,30 +55,35 @@ import { tryAlloc } from "./alloc";
 @inline export const C_CCMD_GLOBAL: u32 = 27; // 27..29 global, domain, device
 // @ts-ignore: decorator
 @inline export const C_IOTLB_GLOBAL: u32 = 30; // 30..32 global, domain, page
+/** Descriptor types: the 4-bit type field of QW0 (qi.ts), so the per-type block has one slot for each value. */
 // @ts-ignore: decorator
-@inline export const C_QI_DESC: u32 = 33; // 33..47: descriptors processed by type 0..14
+@inline export const QI_DESC_TYPES: u32 = 16;
 // @ts-ignore: decorator
-@inline export const C_QI_ERRORS: u32 = 48;
+@inline export const C_QI_DESC: u32 = 33; // 33..48: descriptors processed by type 0..15
+// The counters after the per-type block are placed from its end, so a type index (0..QI_DESC_TYPES-1)
+// can never land on one of them.
 // @ts-ignore: decorator
-@inline export const C_COMPLETION_EVENTS: u32 = 49;
+@inline export const C_QI_ERRORS: u32 = C_QI_DESC + QI_DESC_TYPES;
 // @ts-ignore: decorator
-@inline export const C_REG_READS: u32 = 50;
+@inline export const C_COMPLETION_EVENTS: u32 = C_QI_ERRORS + 1;
 // @ts-ignore: decorator
-@inline export const C_REG_WRITES: u32 = 51;
+@inline export const C_REG_READS: u32 = C_QI_ERRORS + 2;
 // @ts-ignore: decorator
-@inline export const C_IR_REQUESTS: u32 = 52;
+@inline export const C_REG_WRITES: u32 = C_QI_ERRORS + 3;
 // @ts-ignore: decorator
-@inline export const C_IR_REMAPPED: u32 = 53;
+@inline export const C_IR_REQUESTS: u32 = C_QI_ERRORS + 4;
 // @ts-ignore: decorator
-@inline export const C_IR_COMPAT: u32 = 54; // compatibility format passed through (CFIS)
+@inline export const C_IR_REMAPPED: u32 = C_QI_ERRORS + 5;
 // @ts-ignore: decorator
-@inline export const C_IR_POSTED: u32 = 55;
+@inline export const C_IR_COMPAT: u32 = C_QI_ERRORS + 6; // compatibility format passed through (CFIS)
 // @ts-ignore: decorator
-@inline export const C_IR_FAULTS: u32 = 56;
+@inline export const C_IR_POSTED: u32 = C_QI_ERRORS + 7;
 // @ts-ignore: decorator
-@inline export const C_IEC_HIT: u32 = 57;
+@inline export const C_IR_FAULTS: u32 = C_QI_ERRORS + 8;
 // @ts-ignore: decorator
-@inline export const C_IEC_MISS: u32 = 58;
+@inline export const C_IEC_HIT: u32 = C_QI_ERRORS + 9;
+// @ts-ignore: decorator
+@inline export const C_IEC_MISS: u32 = C_QI_ERRORS + 10; // 59: the last named counter; the block ends before 64
 // @ts-ignore: decorator
 @inline export const C_FAULT_REASON: u32 = 64; // 64..319: faults by reason code 0..255
 // @ts-ignore: decorator
@@ -90,7 +95,7 @@ export const COUNTER_NAMES: string =
   "walk.count\nwalk.level1\nwalk.level2\nwalk.level3\nwalk.level4\nwalk.level5\nwalk.rootReads\nwalk.ctxReads\n" +
   "fault.count\nfault.recorded\nfault.fpdSuppressed\nfault.collapsed\nfault.overflow\nfault.events\n" +
   "ccmd.global\nccmd.domain\nccmd.device\niotlbInv.global\niotlbInv.domain\niotlbInv.page\n" +
-  "qi.type0\nqi.context\nqi.iotlb\nqi.devtlb\nqi.iec\nqi.wait\nqi.type6\nqi.type7\nqi.type8\nqi.type9\nqi.type10\nqi.type11\nqi.type12\nqi.type13\nqi.type14\n" +
+  "qi.type0\nqi.context\nqi.iotlb\nqi.devtlb\nqi.iec\nqi.wait\nqi.type6\nqi.type7\nqi.type8\nqi.type9\nqi.type10\nqi.type11\nqi.type12\nqi.type13\nqi.type14\nqi.type15\n" +
   "qi.errors\nqi.completionEvents\nreg.reads\nreg.writes\n" +
   "ir.requests\nir.remapped\nir.compatPassed\nir.posted\nir.faults\niec.hit\niec.miss";
 

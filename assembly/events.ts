@@ -7,8 +7,9 @@
 //
 // The host drains the ring after every call into the core (reads `count`
 // records, then stores 0 to `count`). When the ring fills within one call the
-// core calls the imported `drainEvents`, which drains synchronously, so no
-// event is ever lost.
+// core calls the imported `drainEvents`, which copies the records out to a
+// host-side queue (it calls no listener: nothing of the embedder's runs inside
+// a core call), so no event is ever lost.
 //
 // Kinds:
 //   EV_FAULT_MSI        fault event interrupt: addr = FEUADDR:FEADDR, a = FEDATA

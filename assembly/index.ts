@@ -12,8 +12,8 @@ import { ccLiveCount } from "./ctxcache";
 import { eventBase } from "./events";
 import { memAddRegion, memInRam, memFrameCount, copyIn, copyOut, GPA_LIMIT } from "./guestmem";
 import { iotlbCapacity, iotlbLive } from "./iotlb";
-import { translate as translateOne, translateFast, outAddr, walkTables, readContext, walkValue, walkLevel, ctxWordOut,
-  ctxDidOut } from "./translate";
+import { translate as translateOne, translateFast, outAddr, outAddr2, splitLen, setProbing, probeDid, readContext,
+  walkValue, walkLevel, ctxWordOut, ctxDidOut, MAX_REQUEST_LEN } from "./translate";
 import { irRemap, irRemapIoapic, irOutAddr, irOutData, irIndex } from "./irstate";
 import { rangeWalk, rwResume, rwEntries, rwBad } from "./rangewalk";
 import { configureUnit, isConfigured, mmioRead as unitRead, mmioWrite as unitWrite } from "./unit";
@@ -29,6 +29,7 @@ let ioBuf: usize = 0;
 let result: usize = 0; // 16 bytes: u64 value (two halves), u32 extra
 let batchReq: usize = 0;
 let batchResp: usize = 0;
+let counterSave: usize = 0; // a copy of the counters while a probe runs
 
 /**
  * Configures the unit once. `flags`: config.ts FLAG_*. `iotlbEntries` 0
@@ -43,7 +44,8 @@ export function configure(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, cont
     result = tryAlloc(16);
     batchReq = tryAlloc(<usize>BATCH_CAP * 16);
     batchResp = tryAlloc(<usize>BATCH_CAP * 16);
-    if (ioBuf == 0 || result == 0 || batchReq == 0 || batchResp == 0) return 3;
+    counterSave = tryAlloc(<usize>COUNTER_COUNT << 3);
+    if (ioBuf == 0 || result == 0 || batchReq == 0 || batchResp == 0 || counterSave == 0) return 3;
   }
   return configureUnit(aw, flags, nfr, iotlbEntries, contextCache != 0);
 }
@@ -112,14 +114,19 @@ export function readGuest(gpa: f64, len: u32): i32 {
 // ---- Translation --------------------------------------------------------------------
 
 /**
- * Translates one DMA request. Returns the status (translate.ts ST_*); the
- * output address is in the result block. `len` 1..4096.
+ * Translates one DMA request of `len` bytes (1..4096; anything else is ST_INVALID). Returns the
+ * status (translate.ts ST_*); the output address is in the result block. For a request that crossed
+ * a 4 KiB boundary and completed, the result block's second u64 is the output of the first byte
+ * after the boundary (not written otherwise).
  */
 export function translate(sid: u32, iovaLo: u32, iovaHi: u32, len: u32, isWrite: u32): u32 {
   const iova = (<u64>iovaHi << 32) | <u64>iovaLo;
   let st: u32 = 0;
-  if (translateFast(sid & 0xffff, iova, len == 0 ? 1 : len, isWrite != 0)) countFastHits(1);
-  else st = translateOne(sid & 0xffff, iova, len, isWrite != 0);
+  if (len - 1 < MAX_REQUEST_LEN && translateFast(sid & 0xffff, iova, len, isWrite != 0)) countFastHits(1);
+  else {
+    st = translateOne(sid & 0xffff, iova, len, isWrite != 0);
+    if (st == 0 && (<u32>iova & 0xfff) + len > 0x1000) store<u64>(result, outAddr2, 8);
+  }
   store<u64>(result, outAddr);
   return st;
 }
@@ -132,11 +139,18 @@ function countFastHits(n: u32): void {
   countN(C_TRANSLATE_OK, n);
 }
 
+/** translateBatch's answer when request i is not a request (length 0 or above 4096): BAD_REQUEST | i. */
+// @ts-ignore: decorator
+@inline const BAD_REQUEST: u32 = 0x80000000;
+
 /**
  * Translates `n` requests from the request block into the response block.
- *   request  (16 B): u32 iova lo | u32 iova hi | u32 sid (15:0) | write (bit 16) | u32 len
- *   response (16 B): u32 out lo  | u32 out hi  | u32 status     | u32 reserved
- * Returns the number of requests that completed (status 0).
+ *   request  (16 B): u32 iova lo | u32 iova hi | u32 sid (15:0) | write (bit 16) | u32 len (1..4096)
+ *   response (16 B): u32 out lo  | u32 out hi  | u32 status     | u32 split
+ * `split` is 0, or for a completed request whose two pages (it crossed a 4 KiB boundary) map to
+ * frames that are not contiguous, the bytes at `out`; the rest starts at the translation of
+ * iova + split. Returns the number of requests that completed (status 0), or BAD_REQUEST | i when
+ * request i has a length outside 1..4096: requests before i were translated, i and later were not.
  */
 export function translateBatch(n: u32): u32 {
   if (n > BATCH_CAP) n = BATCH_CAP;
@@ -147,13 +161,20 @@ export function translateBatch(n: u32): u32 {
     const s = batchResp + (<usize>i << 4);
     const w = load<u32>(q, 8);
     const iova = load<u64>(q);
-    let len = load<u32>(q, 12);
-    if (len == 0) len = 1;
+    const len = load<u32>(q, 12);
+    if (len - 1 >= MAX_REQUEST_LEN) { // len 0 wraps
+      countFastHits(fast);
+      return BAD_REQUEST | i;
+    }
     let st: u32 = 0;
+    let split: u32 = 0;
     if (translateFast(w & 0xffff, iova, len, (w & 0x10000) != 0)) fast++;
-    else st = translateOne(w & 0xffff, iova, len, (w & 0x10000) != 0);
+    else {
+      st = translateOne(w & 0xffff, iova, len, (w & 0x10000) != 0);
+      split = splitLen;
+    }
     store<u64>(s, outAddr);
-    store<u32>(s, st, 8);
+    store<u64>(s, <u64>st | (<u64>split << 32), 8);
     if (st == 0) ok++;
   }
   countFastHits(fast);
@@ -161,22 +182,26 @@ export function translateBatch(n: u32): u32 {
 }
 
 /**
- * Probes a translation without side effects: no cache lookup or fill, no fault
- * recorded. Returns 0 with the leaf (frame | W | R) in the result block and the
- * leaf level in its third word, or the fault reason.
+ * Probes a one-byte request without side effects: the request path of `translate` itself (translate.ts
+ * `probing`), run without cache lookups or fills and without recording a fault; the counters are
+ * restored afterwards. Returns the status `translate` would return on a unit with empty caches; the
+ * result block holds the output address, then the leaf level (0 when no table was walked: translation
+ * off, pass-through, the interrupt range) and the context's DID. The leaf entry (frame | W | R) is in
+ * the response block's first u64.
  */
 export function probe(sid: u32, iovaLo: u32, iovaHi: u32, isWrite: u32): u32 {
-  const r = readContext(sid & 0xffff);
-  if (r != 0) return r;
-  const aw = <u32>((ctxWordOut >> 4) & 7);
-  const w = walkTables(ctxWordOut & ~(<u64>0xfff), aw + 2, (<u64>iovaHi << 32) | <u64>iovaLo, isWrite != 0);
-  if (w != 0) return w;
-  // The walk leaves the rights to its caller: a request would fault here.
-  if ((walkValue & (isWrite != 0 ? <u64>2 : <u64>1)) == 0) return isWrite != 0 ? 5 : 6;
-  store<u64>(result, walkValue);
+  const saved = counterSave;
+  memory.copy(saved, counterBase, <usize>COUNTER_COUNT << 3);
+  setProbing(true);
+  const st = translateOne(sid & 0xffff, (<u64>iovaHi << 32) | <u64>iovaLo, 1, isWrite != 0);
+  const did = probeDid;
+  setProbing(false);
+  memory.copy(counterBase, saved, <usize>COUNTER_COUNT << 3);
+  store<u64>(result, outAddr);
   store<u32>(result, walkLevel, 8);
-  store<u32>(result, ctxDidOut, 12);
-  return 0;
+  store<u32>(result, did, 12);
+  store<u64>(batchResp, walkValue);
+  return st;
 }
 
 // ---- Shadow sync support ------------------------------------------------------------

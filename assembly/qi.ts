@@ -19,7 +19,7 @@
 
 import { extract64, rangeMask64 } from "./bits";
 import { MAMV_VALUE, MHMV_VALUE } from "./config";
-import { count, C_QI_DESC, C_QI_ERRORS, C_COMPLETION_EVENTS } from "./counters";
+import { count, C_QI_DESC, QI_DESC_TYPES, C_QI_ERRORS, C_COMPLETION_EVENTS } from "./counters";
 import { pushEvent, EV_COMPLETION_MSI, EV_INVALIDATION, INV_DEVTLB, INV_IEC } from "./events";
 import { raiseStatus, FSTS_IQE, ECTL_IM, ECTL_IP } from "./faults";
 import { unitRead64, unitWrite32, memError } from "./guestmem";
@@ -118,7 +118,8 @@ export function qiProcess(): void {
 
 /** Validates and performs one descriptor; false when it is invalid (IQE). */
 function execute(lo: u64, hi: u64): bool {
-  const type = <u32>(lo & 0xf);
+  // The mask is the counter block's size, so every type has its own slot (0xF included).
+  const type = <u32>(lo & <u64>(QI_DESC_TYPES - 1));
   count(C_QI_DESC + type);
   if ((lo & rangeMask64(9, 12)) != 0) return false;
   if (type == DESC_CONTEXT) {

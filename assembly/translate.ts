@@ -47,6 +47,17 @@ import { frontLookup, frontFill } from "./frontcache";
 /** A write to 0xFEEx_xxxx: an interrupt request, not a memory access (ok, output = input). */
 // @ts-ignore: decorator
 @inline export const ST_INTERRUPT: u32 = 0x800;
+/** Not a request (length 0 or above MAX_REQUEST_LEN): nothing was translated. The host never sends one. */
+// @ts-ignore: decorator
+@inline export const ST_INVALID: u32 = 0x2000;
+
+/**
+ * Most bytes of one request: a PCIe request carries at most 4 KiB (Max_Payload_Size and
+ * Max_Read_Request_Size top out there). It may start anywhere, so it crosses at most one 4 KiB
+ * boundary; see `translate` for how such a request is split.
+ */
+// @ts-ignore: decorator
+@inline export const MAX_REQUEST_LEN: u32 = 4096;
 
 // @ts-ignore: decorator
 @inline const INTR_LO: u64 = 0xfee00000;
@@ -67,6 +78,31 @@ export function setTranslationEnabled(on: bool): void {
 
 /** Output of the last translate(): the address the request goes to. */
 export let outAddr: u64 = 0;
+/**
+ * Set by a translate() that succeeded across a 4 KiB boundary: where the bytes after the boundary go,
+ * and, when they do not follow the first piece (discontiguous frames), the bytes before the boundary.
+ * splitLen is 0 for every other request (outAddr2 is then stale).
+ */
+export let outAddr2: u64 = 0;
+export let splitLen: u32 = 0;
+
+/**
+ * Probing (the `probe` export): the request runs through the same steps without looking at or filling
+ * the caches and without recording a fault. Set only for the duration of one probe.
+ */
+let probing: bool = false;
+/** The DID of the context a probe used (0 when it read none). */
+export let probeDid: u32 = 0;
+
+/** Starts (clearing what a probe reports) or ends probing. */
+export function setProbing(on: bool): void {
+  probing = on;
+  if (on) {
+    probeDid = 0;
+    walkValue = 0;
+    walkLevel = 0;
+  }
+}
 
 // @ts-ignore: decorator
 @inline function overlapsInterruptRange(a: u64, len: u32): bool {
@@ -165,10 +201,11 @@ export function walkTables(table: u64, levels: u32, iova: u64, isWrite: bool): u
 
 function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 {
   if (fpd && isQualified(reason)) {
+    if (probing) return ST_FAULT | ST_FPD | reason;
     count(C_FAULTS_FPD);
     return ST_FAULT | ST_FPD | reason;
   }
-  recordFault(sid, reason, iova, !isWrite);
+  if (!probing) recordFault(sid, reason, iova, !isWrite);
   return ST_FAULT | reason;
 }
 
@@ -183,6 +220,7 @@ function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 
 // @ts-ignore: decorator
 @inline export function translateFast(sid: u32, iova: u64, len: u32, isWrite: bool): bool {
   if (!translationEnabled || pmrActive) return false;
+  if ((<u32>iova & 0xfff) + len > 0x1000) return false; // crosses a 4 KiB boundary: two requests
   const end = iova + <u64>(len - 1);
   if (end >= INTR_LO && iova <= INTR_HI) return false; // (a wrapping range takes the full path)
   const need: u64 = isWrite ? 2 : 1;
@@ -211,13 +249,37 @@ function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 
 }
 
 /**
- * Translates one untranslated DMA request of `len` bytes (1..4096) at `iova`
- * from `sid`. Returns a status (ST_*); on success the output address is in
- * outAddr. Records faults as hardware does.
+ * Translates one untranslated DMA request of `len` bytes (1..MAX_REQUEST_LEN) at `iova` from `sid`.
+ * Returns a status (ST_*); on success the output address is in outAddr. Records faults as hardware does.
+ *
+ * A PCIe request never crosses a 4 KiB boundary, so a longer transfer is what a DMA engine splits
+ * into one request per page, in address order (QEMU's DMA path also translates page by page). A
+ * request here that crosses one is run as those two requests, each with its own cache lookups and
+ * fills, counters and fault recording; the first page whose request does not complete as a memory
+ * access (a fault, a block, an interrupt request) ends it, and its status and outAddr are that page
+ * request's (a recorded fault names that page's address). When both complete, outAddr is the first
+ * byte's output; outAddr2 the first byte after the boundary's, and splitLen the bytes before the
+ * boundary when the two pieces are not contiguous (0 when they are).
  */
 export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
+  splitLen = 0;
+  if (len - 1 >= MAX_REQUEST_LEN) return ST_INVALID; // len 0 wraps to 0xffffffff
+  const first: u32 = 0x1000 - (<u32>iova & 0xfff);
+  if (len <= first) return translatePage(sid, iova, len, isWrite);
+  const st = translatePage(sid, iova, first, isWrite);
+  if (st != ST_OK) return st;
+  const out1 = outAddr;
+  const st2 = translatePage(sid, iova + <u64>first, len - first, isWrite); // (wraps modulo 2^64)
+  if (st2 != ST_OK) return st2;
+  outAddr2 = outAddr;
+  outAddr = out1;
+  if (out1 + <u64>first != outAddr2) splitLen = first;
+  return ST_OK;
+}
+
+/** One page's request: `len` bytes at `iova` that do not cross a 4 KiB boundary. */
+function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   count(C_TRANSLATE);
-  if (len == 0) len = 1;
   if (overlapsInterruptRange(iova, len)) {
     count(C_INTERRUPT_RANGE);
     outAddr = iova;
@@ -228,7 +290,7 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     return finish(iova, len);
   }
 
-  let word = ccWord(sid);
+  let word = probing ? 0 : ccWord(sid);
   let did: u32;
   if (word != 0) {
     count(C_CTX_HIT);
@@ -239,7 +301,8 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     if (r != 0) return fault(sid, r, iova, isWrite, ctxFpdOut);
     word = ctxWordOut;
     did = ctxDidOut;
-    if (ccEnabled) {
+    probeDid = did;
+    if (ccEnabled && !probing) {
       const agaw: u32 = 30 + 9 * <u32>extract64(word, CC_AW_SHIFT, 3);
       ccFill(sid, word, did, agaw < cfgAw ? agaw : cfgAw);
     }
@@ -256,7 +319,7 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   if ((iova >> width) != 0) return fault(sid, FR_ADDR_BEYOND_AW, iova, isWrite, fpd);
 
   const need: u64 = isWrite ? 2 : 1;
-  let v = iotlbLookup(did, iova);
+  let v = probing ? 0 : iotlbLookup(did, iova);
   let level: u32;
   if (v != 0 && (v & need) != 0) {
     count(C_IOTLB_HIT);
@@ -270,7 +333,7 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     v = walkValue;
     level = walkLevel;
     if ((v & need) == 0) return fault(sid, isWrite ? FR_WRITE : FR_READ, iova, isWrite, fpd);
-    iotlbFill(did, iova, level, v);
+    if (!probing) iotlbFill(did, iova, level, v);
   }
   const pageMask = rangeMask64(0, 12 + 9 * (level - 1));
   const out = (v & ~pageMask & ~V_FLAGS) | (iova & pageMask);
@@ -278,7 +341,7 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   // Both architected caches hold this translation: remember its 4 KiB page in
   // the front cache unless that page touches the interrupt range.
   const page = out & ~(<u64>0xfff);
-  if (ccEnabled && (page > INTR_HI || page + 0xfff < INTR_LO)) frontFill(sid, iova, page | (v & SL_RW_MASK));
+  if (ccEnabled && !probing && (page > INTR_HI || page + 0xfff < INTR_LO)) frontFill(sid, iova, page | (v & SL_RW_MASK));
   return finish(out, len);
 }
 

@@ -54,8 +54,14 @@ export const CoreFlag = {
 
 /** Result status bits (assembly/translate.ts ST_*). */
 export const Status = {
-  OK: 0, FAULT: 0x100, FPD: 0x200, BLOCKED: 0x400, INTERRUPT: 0x800, POSTED: 0x1000, REASON_MASK: 0xff,
+  OK: 0, FAULT: 0x100, FPD: 0x200, BLOCKED: 0x400, INTERRUPT: 0x800, POSTED: 0x1000, INVALID: 0x2000, REASON_MASK: 0xff,
 } as const;
+
+/** Most bytes of one DMA request (assembly/translate.ts MAX_REQUEST_LEN). */
+export const MAX_REQUEST_LEN = 4096;
+
+/** translateBatch's answer for a request with a bad length: this bit | its index (assembly/index.ts BAD_REQUEST). */
+const BATCH_BAD_REQUEST = 0x80000000;
 
 /** Event kinds (assembly/events.ts EV_*). */
 export const EventKind = { FAULT_MSI: 1, COMPLETION_MSI: 2, INVALIDATION: 3 } as const;
@@ -114,8 +120,16 @@ export class Core {
   private readonly eventIdx: number;
   private readonly counterIdx: number;
   readonly counterNames: readonly string[];
-  /** Receives every event the core raised, in order. */
+  /**
+   * Receives every event the core raised, in order, after the core call that raised it has returned
+   * (never during one, so it may call this Core). An exception it throws propagates once every
+   * queued event has been offered (see `settle`).
+   */
   onEvent: (e: RawEvent) => void = () => {};
+  /** Events copied out of the core's ring when it filled during a call, waiting for `settle`. */
+  private pending: RawEvent[] = [];
+  /** The first exception a guest-memory hook threw during the current core call. */
+  private hookError: VtdError | undefined;
 
   constructor(cfg: CoreConfig, module: WebAssembly.Module = coreModule()) {
     const hooks = cfg.guestMemory;
@@ -124,17 +138,30 @@ export class Core {
         abort: (_msg: number, _file: number, line: number, col: number) => {
           throw new VtdError('CORE_TRAP', `core aborted at ${line}:${col}`);
         },
+        // An embedder's hook that throws must not unwind through the core (that would leave it
+        // half-way through a call): the access fails as one the bus could not complete, the core
+        // finishes its call, and `settle` then throws the error to the embedder.
         guestRead: (gpa: number, dst: number, len: number): number => {
           if (!hooks) return 1;
-          this.refresh();
-          return hooks.read(gpa, this.u8.subarray(dst, dst + len)) ? 0 : 1;
+          try {
+            this.refresh();
+            return hooks.read(gpa, this.u8.subarray(dst, dst + len)) ? 0 : 1;
+          } catch (e) {
+            this.noteHookError('read', gpa, len, e);
+            return 1;
+          }
         },
         guestWrite: (gpa: number, src: number, len: number): number => {
           if (!hooks) return 1;
-          this.refresh();
-          return hooks.write(gpa, this.u8.slice(src, src + len)) ? 0 : 1;
+          try {
+            this.refresh();
+            return hooks.write(gpa, this.u8.slice(src, src + len)) ? 0 : 1;
+          } catch (e) {
+            this.noteHookError('write', gpa, len, e);
+            return 1;
+          }
         },
-        drainEvents: () => this.drainEvents(),
+        drainEvents: () => this.collectEvents(),
       },
     };
     const instance = new WebAssembly.Instance(module, imports);
@@ -164,16 +191,61 @@ export class Core {
     }
   }
 
-  /** Runs a core call; a trap discards the instance (it may be inconsistent). */
+  /**
+   * Runs a core call; a trap discards the instance (it may be inconsistent). Nothing the embedder
+   * supplies runs inside a core call any more (hooks are caught, events are queued), so whatever
+   * escapes one is the core's own trap.
+   */
   private guard<T>(f: () => T): T {
     if (this.dead) throw new VtdError('CORE_TRAP', `the core trapped earlier (${this.dead}); create a new instance`);
+    let r: T;
     try {
-      return f();
+      r = f();
     } catch (e) {
-      if (e instanceof VtdError && e.code !== 'CORE_TRAP') throw e;
-      this.dead = e instanceof Error ? e.message : String(e);
-      throw new VtdError('CORE_TRAP', `the core trapped: ${this.dead}; this instance is discarded`, { cause: this.dead });
+      this.trapped(e);
     }
+    this.refresh();
+    this.settle();
+    return r;
+  }
+
+  private trapped(e: unknown): never {
+    this.dead = e instanceof Error ? e.message : String(e);
+    this.pending = [];
+    this.hookError = undefined;
+    throw new VtdError('CORE_TRAP', `the core trapped: ${this.dead}; this instance is discarded`, { cause: this.dead });
+  }
+
+  private noteHookError(op: 'read' | 'write', gpa: number, len: number, e: unknown): void {
+    this.hookError ??= new VtdError('GUEST_MEMORY_HOOK',
+      `the guestMemory ${op} hook threw for ${len} bytes at 0x${gpa.toString(16)}; the unit treated that access as failed`,
+      { gpa, len, op, cause: e });
+  }
+
+  /**
+   * Ends a core call: delivers the events it raised (queued ones first, then the ring), then throws
+   * what the embedder's code threw during it. The unit's state is complete before any listener runs.
+   * Every event is offered to `onEvent` even when an earlier one threw; then a guest-memory hook's
+   * error (a GUEST_MEMORY_HOOK VtdError) or the listener's exception is thrown, or an AggregateError
+   * of all of them, in that order, when there were several.
+   */
+  private settle(): void {
+    if (this.u32[this.eventIdx] === 0 && this.pending.length === 0 && this.hookError === undefined) return;
+    this.collectEvents();
+    const events = this.pending;
+    this.pending = [];
+    const errors: unknown[] = [];
+    if (this.hookError) errors.push(this.hookError);
+    this.hookError = undefined;
+    for (const e of events) {
+      try {
+        this.onEvent(e);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    if (errors.length === 1) throw errors[0];
+    if (errors.length > 1) throw new AggregateError(errors, `${errors.length} errors from the embedder's hooks and listeners`);
   }
 
   addRamRegion(start: number, end: number): boolean {
@@ -193,7 +265,6 @@ export class Core {
 
   mmioWrite(off: number, size: number, lo: number, hi: number): void {
     this.guard(() => this.x.mmioWrite(off, size, lo >>> 0, hi >>> 0));
-    this.drainEvents();
   }
 
   // ---- guest memory ----
@@ -227,13 +298,14 @@ export class Core {
 
   // ---- translation (hot path: no allocation) ----
   translate(sid: number, iovaLo: number, iovaHi: number, len: number, isWrite: boolean): number {
+    if (this.dead) return this.guard(() => 0);
     let st: number;
     try {
       st = this.x.translate(sid, iovaLo, iovaHi, len, isWrite ? 1 : 0);
     } catch (e) {
-      return this.guard(() => { throw e; });
+      this.trapped(e);
     }
-    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
+    if (this.u32[this.eventIdx] !== 0 || this.hookError !== undefined) this.settle();
     return st;
   }
 
@@ -241,6 +313,12 @@ export class Core {
   get resultHi(): number { return this.u32[this.resultIdx + 1]; }
   get resultWord2(): number { return this.u32[this.resultIdx + 2]; }
   get resultWord3(): number { return this.u32[this.resultIdx + 3]; }
+
+  /** The buffer the views were built on: it changes (the old one detached) when linear memory grows. */
+  get memoryBuffer(): ArrayBuffer {
+    this.refresh();
+    return this.buffer;
+  }
 
   /** The request block as u32 words: 4 per request (iova lo, iova hi, sid | write << 16, len). */
   get batchRequests(): Uint32Array {
@@ -254,20 +332,30 @@ export class Core {
     return this.u32.subarray(this.batchRespIdx, this.batchRespIdx + this.batchCapacity * 4);
   }
 
+  /**
+   * Translates batch requests 0..n-1. Returns how many completed, or -1 - i when request i has a
+   * length outside 1..MAX_REQUEST_LEN (requests before i were translated, i and later were not).
+   */
   translateBatch(n: number): number {
+    if (this.dead) return this.guard(() => 0);
     let ok: number;
     try {
       ok = this.x.translateBatch(n);
     } catch (e) {
-      return this.guard(() => { throw e; });
+      this.trapped(e);
     }
-    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
-    return ok;
+    if (this.u32[this.eventIdx] !== 0 || this.hookError !== undefined) this.settle();
+    return ok < 0 ? -1 - ((ok >>> 0) - BATCH_BAD_REQUEST) : ok;
   }
 
+  /** The status a one-byte request would get with empty caches (result block as the export says). */
   probe(sid: number, iovaLo: number, iovaHi: number, isWrite: boolean): number {
     return this.guard(() => this.x.probe(sid, iovaLo, iovaHi, isWrite ? 1 : 0));
   }
+
+  /** The leaf entry a probe walked to (its first response-block u64), low and high words. */
+  get probeLeafLo(): number { return this.u32[this.batchRespIdx]; }
+  get probeLeafHi(): number { return this.u32[this.batchRespIdx + 1]; }
 
   // ---- shadow sync support ----
   contextOf(sid: number): number {
@@ -283,31 +371,30 @@ export class Core {
 
   // ---- interrupt remapping ----
   remapMsi(sid: number, hasSid: boolean, addrLo: number, addrHi: number, data: number): number {
-    const st = this.guard(() => this.x.remapMsi(sid, hasSid ? 1 : 0, addrLo >>> 0, addrHi >>> 0, data >>> 0));
-    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
-    return st;
+    return this.guard(() => this.x.remapMsi(sid, hasSid ? 1 : 0, addrLo >>> 0, addrHi >>> 0, data >>> 0));
   }
 
   remapIoapic(sid: number, hasSid: boolean, rteLo: number, rteHi: number): number {
-    const st = this.guard(() => this.x.remapIoapic(sid, hasSid ? 1 : 0, rteLo >>> 0, rteHi >>> 0));
-    if (this.u32[this.eventIdx] !== 0) this.drainEvents();
-    return st;
+    return this.guard(() => this.x.remapIoapic(sid, hasSid ? 1 : 0, rteLo >>> 0, rteHi >>> 0));
   }
 
   // ---- events and counters ----
-  private drainEvents(): void {
+  /**
+   * Copies the ring's records to `pending` and empties the ring. The core calls it (import
+   * `drainEvents`) when the ring fills during a call; it calls no listener, so nothing of the
+   * embedder's runs inside a core call.
+   */
+  private collectEvents(): void {
     this.refresh();
     const base = this.eventIdx;
     const n = this.u32[base];
     if (n === 0) return;
     const u = this.u32;
-    const events: RawEvent[] = [];
     for (let i = 0; i < n; i++) {
       const r = base + 4 + i * 8;
-      events.push({ kind: u[r], a: u[r + 1], b: u[r + 2], c: u[r + 3], addrLo: u[r + 4], addrHi: u[r + 5], xLo: u[r + 6], xHi: u[r + 7] });
+      this.pending.push({ kind: u[r], a: u[r + 1], b: u[r + 2], c: u[r + 3], addrLo: u[r + 4], addrHi: u[r + 5], xLo: u[r + 6], xHi: u[r + 7] });
     }
     u[base] = 0;
-    for (const e of events) this.onEvent(e);
   }
 
   /** Counter i as a number (exact below 2^53). */

@@ -10,6 +10,7 @@ export type VtdErrorCode =
   | 'CONFIG'          // an option out of range
   | 'MMIO_ACCESS'     // a register access outside the window or of a width the bus cannot issue
   | 'GUEST_MEMORY'    // a guest-memory access outside declared RAM, or memory exhausted
+  | 'GUEST_MEMORY_HOOK' // an embedder's guestMemory hook threw; `cause` holds what it threw
   | 'ARGUMENT'        // a malformed argument (requester id, length, direction)
   | 'TRACE'           // a malformed trace; `line` names it
   | 'UNSUPPORTED'     // a feature this version does not implement yet
@@ -29,5 +30,7 @@ export class VtdError extends Error {
     this.code = code;
     this.line = line;
     this.details = details;
+    // The error this one reports (an embedder's exception, a trap's message), as ES2022 `cause`.
+    if ('cause' in details) Object.defineProperty(this, 'cause', { value: details.cause, writable: true, configurable: true });
   }
 }

@@ -13,7 +13,7 @@
  * has an allocation-free path (`translateInto`) and a batch path
  * (`batch`), neither of which uses bigint.
  */
-import { Core, CoreFlag, EventKind, Status, type GuestMemoryHooks, type RawEvent } from './core.js';
+import { Core, CoreFlag, EventKind, MAX_REQUEST_LEN, Status, type GuestMemoryHooks, type RawEvent } from './core.js';
 import { VtdError } from './errors.js';
 
 export type { GuestMemoryHooks } from './core.js';
@@ -66,6 +66,14 @@ export class TranslateResult {
   /** Output address, low and high 32 bits. */
   addrLo = 0;
   addrHi = 0;
+  /**
+   * 0, or for a completed request that crossed a 4 KiB boundary onto a frame not contiguous with
+   * the first page's: the bytes that go to `gpa` (those before the boundary); the rest go to `gpa2`.
+   */
+  split = 0;
+  /** When `split` is not 0: where the bytes after the boundary go, low and high 32 bits. */
+  addr2Lo = 0;
+  addr2Hi = 0;
 
   /** The request completes (memory access, or an interrupt request to 0xFEEx_xxxx). */
   get ok(): boolean { return this.status === Status.OK || this.status === Status.INTERRUPT; }
@@ -73,6 +81,10 @@ export class TranslateResult {
   get gpa(): number { return this.addrHi * 2 ** 32 + this.addrLo; }
   /** Output address as a bigint. */
   get gpaBig(): bigint { return (BigInt(this.addrHi) << 32n) | BigInt(this.addrLo); }
+  /** Where the bytes after the 4 KiB boundary go, when `split` is not 0 (a number, exact below 2^53). */
+  get gpa2(): number { return this.addr2Hi * 2 ** 32 + this.addr2Lo; }
+  /** As `gpa2`, a bigint. */
+  get gpa2Big(): bigint { return (BigInt(this.addr2Hi) << 32n) | BigInt(this.addr2Lo); }
   /** The fault reason the unit reports (recorded unless overflow/collapse), or undefined. */
   get fault(): number | undefined {
     return (this.status & Status.FAULT) !== 0 && (this.status & Status.FPD) === 0 ? this.status & Status.REASON_MASK : undefined;
@@ -171,6 +183,19 @@ function toGpa(v: number | bigint, what: string): number {
   return n;
 }
 
+/** Most bytes one readGuest/writeGuest/writeGuestQwords call copies (checked before anything is allocated). */
+export const MAX_GUEST_COPY = 2 ** 30;
+
+function checkCopy(a: number, len: number): void {
+  if (!Number.isInteger(len) || len < 0) throw new VtdError('ARGUMENT', 'length must be a non-negative integer', { len });
+  if (len > MAX_GUEST_COPY) throw new VtdError('ARGUMENT', `one guest-memory copy is at most 2^30 bytes, not ${len}`, { len });
+  if (a + len > 2 ** 52) throw new VtdError('GUEST_MEMORY', `[0x${a.toString(16)}, +${len}) reaches beyond 2^52`, { gpa: a, len });
+}
+
+function checkDir(dir: unknown): asserts dir is Direction {
+  if (dir !== 'r' && dir !== 'w') throw new VtdError('ARGUMENT', `direction must be 'r' or 'w'`, { dir });
+}
+
 function checkSid(sid: number): void {
   if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) throw new VtdError('ARGUMENT', `requester id must be 0..0xffff`, { sid });
 }
@@ -185,10 +210,21 @@ export class Iommu {
   private constructor(core: Core, options: Iommu['options']) {
     this.core = core;
     this.options = options;
+    // Runs after the core call that raised the event (src/core.ts settle): every listener gets the
+    // event even when an earlier one threw; the first exception is then rethrown (several: an
+    // AggregateError), and the Core offers the remaining events before it reaches the embedder.
     core.onEvent = (raw) => {
       if (this.listeners.size === 0) return;
       const ev = toEvent(raw);
-      for (const l of this.listeners) l(ev);
+      let errors: unknown[] | undefined;
+      for (const l of [...this.listeners]) {
+        try {
+          l(ev);
+        } catch (e) {
+          (errors ??= []).push(e);
+        }
+      }
+      if (errors) throw errors.length === 1 ? errors[0] : new AggregateError(errors, `${errors.length} event listeners threw`);
     };
   }
 
@@ -257,6 +293,7 @@ export class Iommu {
   /** A guest register write of `size` bytes at `off`; bits above `size` bytes are ignored. */
   mmioWrite(off: number, size: 1 | 2 | 4 | 8, value: bigint | number): void {
     this.checkMmio(off, size);
+    if (typeof value !== 'bigint' && typeof value !== 'number') throw new VtdError('ARGUMENT', 'register value must be a bigint or a number', { value });
     const [lo, hi] = splitU64(typeof value === 'number' ? value : BigInt.asUintN(64, value), 'register value');
     this.core.mmioWrite(off, size, lo, hi);
   }
@@ -266,6 +303,8 @@ export class Iommu {
   /** The guest CPU writes guest-physical memory. Throws outside declared RAM or when memory runs out. */
   writeGuest(gpa: number | bigint, bytes: Uint8Array): void {
     const a = toGpa(gpa, 'gpa');
+    if (!(bytes instanceof Uint8Array)) throw new VtdError('ARGUMENT', 'bytes must be a Uint8Array');
+    checkCopy(a, bytes.length);
     const rc = this.core.writeGuest(a, bytes);
     if (rc === 1) throw new VtdError('GUEST_MEMORY', `write of ${bytes.length} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len: bytes.length });
     if (rc === 2) throw new VtdError('GUEST_MEMORY', `guest memory exhausted writing at 0x${a.toString(16)} (raise maxMemoryBytes)`, { gpa: a });
@@ -274,6 +313,11 @@ export class Iommu {
 
   /** Writes little-endian quadwords, as the trace format's `q` field does. */
   writeGuestQwords(gpa: number | bigint, qwords: ReadonlyArray<bigint>): void {
+    const a = toGpa(gpa, 'gpa');
+    if (!Array.isArray(qwords)) throw new VtdError('ARGUMENT', 'qwords must be an array of bigints');
+    checkCopy(a, qwords.length * 8);
+    const bad = qwords.findIndex((q) => typeof q !== 'bigint');
+    if (bad >= 0) throw new VtdError('ARGUMENT', `quadword ${bad} is not a bigint`, { index: bad });
     const b = new Uint8Array(qwords.length * 8);
     const dv = new DataView(b.buffer);
     qwords.forEach((q, i) => dv.setBigUint64(i * 8, BigInt.asUintN(64, q), true));
@@ -283,7 +327,7 @@ export class Iommu {
   /** The guest CPU reads guest-physical memory. */
   readGuest(gpa: number | bigint, len: number): Uint8Array {
     const a = toGpa(gpa, 'gpa');
-    if (!Number.isInteger(len) || len < 0) throw new VtdError('ARGUMENT', 'length must be a non-negative integer', { len });
+    checkCopy(a, len);
     const out = new Uint8Array(len);
     const rc = this.core.readGuest(a, out);
     if (rc === 1) throw new VtdError('GUEST_MEMORY', `read of ${len} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len });
@@ -296,6 +340,14 @@ export class Iommu {
   /**
    * Translates a DMA request of `len` bytes (1..4096) from requester `sid`.
    * Allocates a result; use `translateInto` on hot paths.
+   *
+   * Every byte must be covered by a translation with the needed right. A request that crosses a
+   * 4 KiB boundary is translated as the two page requests a DMA engine issues for it (PCIe requests
+   * never cross one), in address order, each with its own cache lookups, counters and fault
+   * recording: it completes only when both do, and otherwise reports the first page that does not
+   * (a recorded fault names that page's address). On success `gpa` is the first byte's; when the
+   * second page's frame does not follow the first, `split` is the bytes before the boundary and
+   * `gpa2` where the rest go.
    */
   translate(sid: number, iova: number | bigint, dir: Direction, len = 1): TranslateResult {
     return this.translateInto(sid, iova, dir, len, new TranslateResult());
@@ -304,40 +356,75 @@ export class Iommu {
   /** As `translate`, filling `out` (no allocation for number iovas). */
   translateInto(sid: number, iova: number | bigint, dir: Direction, len: number, out: TranslateResult): TranslateResult {
     checkSid(sid);
-    if (!Number.isInteger(len) || len < 1 || len > 4096) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
-    if (dir !== 'r' && dir !== 'w') throw new VtdError('ARGUMENT', `direction must be 'r' or 'w'`, { dir });
+    if (!Number.isInteger(len) || len < 1 || len > MAX_REQUEST_LEN) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
+    checkDir(dir);
     let lo: number, hi: number;
     if (typeof iova === 'number' && iova >= 0 && iova < TWO32 && Number.isInteger(iova)) {
       lo = iova; hi = 0;
     } else {
       [lo, hi] = splitU64(iova, 'iova');
     }
-    out.status = this.core.translate(sid, lo, hi, len, dir === 'w');
+    const st = this.core.translate(sid, lo, hi, len, dir === 'w');
+    out.status = st;
     out.addrLo = this.core.resultLo;
     out.addrHi = this.core.resultHi;
+    out.split = 0;
+    if ((lo & 0xfff) + len > 0x1000 && st === Status.OK) {
+      // Crossed a boundary and completed: the core left the second page's output in result words 2-3.
+      const first = 0x1000 - (lo & 0xfff);
+      const lo2 = this.core.resultWord2, hi2 = this.core.resultWord3;
+      const sum = out.addrLo + first;
+      const contiguous = sum % TWO32 === lo2 && out.addrHi + (sum >= TWO32 ? 1 : 0) === hi2;
+      if (!contiguous) {
+        out.split = first;
+        out.addr2Lo = lo2;
+        out.addr2Hi = hi2;
+      }
+    }
     return out;
   }
 
   /**
    * The batch path: requests and responses live in the core's memory.
    * Fill `requests` (4 u32 words per request: iova lo, iova hi, sid | 0x10000 for a
-   * write, len), call `run(n)`, read `responses` (out lo, out hi, status, 0).
+   * write, len 1..4096), call `run(n)`, read `responses` (out lo, out hi, status, split).
+   * Requests are translated as `translate` does them; `split` is 0, or for a completed request
+   * whose two pages map to frames that are not contiguous, the bytes at `out` (the rest start at
+   * the translation of iova + split, which the embedder requests on its own).
    */
   get batch(): BatchPath {
     return new BatchPath(this.core);
   }
 
   /**
-   * Walks the tables for (sid, iova) without touching caches or fault registers
-   * (a debugging probe). Returns the leaf, or the fault reason the walk hits.
+   * What a one-byte request (sid, iova, dir) would get on this unit with empty caches, without
+   * touching caches, fault registers or counters (a debugging probe). It runs the request path of
+   * `translate` itself, so the two cannot disagree. On success: the output `gpa`, and when tables
+   * were walked the `leaf` entry (frame | W | R, rights the AND over the path) and its `level`
+   * (0 and 0n otherwise: translation off, pass-through, an interrupt request); `did` is the
+   * context's (0 when none was read). Otherwise `fault` is the reason a request would report
+   * (undefined when FPD suppresses it or the request is blocked without a fault), `reason` the
+   * reason even when suppressed; `status` is the raw status either way.
    */
   probe(sid: number, iova: number | bigint, dir: Direction):
-    { ok: true; leaf: bigint; level: number; did: number } | { ok: false; fault: number } {
+    { ok: true; gpa: bigint; leaf: bigint; level: number; did: number; status: number }
+    | { ok: false; fault?: number; reason?: number; status: number } {
     checkSid(sid);
+    checkDir(dir);
     const [lo, hi] = splitU64(iova, 'iova');
-    const r = this.core.probe(sid, lo, hi, dir === 'w');
-    if (r !== 0) return { ok: false, fault: r };
-    return { ok: true, leaf: (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo), level: this.core.resultWord2, did: this.core.resultWord3 };
+    const st = this.core.probe(sid, lo, hi, dir === 'w');
+    const r = new TranslateResult();
+    r.status = st;
+    if (r.ok) {
+      return {
+        ok: true, status: st, gpa: (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo),
+        leaf: (BigInt(this.core.probeLeafHi) << 32n) | BigInt(this.core.probeLeafLo), level: this.core.resultWord2, did: this.core.resultWord3,
+      };
+    }
+    const out: { ok: false; fault?: number; reason?: number; status: number } = { ok: false, status: st };
+    if (r.fault !== undefined) out.fault = r.fault;
+    if (r.faultReason !== undefined) out.reason = r.faultReason;
+    return out;
   }
 
   // ---- shadow sync support ----
@@ -486,32 +573,73 @@ export class Iommu {
   }
 }
 
-/** Batch translation through the core's request/response blocks. */
+/**
+ * Batch translation through the core's request/response blocks.
+ *
+ * `requests` and `responses` are views of the core's linear memory. When guest memory grows (a
+ * `writeGuest` of new frames), the memory's old buffer is detached: the getters and every method
+ * here then rebuild their views, so a BatchPath taken earlier keeps working. A view the embedder
+ * kept from an earlier `requests`/`responses` read is detached too (length 0); read the getter again.
+ */
 export class BatchPath {
   readonly capacity: number;
-  readonly requests: Uint32Array;
-  readonly responses: Uint32Array;
+  private req: Uint32Array;
+  private resp: Uint32Array;
   constructor(private readonly core: Core) {
     this.capacity = core.batchCapacity;
-    this.requests = core.batchRequests;
-    this.responses = core.batchResponses;
+    this.req = core.batchRequests;
+    this.resp = core.batchResponses;
   }
 
-  /** Writes request `i` (iova as a number below 2^53). */
+  /** The request block (4 u32 words per request), valid until guest memory next grows. */
+  get requests(): Uint32Array {
+    if (this.req.length === 0) this.rebuild();
+    return this.req;
+  }
+
+  /** The response block (4 u32 words per response), valid until guest memory next grows. */
+  get responses(): Uint32Array {
+    if (this.resp.length === 0) this.rebuild();
+    return this.resp;
+  }
+
+  /** A detached view has length 0: rebuild both from the current buffer. */
+  private rebuild(): void {
+    this.req = this.core.batchRequests;
+    this.resp = this.core.batchResponses;
+  }
+
+  /** Writes request `i` (iova as a number below 2^53, len 1..4096). */
   set(i: number, sid: number, iova: number, dir: Direction, len = 1): void {
+    if (!(i >= 0 && i < this.capacity && Number.isInteger(i))) throw new VtdError('ARGUMENT', `request index must be 0..${this.capacity - 1}`, { i });
+    if (!(len >= 1 && len <= MAX_REQUEST_LEN && Number.isInteger(len))) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
+    const req = this.requests;
     const p = i * 4;
-    this.requests[p] = iova % TWO32;
-    this.requests[p + 1] = Math.floor(iova / TWO32);
-    this.requests[p + 2] = (sid & 0xffff) | (dir === 'w' ? 0x10000 : 0);
-    this.requests[p + 3] = len;
+    req[p] = iova % TWO32;
+    req[p + 1] = Math.floor(iova / TWO32);
+    req[p + 2] = (sid & 0xffff) | (dir === 'w' ? 0x10000 : 0);
+    req[p + 3] = len;
   }
 
-  /** Translates requests 0..n-1; returns how many completed. */
+  /**
+   * Translates requests 0..n-1; returns how many completed. A request whose length is outside
+   * 1..4096 is host misuse: a VtdError ('ARGUMENT', `details.index`), with the requests before it
+   * translated (their responses valid) and it and the later ones not.
+   */
   run(n: number): number {
     if (!Number.isInteger(n) || n < 0 || n > this.capacity) throw new VtdError('ARGUMENT', `batch size must be 0..${this.capacity}`, { n });
-    return this.core.translateBatch(n);
+    if (this.req.length === 0) this.rebuild();
+    const ok = this.core.translateBatch(n);
+    if (ok < 0) {
+      const index = -1 - ok;
+      const len = this.req[index * 4 + 3];
+      throw new VtdError('ARGUMENT', `batch request ${index} has length ${len}; DMA lengths are 1..4096 bytes (requests before it were translated)`, { index, len });
+    }
+    return ok;
   }
 
   status(i: number): number { return this.responses[i * 4 + 2]; }
-  gpa(i: number): number { return this.responses[i * 4 + 1] * TWO32 + this.responses[i * 4]; }
+  gpa(i: number): number { const r = this.responses; return r[i * 4 + 1] * TWO32 + r[i * 4]; }
+  /** 0, or the bytes of request i that go to `gpa(i)` when its two pages' frames are not contiguous. */
+  split(i: number): number { return this.responses[i * 4 + 3]; }
 }

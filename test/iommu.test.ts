@@ -113,8 +113,8 @@ test('translation: result fields, offsets, and the fault record', () => {
   assert.equal(u.mmioRead(0x228, 8), 0x8000000500000018n);
   // Probe walks without side effects.
   const p = u.probe(SID, 0x1000, 'r');
-  assert.deepEqual(p, { ok: true, leaf: 0x2001001n, level: 1, did: 5 });
-  assert.deepEqual(u.probe(SID, 0x5000, 'r'), { ok: false, fault: 6 });
+  assert.deepEqual(p, { ok: true, status: 0, gpa: 0x2001000n, leaf: 0x2001001n, level: 1, did: 5 });
+  assert.deepEqual(u.probe(SID, 0x5000, 'r'), { ok: false, fault: 6, reason: 6, status: 0x106 });
   assert.equal(u.mmioRead32(FSTS), 0x2);
 });
 
@@ -289,6 +289,6 @@ test('write-1-to-clear bits ignore writes of 0 (FSTS.PFO, ICS.IWC, FRCD.F)', () 
 test('probe applies the cumulative rights as a request would', () => {
   const u = unitWithTables({}, 1, 1n); // one read-only page
   assert.equal(u.probe(SID, 0x10, 'r').ok, true);
-  assert.deepEqual(u.probe(SID, 0x10, 'w'), { ok: false, fault: 5 });
+  assert.deepEqual(u.probe(SID, 0x10, 'w'), { ok: false, fault: 5, reason: 5, status: 0x105 });
   assert.equal(u.mmioRead32(FSTS), 0, 'nothing recorded');
 });

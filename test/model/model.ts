@@ -1254,8 +1254,33 @@ export class RefModel {
 
   // ----- DMA translation (§5.1) ---------------------------------------------
 
+  /**
+   * A DMA request. PCIe requests never cross a 4 KiB boundary, so one that does is what a DMA engine
+   * issues as one request per page, in address order: each is translated (and its fault recorded)
+   * on its own, the first that does not complete is the answer, and a success reports the first
+   * byte's gpa.
+   */
   dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
     this.checkRequest(sid, iova, len);
+    const inFirstPage = 0x1000 - Number(iova & 0xfffn);
+    if (len <= inFirstPage) return this.pageDma(sid, iova, len, dir).dma;
+    const first = this.pageDma(sid, iova, inFirstPage, dir);
+    if (!first.dma.ok || first.interrupt) return first.dma;
+    const second = this.pageDma(sid, (iova + BigInt(inFirstPage)) & MASK64, len - inFirstPage, dir);
+    if (!second.dma.ok || second.interrupt) return second.dma;
+    return first.dma;
+  }
+
+  /**
+   * One page's request: [iova, iova + len) inside one 4 KiB page. `interrupt`: a write to the
+   * interrupt range, an interrupt request rather than a memory access (it ends a split request).
+   */
+  private pageDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): { dma: ModelDma; interrupt: boolean } {
+    const dma = this.pageOutcome(sid, iova, len, dir);
+    return { dma, interrupt: dma.ok && dir === 'w' && overlapsInterruptRange(iova, len) };
+  }
+
+  private pageOutcome(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
     const t = this.translate(sid, iova, len, dir);
     switch (t.kind) {
       case 'ok':

@@ -363,6 +363,9 @@ export class CachedWindowModel {
    */
   private paths(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Path[] {
     this.ref.checkRequest(sid, iova, len);
+    // A request that crosses a 4 KiB boundary is two page requests (RefModel.dma); the windows model
+    // answers one page request at a time, so its caller must split such a request itself.
+    if (Number(iova & 0xfffn) + len > 0x1000) throw new Error(`windows model: [0x${iova.toString(16)}, +${len}) crosses a 4 KiB boundary; request each page on its own`);
     // §5.1 steps 0-1: the interrupt range and TE=0 are decided before any cache is consulted.
     const early = this.ref.translateBeforeContext(iova, len, dir);
     if (early !== null) return [{ outcome: outcomeOf(early) }];
