@@ -43,5 +43,6 @@ import { extract64 } from "./bits";
 /** The 16-bit HANDLE of a remappable-format RTE. */
 // @ts-ignore: decorator
 @inline export function rteHandle(rte: u64): u64 {
-  return extract64(rte, RTE_HANDLE_LO_SHIFT, RTE_HANDLE_LO_LEN) | (extract64(rte, RTE_HANDLE_HI_BIT, 1) << RTE_HANDLE_LO_LEN);
+  return extract64(rte, RTE_HANDLE_LO_SHIFT, RTE_HANDLE_LO_LEN)
+    | (extract64(rte, RTE_HANDLE_HI_BIT, 1) << RTE_HANDLE_LO_LEN);
 }

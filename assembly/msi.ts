@@ -76,7 +76,8 @@ import { bitMask64, extract64, fieldMask64 } from "./bits";
 /** True when `addr` is an interrupt request address: bits 63:32 zero, 31:20 FEEh. */
 // @ts-ignore: decorator
 @inline export function msiAddressValid(addr: u64): bool {
-  return (addr >> MSI_ADDR_HI_SHIFT) == 0 && extract64(addr, MSI_ADDR_FEE_SHIFT, MSI_ADDR_FEE_LEN) == MSI_ADDR_FEE_VALUE;
+  return (addr >> MSI_ADDR_HI_SHIFT) == 0
+    && extract64(addr, MSI_ADDR_FEE_SHIFT, MSI_ADDR_FEE_LEN) == MSI_ADDR_FEE_VALUE;
 }
 
 /** The 16-bit HANDLE of a remappable-format address. */
@@ -96,7 +97,8 @@ import { bitMask64, extract64, fieldMask64 } from "./bits";
 /** A compatibility-format address: 32-bit destination `dest`, RH and DM (0 or 1). */
 // @ts-ignore: decorator
 @inline export function msiCompatAddr(dest: u32, rh: u64, dm: u64): u64 {
-  return msiBase() | (<u64>(dest & <u32>fieldMask64(0, MSI_ADDR_DEST_LEN)) << MSI_ADDR_DEST_SHIFT) | (rh << MSI_ADDR_RH_BIT) | (dm << MSI_ADDR_DM_BIT)
+  const destLo = dest & <u32>fieldMask64(0, MSI_ADDR_DEST_LEN);
+  return msiBase() | (<u64>destLo << MSI_ADDR_DEST_SHIFT) | (rh << MSI_ADDR_RH_BIT) | (dm << MSI_ADDR_DM_BIT)
     | (<u64>(dest >> MSI_ADDR_DEST_LEN) << MSI_ADDR_DEST_HI_SHIFT);
 }
 

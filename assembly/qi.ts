@@ -105,8 +105,8 @@ function execute(lo: u64, hi: u64): bool {
     const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);
     const am = <u32>extract64(hi, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN);
     if (g == 0 || (g == 3 && am > MAMV_VALUE)) return false;
-    invalidateIotlb(g, <u32>extract64(lo, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN), hi & fieldMask64(QI_ADDR_SHIFT, QI_ADDR_LEN),
-      am, <u32>extract64(hi, QI_IOTLB_IH_BIT, 1));
+    invalidateIotlb(g, <u32>extract64(lo, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN),
+      hi & fieldMask64(QI_ADDR_SHIFT, QI_ADDR_LEN), am, <u32>extract64(hi, QI_IOTLB_IH_BIT, 1));
     return true;
   }
   if (type == QI_TYPE_DEV_IOTLB) {

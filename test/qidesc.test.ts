@@ -95,7 +95,8 @@ for (const l of LAYOUTS) {
     for (const b of [...l.reserved, ...l.free]) {
       const d: [bigint, bigint] = [...l.base];
       d[b >> 6] ^= 1n << BigInt(b & 63);
-      assert.equal(q.submit(...d), l.reserved.includes(b), `bit ${b} (${b >= 64 ? `QW1 bit ${b - 64}` : `QW0 bit ${b}`})`);
+      const where = b >= 64 ? `QW1 bit ${b - 64}` : `QW0 bit ${b}`;
+      assert.equal(q.submit(...d), l.reserved.includes(b), `bit ${b} (${where})`);
     }
   });
 }
