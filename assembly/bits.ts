@@ -14,6 +14,12 @@
   return hi <= lo ? 0 : (lowMask64(hi - lo) << lo);
 }
 
+/** Mask of the field `len` bits wide at `shift` (the bits it covers in its word). */
+// @ts-ignore: decorator
+@inline export function fieldMask64(shift: u32, len: u32): u64 {
+  return lowMask64(len) << shift;
+}
+
 /** Field value `len` bits wide at `shift` of `word`. */
 // @ts-ignore: decorator
 @inline export function extract64(word: u64, shift: u32, len: u32): u64 {

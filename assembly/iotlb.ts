@@ -8,7 +8,7 @@
 //      NEAR_INTR: the page overlaps 0xFEE00000-0xFEEFFFFF, so a hit must check
 //      the output against the interrupt range (fault Eh); other pages need not.
 //
-// VPN = IOVA >> (12 + 9 * (level - 1)). The IOVA passed the width check
+// VPN = IOVA >> levelShift(level) (slpte.ts). The IOVA passed the width check
 // before any lookup, so VPN < 2^45 and the key never aliases.
 // Replacement evicts one way per set, round-robin (never the whole table,
 // unlike QEMU 7.2). A hit costs the hash, one 64-byte line, and compares.
@@ -17,6 +17,7 @@
 
 import { tryAlloc } from "./alloc";
 import { count, countN, C_IOTLB_EVICT, C_IOTLB_FILL, C_IOTLB_INVALIDATED } from "./counters";
+import { levelShift, SL_ADDR_LO } from "./slpte";
 
 // @ts-ignore: decorator
 @inline const WAYS: u32 = 4;
@@ -146,7 +147,7 @@ export let hitLevel: u32 = 0;
 
 export function iotlbFill(did: u32, iova: u64, level: u32, value: u64): void {
   if (setCount == 0) return;
-  const shift: u32 = 12 + 9 * (level - 1);
+  const shift = levelShift(level);
   const frame = value & ~V_FLAGS;
   if (frame <= 0xfeefffff && frame + ((<u64>1 << shift) - 1) >= 0xfee00000) value |= V_NEAR_INTR;
   const key = makeKey(iova >> shift, did, level);
@@ -234,7 +235,7 @@ export function iotlbInvalidatePages(did: u32, addr: u64, am: u32): void {
     const k = load<u64>(p);
     if (k == 0 || <u32>((k >> KEY_DID_SHIFT) & 0xffff) != did) continue;
     const level = <u32>(k & 7);
-    const shift: u32 = 9 * (level - 1);
+    const shift = levelShift(level) - SL_ADDR_LO; // 4 KiB pages per entry, log 2
     const lo = (k >> KEY_VPN_SHIFT) << shift; // first 4 KiB page of the entry
     const hi = lo + (<u64>1 << shift) - 1;
     if (lo <= last && hi >= first) dropWay(p);

@@ -14,16 +14,22 @@
 // With IRES = 0 every message passes unchanged. FI of the fault record holds
 // the interrupt index in bits 63:48 (0 for 20h and 25h, where it is undefined).
 
-import { bit64, extract64 } from "./bits";
+import { bit64, extract64, fieldMask64, lowMask64 } from "./bits";
 import { hasFlag, FLAG_EIM, FLAG_PI, pointerMask } from "./config";
 import { tryAlloc } from "./alloc";
 import { count, C_IR_REQUESTS, C_IR_REMAPPED, C_IR_COMPAT, C_IR_POSTED, C_IR_FAULTS, C_IEC_HIT, C_IEC_MISS,
   C_FAULTS_FPD } from "./counters";
 import { recordFault } from "./faults";
 import { unitRead64, memError } from "./guestmem";
-import { IRTE_P_BIT, IRTE_FPD_BIT, IRTE_DM_BIT, IRTE_RH_BIT, IRTE_TM_BIT, IRTE_DLM_SHIFT, IRTE_IM_BIT, IRTE_URG_BIT,
-  IRTE_VECTOR_SHIFT, IRTE_DST_SHIFT, IRTE_PDA_LO_SHIFT, irteLoReserved, irteHiReserved, irtePostedLoReserved,
-  checkSource } from "./irte";
+import { RTE_VECTOR_SHIFT, RTE_VECTOR_LEN, RTE_DLM_SHIFT, RTE_DLM_LEN, RTE_DM_BIT, RTE_TM_BIT, RTE_FORMAT_BIT,
+  RTE_DEST_SHIFT, RTE_DEST_LEN, rteHandle } from "./ioapic";
+import { IRTE_P_BIT, IRTE_FPD_BIT, IRTE_DM_BIT, IRTE_RH_BIT, IRTE_TM_BIT, IRTE_DLM_SHIFT, IRTE_DLM_LEN, IRTE_IM_BIT,
+  IRTE_URG_BIT, IRTE_VECTOR_SHIFT, IRTE_VECTOR_LEN, IRTE_DST_SHIFT, IRTE_DST_LEN, IRTE_DST_XAPIC_SHIFT,
+  IRTE_DST_XAPIC_LEN, IRTE_PDA_LO_SHIFT, IRTE_PDA_LO_LEN, IRTE_PDA_ALIGN_BITS, IRTE_PDA_HI_SHIFT, IRTE_PDA_HI_LEN,
+  irteLoReserved, irteHiReserved, irtePostedLoReserved, checkSource } from "./irte";
+import { MSI_ADDR_FORMAT_BIT, MSI_ADDR_SHV_BIT, MSI_DATA_SUBHANDLE_LEN, msiAddressValid, msiHandle, msiRemappableAddr,
+  msiCompatAddr, msiCompatData } from "./msi";
+import { GSTS_IRES, GSTS_CFIS, IRTA_EIME_BIT, IRTA_S_SHIFT, IRTA_S_LEN } from "./regfields";
 import { reg32, GSTS_REG } from "./regs";
 
 // ---- Fault reasons (digest §5.3) -------------------------------------------
@@ -41,11 +47,6 @@ import { reg32, GSTS_REG } from "./regs";
 @inline export const FR_IR_COMPAT_BLOCKED: u32 = 0x25;
 // @ts-ignore: decorator
 @inline export const FR_IR_SOURCE: u32 = 0x26;
-
-// @ts-ignore: decorator
-@inline const GSTS_IRES: u32 = 1 << 25;
-// @ts-ignore: decorator
-@inline const GSTS_CFIS: u32 = 1 << 23;
 
 /** Result of an interrupt request (ABI: src/core.ts decodes it). */
 // @ts-ignore: decorator
@@ -76,8 +77,8 @@ export function irInit(cacheEntries: bool): bool {
 
 export function latchIrta(irta: u64): void {
   irtAddr = irta & pointerMask();
-  irtSizeLog2 = <u32>extract64(irta, 0, 4) + 1;
-  irtExtended = hasFlag(FLAG_EIM) && extract64(irta, 11, 1) != 0;
+  irtSizeLog2 = <u32>extract64(irta, IRTA_S_SHIFT, IRTA_S_LEN) + 1;
+  irtExtended = hasFlag(FLAG_EIM) && bit64(irta, IRTA_EIME_BIT);
 }
 
 /** Interrupt entry cache invalidation (descriptor 0x4): global, or the 2^im entries from `index`. */
@@ -155,8 +156,8 @@ export function irRemap(sid: u32, hasSid: bool, addr: u64, data: u32): u32 {
     irOutData = data;
     return IR_DELIVERED;
   }
-  if ((addr >> 32) != 0 || ((addr >> 20) & 0xfff) != 0xfee) return irFault(sid, FR_IR_REQUEST_RESERVED, 0, false);
-  if (!bit64(addr, 4)) {
+  if (!msiAddressValid(addr)) return irFault(sid, FR_IR_REQUEST_RESERVED, 0, false);
+  if (!bit64(addr, MSI_ADDR_FORMAT_BIT)) {
     // Compatibility format: bypasses remapping only with CFIS = 1 in xAPIC mode.
     if ((sts & GSTS_CFIS) != 0 && !irtExtended) {
       count(C_IR_COMPAT);
@@ -166,10 +167,10 @@ export function irRemap(sid: u32, hasSid: bool, addr: u64, data: u32): u32 {
     }
     return irFault(sid, FR_IR_COMPAT_BLOCKED, 0, false);
   }
-  const handle = <u32>extract64(addr, 5, 15) | (<u32>extract64(addr, 2, 1) << 15);
-  const shv = bit64(addr, 3);
-  if (shv && (data >> 16) != 0) return irFault(sid, FR_IR_REQUEST_RESERVED, 0, false);
-  const index: u32 = handle + (shv ? (data & 0xffff) : 0);
+  const handle = msiHandle(addr);
+  const shv = bit64(addr, MSI_ADDR_SHV_BIT);
+  if (shv && (data >> MSI_DATA_SUBHANDLE_LEN) != 0) return irFault(sid, FR_IR_REQUEST_RESERVED, 0, false);
+  const index: u32 = handle + (shv ? (data & <u32>lowMask64(MSI_DATA_SUBHANDLE_LEN)) : 0);
   irIndex = index;
   if (index >= (<u32>1 << irtSizeLog2)) return irFault(sid, FR_IR_INDEX, index, false);
   if (!readIrte(index)) return irFault(sid, FR_IR_TABLE_ACCESS, index, false);
@@ -186,38 +187,37 @@ export function irRemap(sid: u32, hasSid: bool, addr: u64, data: u32): u32 {
     if (src == 1) return irFault(sid, FR_IR_SOURCE, index, fpd);
   }
   cacheIrte(index);
-  const vector = <u32>extract64(irteLo, IRTE_VECTOR_SHIFT, 8);
+  const vector = <u32>extract64(irteLo, IRTE_VECTOR_SHIFT, IRTE_VECTOR_LEN);
   if (posted) {
     count(C_IR_POSTED);
-    irOutAddr = (irteHi & 0xffffffff00000000) | (extract64(irteLo, IRTE_PDA_LO_SHIFT, 26) << 6);
+    irOutAddr = (irteHi & fieldMask64(IRTE_PDA_HI_SHIFT, IRTE_PDA_HI_LEN))
+      | (extract64(irteLo, IRTE_PDA_LO_SHIFT, IRTE_PDA_LO_LEN) << IRTE_PDA_ALIGN_BITS);
     irOutData = vector | (<u32>extract64(irteLo, IRTE_URG_BIT, 1) << 8);
     return IR_POSTED;
   }
   count(C_IR_REMAPPED);
-  const dst: u32 = irtExtended ? <u32>extract64(irteLo, IRTE_DST_SHIFT, 32) : <u32>extract64(irteLo, 40, 8);
-  // The delivered message in compatibility format (trace-format.md): destination
-  // 7:0 in address 19:12, bits 31:8 of an x2APIC destination in address 63:40.
-  irOutAddr = 0xfee00000 | (<u64>(dst & 0xff) << 12) | (extract64(irteLo, IRTE_RH_BIT, 1) << 3)
-    | (extract64(irteLo, IRTE_DM_BIT, 1) << 2) | (<u64>(dst >> 8) << 40);
-  irOutData = vector | (<u32>extract64(irteLo, IRTE_DLM_SHIFT, 3) << 8) | (1 << 14)
-    | (<u32>extract64(irteLo, IRTE_TM_BIT, 1) << 15);
+  const dst: u32 = irtExtended ? <u32>extract64(irteLo, IRTE_DST_SHIFT, IRTE_DST_LEN)
+    : <u32>extract64(irteLo, IRTE_DST_XAPIC_SHIFT, IRTE_DST_XAPIC_LEN);
+  // The delivered message in compatibility format (trace-format.md, msi.ts).
+  irOutAddr = msiCompatAddr(dst, extract64(irteLo, IRTE_RH_BIT, 1), extract64(irteLo, IRTE_DM_BIT, 1));
+  irOutData = msiCompatData(vector, <u32>extract64(irteLo, IRTE_DLM_SHIFT, IRTE_DLM_LEN),
+    <u32>extract64(irteLo, IRTE_TM_BIT, 1));
   return IR_DELIVERED;
 }
 
 /**
- * An IOAPIC redirection-table entry in remappable format (digest §9.4) as the
- * IOAPIC sends it: a remappable MSI with SHV = 0, handle from RTE 63:49 and 11.
- * `rte` bit 48 must be 1 (remappable format); a compatibility-format RTE is
- * sent as a compatibility-format message with the RTE's vector.
+ * An IOAPIC redirection-table entry (ioapic.ts, digest §9.4) as the IOAPIC
+ * sends it. A remappable-format RTE becomes a remappable MSI with SHV = 0 and
+ * the RTE's handle; a compatibility-format RTE a compatibility-format message
+ * with the RTE's vector.
  */
 export function irRemapIoapic(sid: u32, hasSid: bool, rte: u64): u32 {
-  if (!bit64(rte, 48)) {
-    // Compatibility format: destination in 63:56, vector 7:0, delivery mode 10:8, trigger 15.
-    const addr: u64 = 0xfee00000 | (extract64(rte, 56, 8) << 12) | (extract64(rte, 11, 1) << 2);
-    const data = <u32>(rte & 0x7ff) | (<u32>extract64(rte, 15, 1) << 15) | (1 << 14);
+  const vector = <u32>extract64(rte, RTE_VECTOR_SHIFT, RTE_VECTOR_LEN);
+  if (!bit64(rte, RTE_FORMAT_BIT)) {
+    const addr = msiCompatAddr(<u32>extract64(rte, RTE_DEST_SHIFT, RTE_DEST_LEN), 0, extract64(rte, RTE_DM_BIT, 1));
+    const data = msiCompatData(vector, <u32>extract64(rte, RTE_DLM_SHIFT, RTE_DLM_LEN),
+      <u32>extract64(rte, RTE_TM_BIT, 1));
     return irRemap(sid, hasSid, addr, data);
   }
-  const handle = (extract64(rte, 49, 15)) | (extract64(rte, 11, 1) << 15);
-  const addr: u64 = 0xfee00000 | ((handle & 0x7fff) << 5) | (1 << 4) | ((handle >> 15) << 2);
-  return irRemap(sid, hasSid, addr, <u32>(rte & 0xff));
+  return irRemap(sid, hasSid, msiRemappableAddr(rteHandle(rte)), vector);
 }

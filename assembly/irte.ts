@@ -36,13 +36,34 @@ import { rangeMask64, extract64, bitMask64 } from "./bits";
 // @ts-ignore: decorator
 @inline export const IRTE_DST_SHIFT: u32 = 32;
 // @ts-ignore: decorator
+@inline export const IRTE_DST_LEN: u32 = 32;
+/** xAPIC destination: DST[15:8]. */
+// @ts-ignore: decorator
+@inline export const IRTE_DST_XAPIC_SHIFT: u32 = 40;
+// @ts-ignore: decorator
+@inline export const IRTE_DST_XAPIC_LEN: u32 = 8;
+// @ts-ignore: decorator
+@inline export const IRTE_VECTOR_LEN: u32 = 8;
+// @ts-ignore: decorator
+@inline export const IRTE_DLM_LEN: u32 = 3;
+// @ts-ignore: decorator
 @inline export const IRTE_SID_LEN: u32 = 16;
 // @ts-ignore: decorator
 @inline export const IRTE_SQ_SHIFT: u32 = 16;
 // @ts-ignore: decorator
 @inline export const IRTE_SVT_SHIFT: u32 = 18;
+/** Posted format: PDA[31:6] in lo 63:38, PDA[63:32] in hi 63:32. */
 // @ts-ignore: decorator
 @inline export const IRTE_PDA_LO_SHIFT: u32 = 38;
+// @ts-ignore: decorator
+@inline export const IRTE_PDA_LO_LEN: u32 = 26;
+/** The descriptor is 64-byte aligned: PDA[31:6] lands at address bit 6. */
+// @ts-ignore: decorator
+@inline export const IRTE_PDA_ALIGN_BITS: u32 = 6;
+// @ts-ignore: decorator
+@inline export const IRTE_PDA_HI_SHIFT: u32 = 32;
+// @ts-ignore: decorator
+@inline export const IRTE_PDA_HI_LEN: u32 = 32;
 
 /** Reserved bits of a remapped-format IRTE's low half; `xapic` adds DST 39:32 and 63:48; `pi` frees IM. */
 export function irteLoReserved(xapic: bool, pi: bool): u64 {

@@ -6,63 +6,33 @@
 // with a non-empty queue, and when software clears FSTS.IQE. Every pass is
 // bounded by the queue size, so no queue content can make the unit loop.
 //
-// Descriptor, QW0 bits 3:0 = type (bits 11:9 must be 0):
-//   0x1 context-cache   QW0: 5:4 G | 31:16 DID | 47:32 SID | 49:48 FM        QW1: Rsvd
-//   0x2 IOTLB           QW0: 5:4 G | 6 DW | 7 DR | 31:16 DID                  QW1: 5:0 AM | 6 IH | 63:12 ADDR
-//   0x3 device-TLB      QW0: 15:12 PFSID | 20:16 MIP | 47:32 SID | 63:52 PFSID QW1: 0 S | 63:12 ADDR
-//   0x4 int. entry cache QW0: 4 G | 31:27 IM | 47:32 IIDX                     QW1: Rsvd
-//   0x5 wait            QW0: 4 IF | 5 SW | 6 FN | 63:32 status data          QW1: 63:2 status address
-// Types 0x6-0x8 need scalable mode, 0x9-0xA page requests: invalid here, as
-// are 0x0 and 0xB-0xF. An invalid descriptor, a fetch error, a failed status
-// write or a tail beyond the queue sets FSTS.IQE with IQH left on the
-// offending descriptor; nothing more is fetched until IQE is cleared.
+// Descriptor layouts and their reserved bits are in qidesc.ts. Types 0x1-0x5
+// are handled; 0x6-0x8 need scalable mode and 0x9-0xA page requests, so they
+// are invalid here, as are 0x0 and 0xB-0xF. An invalid descriptor, a fetch
+// error, a failed status write or a tail beyond the queue sets FSTS.IQE with
+// IQH left on the offending descriptor; nothing more is fetched until IQE is
+// cleared.
 
-import { extract64, rangeMask64 } from "./bits";
+import { bit64, extract64, fieldMask64 } from "./bits";
 import { MAMV_VALUE, MHMV_VALUE } from "./config";
-import { count, C_QI_DESC, QI_DESC_TYPES, C_QI_ERRORS, C_COMPLETION_EVENTS } from "./counters";
+import { count, C_QI_DESC, C_QI_ERRORS, C_COMPLETION_EVENTS } from "./counters";
 import { pushEvent, EV_COMPLETION_MSI, EV_INVALIDATION, INV_DEVTLB, INV_IEC } from "./events";
 import { raiseStatus, FSTS_IQE, ECTL_IM, ECTL_IP } from "./faults";
 import { unitRead64, unitWrite32, memError } from "./guestmem";
 import { invalidateContext, invalidateIotlb } from "./invalidate";
+import { QI_TYPE_SHIFT, QI_TYPE_LEN, QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN, QI_TYPE_CC, QI_TYPE_IOTLB, QI_TYPE_DEV_IOTLB,
+  QI_TYPE_IEC, QI_TYPE_WAIT, QI_G_SHIFT, QI_G_LEN, QI_ADDR_SHIFT, QI_ADDR_LEN, QI_CC_DID_SHIFT, QI_CC_DID_LEN,
+  QI_CC_SID_SHIFT, QI_CC_SID_LEN, QI_CC_FM_SHIFT, QI_CC_FM_LEN, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN,
+  QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN, QI_IOTLB_IH_BIT, QI_DEV_SID_SHIFT, QI_DEV_SID_LEN, QI_DEV_S_BIT,
+  QI_IEC_G_BIT, QI_IEC_IM_SHIFT, QI_IEC_IM_LEN, QI_IEC_IIDX_SHIFT, QI_IEC_IIDX_LEN, QI_WAIT_IF_BIT, QI_WAIT_SW_BIT,
+  QI_WAIT_DATA_SHIFT, QI_WAIT_DATA_LEN, QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN, qiCcReservedLo, qiCcReservedHi,
+  qiIotlbReservedLo, qiIotlbReservedHi, qiDevReservedLo, qiDevReservedHi, qiIecReservedLo, qiIecReservedHi,
+  qiWaitReservedLo, qiWaitReservedHi } from "./qidesc";
+import { GSTS_QIES, ICS_IWC, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_ADDR_SHIFT, IQA_ADDR_LEN, IQA_QS_SHIFT,
+  IQA_QS_LEN } from "./regfields";
 import { reg32, setReg32, reg64, setReg64, IQH_REG, IQT_REG, IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG,
   IEADDR_REG, IEUADDR_REG, FSTS_REG, GSTS_REG } from "./regs";
 import { iecInvalidate } from "./irstate";
-
-// @ts-ignore: decorator
-@inline export const GSTS_QIES: u32 = 1 << 26;
-// @ts-ignore: decorator
-@inline const IQ_OFFSET_MASK: u64 = 0x7fff0; // bits 18:4
-// @ts-ignore: decorator
-@inline const ICS_IWC: u32 = 1;
-
-// @ts-ignore: decorator
-@inline const DESC_CONTEXT: u32 = 0x1;
-// @ts-ignore: decorator
-@inline const DESC_IOTLB: u32 = 0x2;
-// @ts-ignore: decorator
-@inline const DESC_DEVTLB: u32 = 0x3;
-// @ts-ignore: decorator
-@inline const DESC_IEC: u32 = 0x4;
-// @ts-ignore: decorator
-@inline const DESC_WAIT: u32 = 0x5;
-
-// Reserved bits per type (QW0 includes the type-extension bits 11:9).
-// @ts-ignore: decorator
-@inline const CC_RSVD0: u64 = 0xfffc00000000ffc0; // 15:6, 63:50
-// @ts-ignore: decorator
-@inline const IOTLB_RSVD0: u64 = 0xffffffff0000ff00; // 15:8, 63:32
-// @ts-ignore: decorator
-@inline const IOTLB_RSVD1: u64 = 0xf80; // 11:7
-// @ts-ignore: decorator
-@inline const DEVTLB_RSVD0: u64 = 0x000f0000ffe00ff0; // 11:4, 31:21, 51:48
-// @ts-ignore: decorator
-@inline const DEVTLB_RSVD1: u64 = 0xffe; // 11:1
-// @ts-ignore: decorator
-@inline const IEC_RSVD0: u64 = 0xffff000007ffffe0; // 26:5, 63:48
-// @ts-ignore: decorator
-@inline const WAIT_RSVD0: u64 = 0xffffff80; // 31:7 (7 = PD: page-request drain, unsupported)
-// @ts-ignore: decorator
-@inline const WAIT_RSVD1: u64 = 0x3;
 
 let queueBase: u64 = 0;
 let queueBytes: u64 = 0;
@@ -70,8 +40,9 @@ let queueBytes: u64 = 0;
 /** GCMD.QIE set: latch IQA, reset the head, run anything already queued. */
 export function qiEnable(): void {
   const iqa = reg64(IQA_REG);
-  queueBase = iqa & ~(<u64>0xfff);
-  queueBytes = (<u64>1 << (extract64(iqa, 0, 3) + 8)) << 4;
+  queueBase = iqa & fieldMask64(IQA_ADDR_SHIFT, IQA_ADDR_LEN);
+  // 2^(QS+8) descriptors of 16 bytes
+  queueBytes = (<u64>1 << (extract64(iqa, IQA_QS_SHIFT, IQA_QS_LEN) + 8)) << 4;
   setReg64(IQH_REG, 0);
   setReg32(GSTS_REG, reg32(GSTS_REG) | GSTS_QIES);
   qiProcess();
@@ -95,12 +66,12 @@ function queueError(): void {
 /** Processes descriptors from IQH up to IQT. */
 export function qiProcess(): void {
   if (!qiEnabled() || (reg32(FSTS_REG) & FSTS_IQE) != 0) return;
-  const tail = reg64(IQT_REG) & IQ_OFFSET_MASK;
+  const tail = reg64(IQT_REG) & fieldMask64(IQ_OFFSET_SHIFT, IQ_OFFSET_LEN);
   if (tail >= queueBytes) {
     queueError();
     return;
   }
-  let head = reg64(IQH_REG) & IQ_OFFSET_MASK;
+  let head = reg64(IQH_REG) & fieldMask64(IQ_OFFSET_SHIFT, IQ_OFFSET_LEN);
   while (head != tail) {
     const at = queueBase + head;
     const lo = unitRead64(at);
@@ -118,50 +89,54 @@ export function qiProcess(): void {
 
 /** Validates and performs one descriptor; false when it is invalid (IQE). */
 function execute(lo: u64, hi: u64): bool {
-  // The mask is the counter block's size, so every type has its own slot (0xF included).
-  const type = <u32>(lo & <u64>(QI_DESC_TYPES - 1));
+  // A 4-bit field: the counter block has a slot for each of its 16 values (0xF included).
+  const type = <u32>extract64(lo, QI_TYPE_SHIFT, QI_TYPE_LEN);
   count(C_QI_DESC + type);
-  if ((lo & rangeMask64(9, 12)) != 0) return false;
-  if (type == DESC_CONTEXT) {
-    if ((lo & CC_RSVD0) != 0 || hi != 0) return false;
-    const g = <u32>extract64(lo, 4, 2);
+  if ((lo & fieldMask64(QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN)) != 0) return false;
+  if (type == QI_TYPE_CC) {
+    if ((lo & qiCcReservedLo()) != 0 || (hi & qiCcReservedHi()) != 0) return false;
+    const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);
     if (g == 0) return false;
-    invalidateContext(g, <u32>extract64(lo, 16, 16), <u32>extract64(lo, 32, 16), <u32>extract64(lo, 48, 2));
+    invalidateContext(g, <u32>extract64(lo, QI_CC_DID_SHIFT, QI_CC_DID_LEN),
+      <u32>extract64(lo, QI_CC_SID_SHIFT, QI_CC_SID_LEN), <u32>extract64(lo, QI_CC_FM_SHIFT, QI_CC_FM_LEN));
     return true;
   }
-  if (type == DESC_IOTLB) {
-    if ((lo & IOTLB_RSVD0) != 0 || (hi & IOTLB_RSVD1) != 0) return false;
-    const g = <u32>extract64(lo, 4, 2);
-    const am = <u32>extract64(hi, 0, 6);
+  if (type == QI_TYPE_IOTLB) {
+    if ((lo & qiIotlbReservedLo()) != 0 || (hi & qiIotlbReservedHi()) != 0) return false;
+    const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);
+    const am = <u32>extract64(hi, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN);
     if (g == 0 || (g == 3 && am > MAMV_VALUE)) return false;
-    invalidateIotlb(g, <u32>extract64(lo, 16, 16), hi & ~(<u64>0xfff), am, <u32>extract64(hi, 6, 1));
+    invalidateIotlb(g, <u32>extract64(lo, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN),
+      hi & fieldMask64(QI_ADDR_SHIFT, QI_ADDR_LEN), am, <u32>extract64(hi, QI_IOTLB_IH_BIT, 1));
     return true;
   }
-  if (type == DESC_DEVTLB) {
+  if (type == QI_TYPE_DEV_IOTLB) {
     // No device-TLBs are modelled: the descriptor completes at once, and the
     // host hears of it (a device model with ATS would act on it).
-    if ((lo & DEVTLB_RSVD0) != 0 || (hi & DEVTLB_RSVD1) != 0) return false;
-    pushEvent(EV_INVALIDATION, INV_DEVTLB, 0, <u32>extract64(lo, 32, 16), hi & ~(<u64>0xfff), hi & 1);
+    if ((lo & qiDevReservedLo()) != 0 || (hi & qiDevReservedHi()) != 0) return false;
+    pushEvent(EV_INVALIDATION, INV_DEVTLB, 0, <u32>extract64(lo, QI_DEV_SID_SHIFT, QI_DEV_SID_LEN),
+      hi & fieldMask64(QI_ADDR_SHIFT, QI_ADDR_LEN), extract64(hi, QI_DEV_S_BIT, 1));
     return true;
   }
-  if (type == DESC_IEC) {
-    if ((lo & IEC_RSVD0) != 0 || hi != 0) return false;
-    const indexSelective = extract64(lo, 4, 1) != 0;
-    const im = <u32>extract64(lo, 27, 5);
+  if (type == QI_TYPE_IEC) {
+    if ((lo & qiIecReservedLo()) != 0 || (hi & qiIecReservedHi()) != 0) return false;
+    const indexSelective = bit64(lo, QI_IEC_G_BIT);
+    const im = <u32>extract64(lo, QI_IEC_IM_SHIFT, QI_IEC_IM_LEN);
     if (indexSelective && im > MHMV_VALUE) return false;
-    const iidx = <u32>extract64(lo, 32, 16);
+    const iidx = <u32>extract64(lo, QI_IEC_IIDX_SHIFT, QI_IEC_IIDX_LEN);
     iecInvalidate(indexSelective, iidx, im);
     pushEvent(EV_INVALIDATION, INV_IEC, 0, iidx, 0, <u64>im | (indexSelective ? <u64>3 << 16 : <u64>1 << 16));
     return true;
   }
-  if (type == DESC_WAIT) {
-    if ((lo & WAIT_RSVD0) != 0 || (hi & WAIT_RSVD1) != 0) return false;
+  if (type == QI_TYPE_WAIT) {
+    if ((lo & qiWaitReservedLo()) != 0 || (hi & qiWaitReservedHi()) != 0) return false;
     // FN (fence): this unit processes descriptors one after the other, so
     // every earlier descriptor has completed already.
-    if (extract64(lo, 5, 1) != 0) { // SW: status write
-      if (!unitWrite32(hi & ~(<u64>3), <u32>(lo >> 32))) return false;
+    if (bit64(lo, QI_WAIT_SW_BIT)) { // status write
+      const status = <u32>extract64(lo, QI_WAIT_DATA_SHIFT, QI_WAIT_DATA_LEN);
+      if (!unitWrite32(hi & fieldMask64(QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN), status)) return false;
     }
-    if (extract64(lo, 4, 1) != 0) completionEvent(); // IF
+    if (bit64(lo, QI_WAIT_IF_BIT)) completionEvent();
     return true;
   }
   return false;

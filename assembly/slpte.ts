@@ -34,6 +34,19 @@ import { tryAlloc } from "./alloc";
 @inline export const SL_ADDR_END: u32 = 52;
 // @ts-ignore: decorator
 @inline export const SL_RW_MASK: u64 = 3;
+/** Each table is 512 entries: a level consumes 9 bits of the address. */
+// @ts-ignore: decorator
+@inline export const SL_INDEX_BITS: u32 = 9;
+
+/**
+ * Address bit where the region one entry at `level` maps begins (digest
+ * §4.1): 12 at level 1 (4 KiB), 21 at level 2 (2 MiB), 30 at level 3 (1 GiB),
+ * and so on. The entry index at `level` is the 9 address bits from there.
+ */
+// @ts-ignore: decorator
+@inline export function levelShift(level: u32): u32 {
+  return SL_ADDR_LO + SL_INDEX_BITS * (level - 1);
+}
 
 /** Entry bits that hold an address (of a table or a page frame). */
 // @ts-ignore: decorator
@@ -68,7 +81,7 @@ export function slpteInit(): bool {
   store<u64>(rsvdTable + 32, table | bitMask64(SL_PS_BIT));
   store<u64>(rsvdTable + 40, table | bitMask64(SL_PS_BIT));
   // Large leaves: the frame address must be aligned to the page size.
-  store<u64>(rsvdLeaf + 16, leaf | rangeMask64(12, 21));
-  store<u64>(rsvdLeaf + 24, leaf | rangeMask64(12, 30));
+  store<u64>(rsvdLeaf + 16, leaf | rangeMask64(SL_ADDR_LO, levelShift(2)));
+  store<u64>(rsvdLeaf + 24, leaf | rangeMask64(SL_ADDR_LO, levelShift(3)));
   return true;
 }
