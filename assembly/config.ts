@@ -5,30 +5,8 @@
 // format fixes it.
 
 import { bitMask64, rangeMask64 } from "./bits";
+import { FLAG_CM, FLAG_DT, FLAG_EIM, FLAG_IR, FLAG_PI, FLAG_PMR, FLAG_PT, FLAG_SC } from "./abi";
 
-// Option flags passed to `configure` (bit positions are ABI: src/core.ts reads
-// them through the exported `flag*` getters).
-// @ts-ignore: decorator
-@inline export const FLAG_CM: u32 = 1 << 0;
-// @ts-ignore: decorator
-@inline export const FLAG_IR: u32 = 1 << 1;
-// @ts-ignore: decorator
-@inline export const FLAG_EIM: u32 = 1 << 2;
-// @ts-ignore: decorator
-@inline export const FLAG_PT: u32 = 1 << 3;
-// @ts-ignore: decorator
-@inline export const FLAG_SC: u32 = 1 << 4;
-// @ts-ignore: decorator
-@inline export const FLAG_DT: u32 = 1 << 5;
-/** Guest memory lives in the embedder, reached through imported functions. */
-// @ts-ignore: decorator
-@inline export const FLAG_EXTERNAL_MEMORY: u32 = 1 << 6;
-/** Protected memory regions (CAP.PLMR/PHMR); not a QEMU option. */
-// @ts-ignore: decorator
-@inline export const FLAG_PMR: u32 = 1 << 7;
-/** Posted interrupts (CAP.PI): IRTEs with IM = 1 are posted-format; not a QEMU option. */
-// @ts-ignore: decorator
-@inline export const FLAG_PI: u32 = 1 << 8;
 
 // ---- CAP fields (digest §2.1) --------------------------------------------
 // @ts-ignore: decorator

@@ -14,17 +14,18 @@
 
 import { tryAlloc } from "./alloc";
 import { count, countN, C_CTX_INVALIDATED } from "./counters";
+import { CTXW_AW_SHIFT, CTXW_FPD_BIT, CTXW_TT_SHIFT } from "./abi";
 
 // @ts-ignore: decorator
 @inline const SLOTS: u32 = 65536;
 // @ts-ignore: decorator
 @inline export const CC_VALID: u64 = 1;
 // @ts-ignore: decorator
-@inline export const CC_FPD_BIT: u32 = 1;
+@inline export const CC_FPD_BIT: u32 = CTXW_FPD_BIT;
 // @ts-ignore: decorator
-@inline export const CC_TT_SHIFT: u32 = 2;
+@inline export const CC_TT_SHIFT: u32 = CTXW_TT_SHIFT;
 // @ts-ignore: decorator
-@inline export const CC_AW_SHIFT: u32 = 4;
+@inline export const CC_AW_SHIFT: u32 = CTXW_AW_SHIFT;
 
 let ccBase: usize = 0;
 let ccList: usize = 0; // u16 SIDs

@@ -19,34 +19,14 @@
 //                       c = SID | FM << 16, addr = address, x = AM | IH << 8 | granularity << 16
 
 import { tryAlloc } from "./alloc";
+import { EVENT_CAP, EVENT_HEADER, EVENT_RECORD, EVR_A, EVR_ADDR, EVR_B, EVR_C, EVR_KIND, EVR_X, EV_COMPLETION_MSI, EV_FAULT_MSI, EV_INVALIDATION } from "./abi";
 
 // @ts-ignore: decorator
 @external("env", "drainEvents")
 declare function hostDrainEvents(): void;
 
-// @ts-ignore: decorator
-@inline export const EV_FAULT_MSI: u32 = 1;
-// @ts-ignore: decorator
-@inline export const EV_COMPLETION_MSI: u32 = 2;
-// @ts-ignore: decorator
-@inline export const EV_INVALIDATION: u32 = 3;
 
-// Invalidation kinds carried by EV_INVALIDATION (field a).
-// @ts-ignore: decorator
-@inline export const INV_CONTEXT: u32 = 1;
-// @ts-ignore: decorator
-@inline export const INV_IOTLB: u32 = 2;
-// @ts-ignore: decorator
-@inline export const INV_DEVTLB: u32 = 3;
-// @ts-ignore: decorator
-@inline export const INV_IEC: u32 = 4;
 
-// @ts-ignore: decorator
-@inline export const EVENT_CAP: u32 = 1024;
-// @ts-ignore: decorator
-@inline export const EVENT_HEADER: u32 = 16;
-// @ts-ignore: decorator
-@inline export const EVENT_RECORD: u32 = 32;
 
 export let eventBase: usize = 0;
 
@@ -66,11 +46,11 @@ export function pushEvent(kind: u32, a: u32, b: u32, c: u32, addr: u64, x: u64):
     if (n >= EVENT_CAP) n = 0; // a host that did not drain loses the backlog, never memory safety
   }
   const r = eventBase + EVENT_HEADER + <usize>n * EVENT_RECORD;
-  store<u32>(r, kind);
-  store<u32>(r, a, 4);
-  store<u32>(r, b, 8);
-  store<u32>(r, c, 12);
-  store<u64>(r, addr, 16);
-  store<u64>(r, x, 24);
+  store<u32>(r, kind, EVR_KIND);
+  store<u32>(r, a, EVR_A);
+  store<u32>(r, b, EVR_B);
+  store<u32>(r, c, EVR_C);
+  store<u64>(r, addr, EVR_ADDR);
+  store<u64>(r, x, EVR_X);
   store<u32>(eventBase, n + 1);
 }

@@ -9,10 +9,10 @@
 
 import { bitMask64 } from "./bits";
 import { cfgNfr, FRO_VALUE } from "./config";
-import { count, C_FAULTS, C_FAULTS_RECORDED, C_FAULTS_FPD, C_FAULTS_COLLAPSED, C_FAULTS_OVERFLOW,
-  C_FAULT_EVENTS, C_FAULT_REASON } from "./counters";
-import { pushEvent, EV_FAULT_MSI } from "./events";
+import { count, C_FAULTS, C_FAULTS_RECORDED, C_FAULTS_FPD, C_FAULTS_COLLAPSED, C_FAULTS_OVERFLOW, C_FAULT_EVENTS, C_FAULT_REASON } from "./counters";
+import { pushEvent } from "./events";
 import { reg32, setReg32, reg64, setReg64, FSTS_REG, FECTL_REG, FEDATA_REG, FEADDR_REG, FEUADDR_REG } from "./regs";
+import { EV_FAULT_MSI } from "./abi";
 
 // ---- Fault reasons (digest §5.2, §5.3) -------------------------------------
 // @ts-ignore: decorator

@@ -23,7 +23,8 @@
 //    └────────┴────────┘
 
 import { tryAlloc } from "./alloc";
-import { hasFlag, FLAG_EXTERNAL_MEMORY } from "./config";
+import { hasFlag } from "./config";
+import { FLAG_EXTERNAL_MEMORY } from "./abi";
 
 // @ts-ignore: decorator
 @external("env", "guestRead")

@@ -6,24 +6,17 @@
 // linear memory whose addresses the host asks for once (`layout*`).
 
 import { setPageBudget, tryAlloc } from "./alloc";
-import { COUNTER_COUNT, COUNTER_NAMES, counterBase, countN, C_TRANSLATE, C_TRANSLATE_OK, C_CTX_HIT,
-  C_IOTLB_HIT } from "./counters";
+import { COUNTER_COUNT, COUNTER_NAMES, counterBase, countN, C_TRANSLATE, C_TRANSLATE_OK, C_CTX_HIT, C_IOTLB_HIT } from "./counters";
 import { ccLiveCount } from "./ctxcache";
 import { eventBase } from "./events";
 import { memAddRegion, memInRam, memFrameCount, copyIn, copyOut, GPA_LIMIT } from "./guestmem";
 import { iotlbCapacity, iotlbLive } from "./iotlb";
-import { translate as translateOne, translateFast, outAddr, outAddr2, splitLen, setProbing, probeDid, readContext,
-  walkValue, walkLevel, ctxWordOut, ctxDidOut, MAX_REQUEST_LEN } from "./translate";
+import { translate as translateOne, translateFast, outAddr, outAddr2, splitLen, setProbing, probeDid, readContext, walkValue, walkLevel, ctxWordOut, ctxDidOut } from "./translate";
 import { irRemap, irRemapIoapic, irOutAddr, irOutData, irIndex } from "./irstate";
 import { rangeWalk, rwResume, rwEntries, rwBad } from "./rangewalk";
 import { configureUnit, isConfigured, mmioRead as unitRead, mmioWrite as unitWrite } from "./unit";
+import { BATCH_BAD_REQUEST, BATCH_CAP, BATCH_RECORD, BREQ_IOVA, BREQ_LEN, BREQ_SID, BREQ_WRITE, BRESP_OUT, BRESP_STATUS, IO_SIZE, MAX_REQUEST_LEN, MEM_BAD_LENGTH, MEM_EXHAUSTED, MEM_OK, MEM_OUTSIDE_RAM, RANGE_CAP, RESULT_VALUE, RESULT_WORD2, RESULT_WORD3, ST_INVALID } from "./abi";
 
-/** Staging buffer for host <-> guest memory copies. */
-// @ts-ignore: decorator
-@inline const IO_SIZE: u32 = 65536;
-/** Requests per translateBatch call. */
-// @ts-ignore: decorator
-@inline const BATCH_CAP: u32 = 4096;
 
 let ioBuf: usize = 0;
 let result: usize = 0; // 16 bytes: u64 value (two halves), u32 extra
@@ -74,7 +67,7 @@ export function layoutCounterNamesLength(): i32 { return COUNTER_NAMES.length; }
 /** Reads `size` (1, 2, 4, 8) bytes at `off` into the result block; the host validated the access. */
 export function mmioRead(off: u32, size: u32): void {
   const v = unitRead(off, size);
-  store<u64>(result, v);
+  store<u64>(result, v, RESULT_VALUE);
 }
 
 export function mmioWrite(off: u32, size: u32, lo: u32, hi: u32): void {
@@ -83,15 +76,6 @@ export function mmioWrite(off: u32, size: u32, lo: u32, hi: u32): void {
 
 // ---- Guest memory (the guest CPU's accesses) --------------------------------------
 
-/** Status of writeGuest/readGuest. */
-// @ts-ignore: decorator
-@inline const MEM_OK: i32 = 0;
-// @ts-ignore: decorator
-@inline const MEM_OUTSIDE_RAM: i32 = 1;
-// @ts-ignore: decorator
-@inline const MEM_EXHAUSTED: i32 = 2;
-// @ts-ignore: decorator
-@inline const MEM_BAD_LENGTH: i32 = 3;
 
 /** Copies `len` bytes from the staging buffer to guest memory at `gpa`. */
 export function writeGuest(gpa: f64, len: u32): i32 {
@@ -125,9 +109,9 @@ export function translate(sid: u32, iovaLo: u32, iovaHi: u32, len: u32, isWrite:
   if (len - 1 < MAX_REQUEST_LEN && translateFast(sid & 0xffff, iova, len, isWrite != 0)) countFastHits(1);
   else {
     st = translateOne(sid & 0xffff, iova, len, isWrite != 0);
-    if (st == 0 && (<u32>iova & 0xfff) + len > 0x1000) store<u64>(result, outAddr2, 8);
+    if (st == 0 && (<u32>iova & 0xfff) + len > 0x1000) store<u64>(result, outAddr2, RESULT_WORD2); // words 2 and 3
   }
-  store<u64>(result, outAddr);
+  store<u64>(result, outAddr, RESULT_VALUE);
   return st;
 }
 
@@ -139,9 +123,6 @@ function countFastHits(n: u32): void {
   countN(C_TRANSLATE_OK, n);
 }
 
-/** translateBatch's answer when request i is not a request (length 0 or above 4096): BAD_REQUEST | i. */
-// @ts-ignore: decorator
-@inline const BAD_REQUEST: u32 = 0x80000000;
 
 /**
  * Translates `n` requests from the request block into the response block.
@@ -149,7 +130,7 @@ function countFastHits(n: u32): void {
  *   response (16 B): u32 out lo  | u32 out hi  | u32 status     | u32 split
  * `split` is 0, or for a completed request whose two pages (it crossed a 4 KiB boundary) map to
  * frames that are not contiguous, the bytes at `out`; the rest starts at the translation of
- * iova + split. Returns the number of requests that completed (status 0), or BAD_REQUEST | i when
+ * iova + split. Returns the number of requests that completed (status 0), or BATCH_BAD_REQUEST | i when
  * request i has a length outside 1..4096: requests before i were translated, i and later were not.
  */
 export function translateBatch(n: u32): u32 {
@@ -157,24 +138,24 @@ export function translateBatch(n: u32): u32 {
   let ok: u32 = 0;
   let fast: u32 = 0;
   for (let i: u32 = 0; i < n; i++) {
-    const q = batchReq + (<usize>i << 4);
-    const s = batchResp + (<usize>i << 4);
-    const w = load<u32>(q, 8);
-    const iova = load<u64>(q);
-    const len = load<u32>(q, 12);
+    const q = batchReq + <usize>i * BATCH_RECORD;
+    const s = batchResp + <usize>i * BATCH_RECORD;
+    const w = load<u32>(q, BREQ_SID);
+    const iova = load<u64>(q, BREQ_IOVA);
+    const len = load<u32>(q, BREQ_LEN);
     if (len - 1 >= MAX_REQUEST_LEN) { // len 0 wraps
       countFastHits(fast);
-      return BAD_REQUEST | i;
+      return BATCH_BAD_REQUEST | i;
     }
     let st: u32 = 0;
     let split: u32 = 0;
-    if (translateFast(w & 0xffff, iova, len, (w & 0x10000) != 0)) fast++;
+    if (translateFast(w & 0xffff, iova, len, (w & BREQ_WRITE) != 0)) fast++;
     else {
-      st = translateOne(w & 0xffff, iova, len, (w & 0x10000) != 0);
+      st = translateOne(w & 0xffff, iova, len, (w & BREQ_WRITE) != 0);
       split = splitLen;
     }
-    store<u64>(s, outAddr);
-    store<u64>(s, <u64>st | (<u64>split << 32), 8);
+    store<u64>(s, outAddr, BRESP_OUT);
+    store<u64>(s, <u64>st | (<u64>split << 32), BRESP_STATUS); // BRESP_SPLIT is the word after BRESP_STATUS
     if (st == 0) ok++;
   }
   countFastHits(fast);
@@ -197,9 +178,9 @@ export function probe(sid: u32, iovaLo: u32, iovaHi: u32, isWrite: u32): u32 {
   const did = probeDid;
   setProbing(false);
   memory.copy(counterBase, saved, <usize>COUNTER_COUNT << 3);
-  store<u64>(result, outAddr);
-  store<u32>(result, walkLevel, 8);
-  store<u32>(result, did, 12);
+  store<u64>(result, outAddr, RESULT_VALUE);
+  store<u32>(result, walkLevel, RESULT_WORD2);
+  store<u32>(result, did, RESULT_WORD3);
   store<u64>(batchResp, walkValue);
   return st;
 }
@@ -214,13 +195,13 @@ export function probe(sid: u32, iovaLo: u32, iovaHi: u32, isWrite: u32): u32 {
 export function contextOf(sid: u32): u32 {
   const r = readContext(sid & 0xffff);
   if (r != 0) return r;
-  store<u64>(result, ctxWordOut);
-  store<u32>(result, ctxDidOut, 8);
+  store<u64>(result, ctxWordOut, RESULT_VALUE);
+  store<u32>(result, ctxDidOut, RESULT_WORD2);
   return 0;
 }
 
 /** Records per walkRange call: the response block holds them (32 bytes each). */
-export function layoutRangeCapacity(): u32 { return BATCH_CAP / 2; }
+export function layoutRangeCapacity(): u32 { return RANGE_CAP; }
 
 /**
  * The present leaf mappings of the table at (tableHi:tableLo) with `levels`
@@ -231,10 +212,10 @@ export function layoutRangeCapacity(): u32 { return BATCH_CAP / 2; }
  */
 export function walkRange(tableLo: u32, tableHi: u32, levels: u32, startLo: u32, startHi: u32, endLo: u32, endHi: u32, budget: u32): u32 {
   const n = rangeWalk((<u64>tableHi << 32) | <u64>tableLo, levels, (<u64>startHi << 32) | <u64>startLo,
-    (<u64>endHi << 32) | <u64>endLo, batchResp, BATCH_CAP / 2, budget);
-  store<u64>(result, rwResume);
-  store<u32>(result, rwEntries, 8);
-  store<u32>(result, rwBad, 12);
+    (<u64>endHi << 32) | <u64>endLo, batchResp, RANGE_CAP, budget);
+  store<u64>(result, rwResume, RESULT_VALUE);
+  store<u32>(result, rwEntries, RESULT_WORD2);
+  store<u32>(result, rwBad, RESULT_WORD3);
   return n;
 }
 
@@ -248,18 +229,18 @@ export function walkRange(tableLo: u32, tableHi: u32, levels: u32, startLo: u32,
  */
 export function remapMsi(sid: u32, hasSid: u32, addrLo: u32, addrHi: u32, data: u32): u32 {
   const st = irRemap(sid & 0xffff, hasSid != 0, (<u64>addrHi << 32) | <u64>addrLo, data);
-  store<u64>(result, irOutAddr);
-  store<u32>(result, irOutData, 8);
-  store<u32>(result, irIndex, 12);
+  store<u64>(result, irOutAddr, RESULT_VALUE);
+  store<u32>(result, irOutData, RESULT_WORD2);
+  store<u32>(result, irIndex, RESULT_WORD3);
   return st;
 }
 
 /** An IOAPIC redirection-table entry (rteHi:rteLo) as the IOAPIC sends it. Results as remapMsi. */
 export function remapIoapic(sid: u32, hasSid: u32, rteLo: u32, rteHi: u32): u32 {
   const st = irRemapIoapic(sid & 0xffff, hasSid != 0, (<u64>rteHi << 32) | <u64>rteLo);
-  store<u64>(result, irOutAddr);
-  store<u32>(result, irOutData, 8);
-  store<u32>(result, irIndex, 12);
+  store<u64>(result, irOutAddr, RESULT_VALUE);
+  store<u32>(result, irOutData, RESULT_WORD2);
+  store<u32>(result, irIndex, RESULT_WORD3);
   return st;
 }
 

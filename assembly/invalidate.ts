@@ -5,9 +5,10 @@
 
 import { ccInvalidateAll, ccInvalidateDomain, ccInvalidateDevice } from "./ctxcache";
 import { count, C_CCMD_GLOBAL, C_IOTLB_GLOBAL } from "./counters";
-import { pushEvent, EV_INVALIDATION, INV_CONTEXT, INV_IOTLB } from "./events";
+import { pushEvent } from "./events";
 import { frontFlush } from "./frontcache";
 import { iotlbInvalidateAll, iotlbInvalidateDomain, iotlbInvalidatePages } from "./iotlb";
+import { EV_INVALIDATION, INV_CONTEXT, INV_IOTLB } from "./abi";
 
 /** Granularities, as CIRG/CAIG, IIRG/IAIG and the descriptors' G fields encode them. */
 // @ts-ignore: decorator

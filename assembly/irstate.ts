@@ -15,22 +15,17 @@
 // the interrupt index in bits 63:48 (0 for 20h and 25h, where it is undefined).
 
 import { bit64, extract64, fieldMask64, lowMask64 } from "./bits";
-import { hasFlag, FLAG_EIM, FLAG_PI, pointerMask } from "./config";
+import { hasFlag, pointerMask } from "./config";
 import { tryAlloc } from "./alloc";
-import { count, C_IR_REQUESTS, C_IR_REMAPPED, C_IR_COMPAT, C_IR_POSTED, C_IR_FAULTS, C_IEC_HIT, C_IEC_MISS,
-  C_FAULTS_FPD } from "./counters";
+import { count, C_IR_REQUESTS, C_IR_REMAPPED, C_IR_COMPAT, C_IR_POSTED, C_IR_FAULTS, C_IEC_HIT, C_IEC_MISS, C_FAULTS_FPD } from "./counters";
 import { recordFault } from "./faults";
 import { unitRead64, memError } from "./guestmem";
-import { RTE_VECTOR_SHIFT, RTE_VECTOR_LEN, RTE_DLM_SHIFT, RTE_DLM_LEN, RTE_DM_BIT, RTE_TM_BIT, RTE_FORMAT_BIT,
-  RTE_DEST_SHIFT, RTE_DEST_LEN, rteHandle } from "./ioapic";
-import { IRTE_P_BIT, IRTE_FPD_BIT, IRTE_DM_BIT, IRTE_RH_BIT, IRTE_TM_BIT, IRTE_DLM_SHIFT, IRTE_DLM_LEN, IRTE_IM_BIT,
-  IRTE_URG_BIT, IRTE_VECTOR_SHIFT, IRTE_VECTOR_LEN, IRTE_DST_SHIFT, IRTE_DST_LEN, IRTE_DST_XAPIC_SHIFT,
-  IRTE_DST_XAPIC_LEN, IRTE_PDA_LO_SHIFT, IRTE_PDA_LO_LEN, IRTE_PDA_ALIGN_BITS, IRTE_PDA_HI_SHIFT, IRTE_PDA_HI_LEN,
-  irteLoReserved, irteHiReserved, irtePostedLoReserved, checkSource } from "./irte";
-import { MSI_ADDR_FORMAT_BIT, MSI_ADDR_SHV_BIT, MSI_DATA_SUBHANDLE_LEN, msiAddressValid, msiHandle, msiRemappableAddr,
-  msiCompatAddr, msiCompatData } from "./msi";
+import { RTE_VECTOR_SHIFT, RTE_VECTOR_LEN, RTE_DLM_SHIFT, RTE_DLM_LEN, RTE_DM_BIT, RTE_TM_BIT, RTE_FORMAT_BIT, RTE_DEST_SHIFT, RTE_DEST_LEN, rteHandle } from "./ioapic";
+import { IRTE_P_BIT, IRTE_FPD_BIT, IRTE_DM_BIT, IRTE_RH_BIT, IRTE_TM_BIT, IRTE_DLM_SHIFT, IRTE_DLM_LEN, IRTE_IM_BIT, IRTE_URG_BIT, IRTE_VECTOR_SHIFT, IRTE_VECTOR_LEN, IRTE_DST_SHIFT, IRTE_DST_LEN, IRTE_DST_XAPIC_SHIFT, IRTE_DST_XAPIC_LEN, IRTE_PDA_LO_SHIFT, IRTE_PDA_LO_LEN, IRTE_PDA_ALIGN_BITS, IRTE_PDA_HI_SHIFT, IRTE_PDA_HI_LEN, irteLoReserved, irteHiReserved, irtePostedLoReserved, checkSource } from "./irte";
+import { MSI_ADDR_FORMAT_BIT, MSI_ADDR_SHV_BIT, MSI_DATA_SUBHANDLE_LEN, msiAddressValid, msiHandle, msiRemappableAddr, msiCompatAddr, msiCompatData } from "./msi";
 import { GSTS_IRES, GSTS_CFIS, IRTA_EIME_BIT, IRTA_S_SHIFT, IRTA_S_LEN } from "./regfields";
 import { reg32, GSTS_REG } from "./regs";
+import { FLAG_EIM, FLAG_PI, NO_INDEX, ST_FAULT, ST_FPD, ST_POSTED } from "./abi";
 
 // ---- Fault reasons (digest §5.3) -------------------------------------------
 // @ts-ignore: decorator
@@ -51,13 +46,8 @@ import { reg32, GSTS_REG } from "./regs";
 /** Result of an interrupt request (ABI: src/core.ts decodes it). */
 // @ts-ignore: decorator
 @inline export const IR_DELIVERED: u32 = 0; // irOutAddr/irOutData: the interrupt as delivered
-// @ts-ignore: decorator
-@inline export const IR_POSTED: u32 = 0x1000; // irOutAddr = descriptor address, irOutData = vector | urgent << 8
-// (faults use translate.ts's ST_FAULT | ST_FPD | reason encoding)
-// @ts-ignore: decorator
-@inline const ST_FAULT: u32 = 0x100;
-// @ts-ignore: decorator
-@inline const ST_FPD: u32 = 0x200;
+// A posted interrupt answers ST_POSTED (irOutAddr = descriptor address, irOutData = vector | urgent);
+// faults answer ST_FAULT | reason (| ST_FPD), as requests do (abi.ts).
 
 export let irtAddr: u64 = 0;
 export let irtSizeLog2: u32 = 1; // entries = 2^(S+1)
@@ -97,8 +87,6 @@ export let irOutAddr: u64 = 0;
 export let irOutData: u32 = 0;
 /** The interrupt index of the last request; NO_INDEX when it was not remapped (passed unchanged). */
 export let irIndex: u32 = 0;
-// @ts-ignore: decorator
-@inline export const NO_INDEX: u32 = 0xffffffff;
 
 function irFault(sid: u32, reason: u32, index: u32, fpd: bool): u32 {
   count(C_IR_FAULTS);
@@ -145,7 +133,7 @@ function cacheIrte(index: u32): void {
  * Processes an interrupt request (an MSI write of `data` to `addr`) from `sid`
  * (`hasSid` false for sources without a requester id). Returns IR_DELIVERED
  * (irOutAddr/irOutData hold the interrupt in compatibility format),
- * IR_POSTED, or ST_FAULT | reason (| ST_FPD).
+ * ST_POSTED, or ST_FAULT | reason (| ST_FPD).
  */
 export function irRemap(sid: u32, hasSid: bool, addr: u64, data: u32): u32 {
   count(C_IR_REQUESTS);
@@ -193,7 +181,7 @@ export function irRemap(sid: u32, hasSid: bool, addr: u64, data: u32): u32 {
     irOutAddr = (irteHi & fieldMask64(IRTE_PDA_HI_SHIFT, IRTE_PDA_HI_LEN))
       | (extract64(irteLo, IRTE_PDA_LO_SHIFT, IRTE_PDA_LO_LEN) << IRTE_PDA_ALIGN_BITS);
     irOutData = vector | (<u32>extract64(irteLo, IRTE_URG_BIT, 1) << 8);
-    return IR_POSTED;
+    return ST_POSTED;
   }
   count(C_IR_REMAPPED);
   const dst: u32 = irtExtended ? <u32>extract64(irteLo, IRTE_DST_SHIFT, IRTE_DST_LEN)

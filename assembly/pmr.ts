@@ -8,8 +8,9 @@
 // TE); this unit blocks it in both cases. The unit's own table reads are not
 // subject to the check.
 
-import { hasFlag, FLAG_PMR } from "./config";
+import { hasFlag } from "./config";
 import { reg32, setReg32, reg64, PMEN_REG, PLMBASE_REG, PLMLIMIT_REG, PHMBASE_REG, PHMLIMIT_REG } from "./regs";
+import { FLAG_PMR } from "./abi";
 
 // @ts-ignore: decorator
 @inline export const PMEN_EPM: u32 = 1 << 31;

@@ -16,23 +16,15 @@
 import { bit64, extract64, fieldMask64 } from "./bits";
 import { MAMV_VALUE, MHMV_VALUE } from "./config";
 import { count, C_QI_DESC, C_QI_ERRORS, C_COMPLETION_EVENTS } from "./counters";
-import { pushEvent, EV_COMPLETION_MSI, EV_INVALIDATION, INV_DEVTLB, INV_IEC } from "./events";
+import { pushEvent } from "./events";
 import { raiseStatus, FSTS_IQE, ECTL_IM, ECTL_IP } from "./faults";
 import { unitRead64, unitWrite32, memError } from "./guestmem";
 import { invalidateContext, invalidateIotlb } from "./invalidate";
-import { QI_TYPE_SHIFT, QI_TYPE_LEN, QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN, QI_TYPE_CC, QI_TYPE_IOTLB, QI_TYPE_DEV_IOTLB,
-  QI_TYPE_IEC, QI_TYPE_WAIT, QI_G_SHIFT, QI_G_LEN, QI_ADDR_SHIFT, QI_ADDR_LEN, QI_CC_DID_SHIFT, QI_CC_DID_LEN,
-  QI_CC_SID_SHIFT, QI_CC_SID_LEN, QI_CC_FM_SHIFT, QI_CC_FM_LEN, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN,
-  QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN, QI_IOTLB_IH_BIT, QI_DEV_SID_SHIFT, QI_DEV_SID_LEN, QI_DEV_S_BIT,
-  QI_IEC_G_BIT, QI_IEC_IM_SHIFT, QI_IEC_IM_LEN, QI_IEC_IIDX_SHIFT, QI_IEC_IIDX_LEN, QI_WAIT_IF_BIT, QI_WAIT_SW_BIT,
-  QI_WAIT_DATA_SHIFT, QI_WAIT_DATA_LEN, QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN, qiCcReservedLo, qiCcReservedHi,
-  qiIotlbReservedLo, qiIotlbReservedHi, qiDevReservedLo, qiDevReservedHi, qiIecReservedLo, qiIecReservedHi,
-  qiWaitReservedLo, qiWaitReservedHi } from "./qidesc";
-import { GSTS_QIES, ICS_IWC, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_ADDR_SHIFT, IQA_ADDR_LEN, IQA_QS_SHIFT,
-  IQA_QS_LEN } from "./regfields";
-import { reg32, setReg32, reg64, setReg64, IQH_REG, IQT_REG, IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG,
-  IEADDR_REG, IEUADDR_REG, FSTS_REG, GSTS_REG } from "./regs";
+import { QI_TYPE_SHIFT, QI_TYPE_LEN, QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN, QI_TYPE_CC, QI_TYPE_IOTLB, QI_TYPE_DEV_IOTLB, QI_TYPE_IEC, QI_TYPE_WAIT, QI_G_SHIFT, QI_G_LEN, QI_ADDR_SHIFT, QI_ADDR_LEN, QI_CC_DID_SHIFT, QI_CC_DID_LEN, QI_CC_SID_SHIFT, QI_CC_SID_LEN, QI_CC_FM_SHIFT, QI_CC_FM_LEN, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN, QI_IOTLB_IH_BIT, QI_DEV_SID_SHIFT, QI_DEV_SID_LEN, QI_DEV_S_BIT, QI_IEC_G_BIT, QI_IEC_IM_SHIFT, QI_IEC_IM_LEN, QI_IEC_IIDX_SHIFT, QI_IEC_IIDX_LEN, QI_WAIT_IF_BIT, QI_WAIT_SW_BIT, QI_WAIT_DATA_SHIFT, QI_WAIT_DATA_LEN, QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN, qiCcReservedLo, qiCcReservedHi, qiIotlbReservedLo, qiIotlbReservedHi, qiDevReservedLo, qiDevReservedHi, qiIecReservedLo, qiIecReservedHi, qiWaitReservedLo, qiWaitReservedHi } from "./qidesc";
+import { GSTS_QIES, ICS_IWC, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_ADDR_SHIFT, IQA_ADDR_LEN, IQA_QS_SHIFT, IQA_QS_LEN } from "./regfields";
+import { reg32, setReg32, reg64, setReg64, IQH_REG, IQT_REG, IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, FSTS_REG, GSTS_REG } from "./regs";
 import { iecInvalidate } from "./irstate";
+import { EV_COMPLETION_MSI, EV_INVALIDATION, INV_DEVTLB, INV_IEC } from "./abi";
 
 let queueBase: u64 = 0;
 let queueBytes: u64 = 0;

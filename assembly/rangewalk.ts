@@ -30,6 +30,7 @@ import { bit64 } from "./bits";
 import { count, C_WALK_L1 } from "./counters";
 import { unitRead64, memError } from "./guestmem";
 import { SL_PS_BIT, SL_RW_MASK, rsvdTable, rsvdLeaf, slAddrMask } from "./slpte";
+import { RANGE_RECORD, RREC_FRAME, RREC_IOVA, RREC_LEVEL, RREC_RIGHTS } from "./abi";
 
 /** IOVA to resume from (== end when the range was walked completely). */
 export let rwResume: u64 = 0;
@@ -37,9 +38,6 @@ export let rwResume: u64 = 0;
 export let rwEntries: u32 = 0;
 /** Present entries that map nothing because a request through them would fault. */
 export let rwBad: u32 = 0;
-
-// @ts-ignore: decorator
-@inline const RECORD: u32 = 32;
 
 /**
  * Walks [start, end) (end exclusive; 0 means 2^64), reading about `budget`
@@ -103,12 +101,12 @@ export function rangeWalk(table: u64, levels: u32, start: u64, end: u64, out: us
     const rw = load<u64>(rights + (<usize>level << 3)) & entry & SL_RW_MASK;
     if (rw == 0) continue; // no right survives the path: nothing below is reachable
     if (leaf) {
-      const r = out + <usize>n * RECORD;
-      store<u64>(r, at);
-      store<u64>(r, entry & addrMask & ~(span - 1), 8);
-      store<u32>(r, level, 16);
-      store<u32>(r, <u32>rw, 20);
-      store<u64>(r, 0, 24);
+      const r = out + <usize>n * RANGE_RECORD;
+      store<u64>(r, at, RREC_IOVA);
+      store<u64>(r, entry & addrMask & ~(span - 1), RREC_FRAME);
+      store<u32>(r, level, RREC_LEVEL);
+      store<u32>(r, <u32>rw, RREC_RIGHTS); // R and W are bits 0 and 1 of the entry, as RREC_READ, RREC_WRITE
+      store<u64>(r, 0, RREC_RIGHTS + 4);
       n++;
       continue;
     }

@@ -15,8 +15,9 @@
 // the configured width, then each check is one AND.
 
 import { bitMask64, rangeMask64 } from "./bits";
-import { entryAddrBits, hasFlag, FLAG_DT, FLAG_SC } from "./config";
+import { entryAddrBits, hasFlag } from "./config";
 import { tryAlloc } from "./alloc";
+import { FLAG_DT, FLAG_SC } from "./abi";
 
 // @ts-ignore: decorator
 @inline export const SL_R_BIT: u32 = 0;

@@ -15,49 +15,25 @@
 // malformed entry reports Ch whatever the access (QEMU 7.2 reports 5h/6h).
 
 import { bit64, extract64, rangeMask64 } from "./bits";
-import { cfgAw, sagaw, hasFlag, FLAG_DT, FLAG_PT, pointerMask } from "./config";
-import { ROOT_P_BIT, CTX_P_BIT, CTX_FPD_BIT, CTX_TT_SHIFT, CTX_TT_LEN, CTX_AW_SHIFT, CTX_AW_LEN,
-  CTX_DID_SHIFT, CTX_DID_LEN, TT_DEVTLB, TT_PASSTHROUGH,
-  rootLoReserved, ctxLoReserved, ctxHiReserved } from "./context";
-import { count, C_TRANSLATE, C_TRANSLATE_OK, C_UNTRANSLATED, C_PASSTHROUGH, C_INTERRUPT_RANGE, C_CTX_HIT,
-  C_CTX_MISS, C_IOTLB_HIT, C_IOTLB_MISS, C_WALKS, C_WALK_L1, C_ROOT_READS, C_CTX_READS, C_FAULTS_FPD } from "./counters";
+import { cfgAw, sagaw, hasFlag, pointerMask } from "./config";
+import { ROOT_P_BIT, CTX_P_BIT, CTX_FPD_BIT, CTX_TT_SHIFT, CTX_TT_LEN, CTX_AW_SHIFT, CTX_AW_LEN, CTX_DID_SHIFT, CTX_DID_LEN, TT_DEVTLB, TT_PASSTHROUGH, rootLoReserved, ctxLoReserved, ctxHiReserved } from "./context";
+import { count, C_TRANSLATE, C_TRANSLATE_OK, C_UNTRANSLATED, C_PASSTHROUGH, C_INTERRUPT_RANGE, C_CTX_HIT, C_CTX_MISS, C_IOTLB_HIT, C_IOTLB_MISS, C_WALKS, C_WALK_L1, C_ROOT_READS, C_CTX_READS, C_FAULTS_FPD } from "./counters";
 import { ccWord, ccDid, ccWidth, ccFill, ccEnabled, CC_FPD_BIT, CC_TT_SHIFT, CC_AW_SHIFT } from "./ctxcache";
-import { FR_ROOT_NOT_PRESENT, FR_CTX_NOT_PRESENT, FR_CTX_INVALID, FR_ADDR_BEYOND_AW, FR_WRITE, FR_READ,
-  FR_PAGING_ENTRY_ACCESS, FR_ROOT_ACCESS, FR_CTX_ACCESS, FR_ROOT_RESERVED, FR_CTX_RESERVED,
-  FR_PAGING_RESERVED, FR_INTERRUPT_ADDR, isQualified, recordFault } from "./faults";
+import { FR_ROOT_NOT_PRESENT, FR_CTX_NOT_PRESENT, FR_CTX_INVALID, FR_ADDR_BEYOND_AW, FR_WRITE, FR_READ, FR_PAGING_ENTRY_ACCESS, FR_ROOT_ACCESS, FR_CTX_ACCESS, FR_ROOT_RESERVED, FR_CTX_RESERVED, FR_PAGING_RESERVED, FR_INTERRUPT_ADDR, isQualified, recordFault } from "./faults";
 import { unitRead64, memError } from "./guestmem";
 import { iotlbLookup, iotlbLookup4k, iotlbEnabled, iotlbFill, hitLevel, V_FLAGS, V_NEAR_INTR } from "./iotlb";
 import { SL_PS_BIT, SL_RW_MASK, rsvdTable, rsvdLeaf, slAddrMask } from "./slpte";
 import { pmrBlocks, pmrActive } from "./pmr";
 import { frontLookup, frontFill } from "./frontcache";
+import { FLAG_DT, FLAG_PT, MAX_REQUEST_LEN, ST_BLOCKED, ST_FAULT, ST_FPD, ST_INTERRUPT, ST_INVALID, ST_OK } from "./abi";
 
 // ---- Result status (ABI: the host decodes it in src/core.ts) --------------
-/** The request completes; the output address is in the result slot. */
-// @ts-ignore: decorator
-@inline export const ST_OK: u32 = 0;
-/** Blocked by a remapping fault; bits 7:0 hold the reason. */
-// @ts-ignore: decorator
-@inline export const ST_FAULT: u32 = 0x100;
-/** With ST_FAULT: fault processing disabled (FPD), nothing recorded or reported. */
-// @ts-ignore: decorator
-@inline export const ST_FPD: u32 = 0x200;
-/** Blocked without a remapping fault (a read of the interrupt range, a protected range). */
-// @ts-ignore: decorator
-@inline export const ST_BLOCKED: u32 = 0x400;
-/** A write to 0xFEEx_xxxx: an interrupt request, not a memory access (ok, output = input). */
-// @ts-ignore: decorator
-@inline export const ST_INTERRUPT: u32 = 0x800;
-/** Not a request (length 0 or above MAX_REQUEST_LEN): nothing was translated. The host never sends one. */
-// @ts-ignore: decorator
-@inline export const ST_INVALID: u32 = 0x2000;
 
 /**
  * Most bytes of one request: a PCIe request carries at most 4 KiB (Max_Payload_Size and
  * Max_Read_Request_Size top out there). It may start anywhere, so it crosses at most one 4 KiB
  * boundary; see `translate` for how such a request is split.
  */
-// @ts-ignore: decorator
-@inline export const MAX_REQUEST_LEN: u32 = 4096;
 
 // @ts-ignore: decorator
 @inline const INTR_LO: u64 = 0xfee00000;

@@ -2,13 +2,11 @@
 // the MMIO entry points and every register side effect.
 
 import { bitMask64, extract64, fieldMask64, rangeMask64 } from "./bits";
-import { setConfig, capValue, ecapValue, cfgAw, cfgNfr, hasFlag, FLAG_IR, FLAG_EIM, FLAG_PMR, NFR_MAX,
-  MAMV_VALUE, pointerMask } from "./config";
+import { setConfig, capValue, ecapValue, cfgAw, cfgNfr, hasFlag, NFR_MAX, MAMV_VALUE, pointerMask } from "./config";
 import { count, countersInit, C_REG_READS, C_REG_WRITES } from "./counters";
 import { ctxCacheInit } from "./ctxcache";
 import { eventsInit } from "./events";
-import { recomputePpf, statusServiced, fectlWritten, frcdOffset, FSTS_PFO, FSTS_AFO, FSTS_APF, FSTS_IQE, FSTS_ICE,
-  FSTS_ITE, ECTL_IM, FRCD_F_BIT } from "./faults";
+import { recomputePpf, statusServiced, fectlWritten, frcdOffset, FSTS_PFO, FSTS_AFO, FSTS_APF, FSTS_IQE, FSTS_ICE, FSTS_ITE, ECTL_IM, FRCD_F_BIT } from "./faults";
 import { memInit } from "./guestmem";
 import { invalidateContext, invalidateIotlb } from "./invalidate";
 import { frontCacheInit } from "./frontcache";
@@ -16,31 +14,12 @@ import { iotlbInit, iotlbCapacity } from "./iotlb";
 import { irInit, latchIrta } from "./irstate";
 import { pmenWritten, PMEN_EPM, PMR_GRAIN_BITS } from "./pmr";
 import { qiEnable, qiDisable, qiProcess, qiEnabled, icsWritten, iectlWritten } from "./qi";
-import { regsInit, defineReg32, defineReg64, reg32, setReg32, reg64, setReg64, guestRead, guestWriteBytes,
-  VER_REG, CAP_REG, ECAP_REG, GCMD_REG, GSTS_REG, RTADDR_REG, CCMD_REG, FSTS_REG, FECTL_REG, FEDATA_REG,
-  FEADDR_REG, FEUADDR_REG, PMEN_REG, PLMBASE_REG, PLMLIMIT_REG, PHMBASE_REG, PHMLIMIT_REG, IQH_REG, IQT_REG,
-  IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, IRTA_REG, IVA_REG, IOTLB_REG, FRCD_REG } from "./regs";
-import { GCMD_TE, GCMD_SRTP, GCMD_QIE, GCMD_IRE, GCMD_SIRTP, GCMD_CFI, GCMD_ALL, GSTS_TES, GSTS_RTPS, GSTS_IRES,
-  GSTS_IRTPS, GSTS_CFIS, VER_MAX_SHIFT, CCMD_ICC_BIT, CCMD_CIRG_SHIFT, CCMD_CAIG_SHIFT, CCMD_G_LEN, CCMD_FM_SHIFT,
-  CCMD_FM_LEN, CCMD_SID_SHIFT, CCMD_SID_LEN, CCMD_DID_SHIFT, CCMD_DID_LEN, IOTLB_IVT_BIT, IOTLB_IIRG_SHIFT,
-  IOTLB_IAIG_SHIFT, IOTLB_G_LEN, IOTLB_DID_SHIFT, IOTLB_DID_LEN, IVA_ADDR_SHIFT, IVA_ADDR_LEN, IVA_IH_BIT,
-  IVA_AM_SHIFT, IVA_AM_LEN, EDATA_IMD_LEN, EADDR_MA_SHIFT, EADDR_MA_LEN, EUADDR_MUA_LEN, IQ_OFFSET_SHIFT,
-  IQ_OFFSET_LEN, IQA_QS_SHIFT, IQA_QS_LEN, ICS_IWC, IRTA_EIME_BIT, IRTA_S_SHIFT, IRTA_S_LEN, ccmdWritable,
-  ccmdWriteOnly, iotlbWritable, ivaWritable } from "./regfields";
+import { regsInit, defineReg32, defineReg64, reg32, setReg32, reg64, setReg64, guestRead, guestWriteBytes, VER_REG, CAP_REG, ECAP_REG, GCMD_REG, GSTS_REG, RTADDR_REG, CCMD_REG, FSTS_REG, FECTL_REG, FEDATA_REG, FEADDR_REG, FEUADDR_REG, PMEN_REG, PLMBASE_REG, PLMLIMIT_REG, PHMBASE_REG, PHMLIMIT_REG, IQH_REG, IQT_REG, IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, IRTA_REG, IVA_REG, IOTLB_REG, FRCD_REG } from "./regs";
+import { GCMD_TE, GCMD_SRTP, GCMD_QIE, GCMD_IRE, GCMD_SIRTP, GCMD_CFI, GCMD_ALL, GSTS_TES, GSTS_RTPS, GSTS_IRES, GSTS_IRTPS, GSTS_CFIS, VER_MAX_SHIFT, CCMD_ICC_BIT, CCMD_CIRG_SHIFT, CCMD_CAIG_SHIFT, CCMD_G_LEN, CCMD_FM_SHIFT, CCMD_FM_LEN, CCMD_SID_SHIFT, CCMD_SID_LEN, CCMD_DID_SHIFT, CCMD_DID_LEN, IOTLB_IVT_BIT, IOTLB_IIRG_SHIFT, IOTLB_IAIG_SHIFT, IOTLB_G_LEN, IOTLB_DID_SHIFT, IOTLB_DID_LEN, IVA_ADDR_SHIFT, IVA_ADDR_LEN, IVA_IH_BIT, IVA_AM_SHIFT, IVA_AM_LEN, EDATA_IMD_LEN, EADDR_MA_SHIFT, EADDR_MA_LEN, EUADDR_MUA_LEN, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_QS_SHIFT, IQA_QS_LEN, ICS_IWC, IRTA_EIME_BIT, IRTA_S_SHIFT, IRTA_S_LEN, ccmdWritable, ccmdWriteOnly, iotlbWritable, ivaWritable } from "./regfields";
 import { slpteInit } from "./slpte";
 import { setRootTable, setTranslationEnabled } from "./translate";
+import { CFG_BAD_AW, CFG_BAD_NFR, CFG_NO_MEMORY, CFG_OK, CFG_TWICE, FLAG_EIM, FLAG_IR, FLAG_PMR } from "./abi";
 
-/** Error codes of configure (host maps them to messages in src/errors.ts). */
-// @ts-ignore: decorator
-@inline export const CFG_OK: i32 = 0;
-// @ts-ignore: decorator
-@inline export const CFG_BAD_AW: i32 = 1;
-// @ts-ignore: decorator
-@inline export const CFG_BAD_NFR: i32 = 2;
-// @ts-ignore: decorator
-@inline export const CFG_NO_MEMORY: i32 = 3;
-// @ts-ignore: decorator
-@inline export const CFG_TWICE: i32 = 4;
 
 let configured = false;
 
