@@ -85,8 +85,14 @@ export const ICS_IWC = 0x1;
 
 /** IQT / IQH: the byte offset of a 128-bit slot, index << 4 (§7.4, DW = 0). */
 export const iqOffset = (slot: number | bigint): bigint => BigInt(slot) << 4n;
+/** IQH / IQT bits 18:4: the slot's byte offset (DW = 0). */
+export const IQ_OFFSET_MASK = 0x7fff0n;
 /** IQA (§7.4): 63:12 base, 11 DW, 2:0 QS (2^(QS+8) descriptors). */
 export const iqaValue = (queue: bigint, qs: number): bigint => queue | BigInt(qs);
+/** The queue base of an IQA value (bits 63:12). */
+export const iqaBase = (iqa: bigint): bigint => iqa & 0xfffffffffffff000n;
+/** The queue's size in bytes: 2^(QS+8) descriptors of 16 bytes (DW = 0). */
+export const iqaBytes = (iqa: bigint): number => (1 << (Number(iqa & 7n) + 8)) * 16;
 /** IRTA (§9.1): 63:12 base, 11 EIME, 3:0 S (2^(S+1) entries). */
 export const irtaValue = (table: bigint, eime: boolean, s: number): bigint => table | (eime ? IRTA_EIME : 0n) | BigInt(s);
 export const IRTA_EIME = 0x800n;
