@@ -100,6 +100,7 @@ test('property: walkRange agrees with per-page probes', () => {
       const ctx = u.contextOf(SID); // no context: probe through a temporary context entry
       assert.equal(ctx.ok, false);
       u.writeGuestQwords(0x101180, [TABLE | 1n, (1n << 8n) | 1n]);
+      u.mmioWrite(0x18, 4, 0x80000000); // probe answers as a request does: translation must be on to walk
       const expected = new Map<bigint, [bigint, boolean, boolean]>();
       for (let p = start & ~0xfffn; p < end; p += 0x1000n) {
         const r = u.probe(SID, p, 'r'), w = u.probe(SID, p, 'w');

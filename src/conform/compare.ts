@@ -23,6 +23,7 @@ import { DEVIATIONS, deviation, type DetectContext, type DwordDiff, type Taint, 
 import { byIndex, diffResults, faultPresenceDiffers, parseResult, type FieldDiff, type Result } from './results.js';
 import { decodeMsi, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
 import { WindowTracker } from './window.js';
+import { REG, DESC_WAIT, FSTS_IQE, GCMD_SIRTP, GCMD_SRTP, GSTS_IRES, GSTS_QIES, GSTS_TES, IQ_OFFSET_MASK, descType, iqaBase, iqaBytes } from '../guest/layout.js';
 
 /** A difference explained by a known deviation (or a silent event it causes). */
 export interface ClassifiedEvent {
@@ -117,8 +118,6 @@ export function replayWithoutCaches(trace: Trace): string[] {
 
 // ---------------------------------------------------------------- the comparison
 
-const GCMD = 0x18, GSTS_TES = 0x80000000, GCMD_SRTP = 0x40000000, GCMD_SIRTP = 0x01000000, GSTS_QIES = 0x04000000, GSTS_IRES = 0x02000000;
-const IQH = 0x80, FSTS = 0x34, FSTS_IQE = 0x10;
 
 /** The 32-bit register slices an access of `size` bytes at `reg` covers, with their values. */
 function dwords(reg: number, size: number, v: bigint): Array<[number, number]> {
@@ -179,11 +178,11 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
   for (const op of trace.ops) {
     // -- before the op
     let cause: WindowCause | undefined;
-    const gsts0 = unit.mmioRead32(0x1c);
+    const gsts0 = unit.mmioRead32(REG.GSTS);
     if (op.op === 'dma' || op.op === 'msi') {
       cause = windows.beforeRequest(op, latched.rta, latched.irta, (gsts0 & GSTS_IRES) !== 0, (gsts0 & GSTS_TES) !== 0);
     }
-    const iqh0 = Number(unit.mmioRead(IQH, 8) & 0x7fff0n), fsts0 = unit.mmioRead32(FSTS);
+    const iqh0 = Number(unit.mmioRead(REG.IQH, 8) & IQ_OFFSET_MASK), fsts0 = unit.mmioRead32(REG.FSTS);
     if (op.op === 'mem') windows.beforeMem(op.gpa, op.data.length, latched.rta, trace.header.devices);
 
     // -- the op, on both cores
@@ -197,26 +196,26 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
     if (op.op === 'wr') {
       for (const [off, v] of dwords(op.reg, op.size, op.val)) {
         written.set(off, v);
-        if (off === GCMD) {
+        if (off === REG.GCMD) {
           if (v & GCMD_SRTP) {
-            const rta = unit.mmioRead(0x20, 8);
+            const rta = unit.mmioRead(REG.RTADDR, 8);
             windows.onSrtp(latched.rta !== undefined && latched.rta !== rta);
             latched.rta = rta;
           }
           if (v & GCMD_SIRTP) {
-            latched.irta = unit.mmioRead(0xb8, 8);
-            latched.irtaWritten = BigInt(written.get(0xb8) ?? 0) | (BigInt(written.get(0xbc) ?? 0) << 32n);
+            latched.irta = unit.mmioRead(REG.IRTA, 8);
+            latched.irtaWritten = BigInt(written.get(REG.IRTA) ?? 0) | (BigInt(written.get(REG.IRTA + 4) ?? 0) << 32n);
           }
         }
       }
-      const gsts1 = unit.mmioRead32(0x1c);
+      const gsts1 = unit.mmioRead32(REG.GSTS);
       if ((gsts0 ^ gsts1) & GSTS_TES) windows.onTeChange();
       if (!(gsts0 & GSTS_QIES) && gsts1 & GSTS_QIES) {
-        latched.iqa = unit.mmioRead(0x90, 8);
+        latched.iqa = unit.mmioRead(REG.IQA, 8);
         lastDesc.wait = undefined;
       }
       if (gsts0 & GSTS_QIES && !(gsts1 & GSTS_QIES)) {
-        const busy = iqh0 !== Number(unit.mmioRead(0x88, 8) & 0x7fff0n);
+        const busy = iqh0 !== Number(unit.mmioRead(REG.IQT, 8) & IQ_OFFSET_MASK);
         const id = busy ? 'qi-disable-busy' : lastDesc.wait !== true ? 'qi-disable-needs-wait' : undefined;
         if (id && !classify({ index: op.index, op: op.op, id, silent: true })) continue;
       }
@@ -228,7 +227,7 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
     // could see the queue's effects first ends the comparison.
     if (pendingResume) {
       const p = pendingResume;
-      if (op.op === 'wr' && op.reg === 0x88) pendingResume = undefined;
+      if (op.op === 'wr' && op.reg === REG.IQT) pendingResume = undefined;
       else if (op.op !== 'wr' && op.op !== 'rd') {
         pendingResume = undefined;
         if (!classify({ index: p.index, op: p.op, id: 'iqe-resume-on-clear', silent: true })) continue;
@@ -327,14 +326,14 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
  * cleared: QEMU waits for the next tail write), or undefined.
  */
 function inspectQueue(unit: Iommu, op: Extract<TraceOp, { op: 'wr' }>, config: TraceConfig, iqa: bigint, iqh0: number, fsts0: number, list: typeof DEVIATIONS, lastDesc: { wait?: boolean }): string | 'resume' | undefined {
-  if (!(unit.mmioRead32(0x1c) & GSTS_QIES)) return undefined;
-  const iqh1 = Number(unit.mmioRead(IQH, 8) & 0x7fff0n), fsts1 = unit.mmioRead32(FSTS);
+  if (!(unit.mmioRead32(REG.GSTS) & GSTS_QIES)) return undefined;
+  const iqh1 = Number(unit.mmioRead(REG.IQH, 8) & IQ_OFFSET_MASK), fsts1 = unit.mmioRead32(REG.FSTS);
   const stoppedNow = !(fsts0 & FSTS_IQE) && (fsts1 & FSTS_IQE);
   // Software wrote 1 to a set IQE: our queue runs again at once (and may stop again).
-  const clearsIqe = op.reg === FSTS && (fsts0 & FSTS_IQE) !== 0 && (Number(op.val) & FSTS_IQE) !== 0;
+  const clearsIqe = op.reg === REG.FSTS && (fsts0 & FSTS_IQE) !== 0 && (Number(op.val) & FSTS_IQE) !== 0;
   const resumed = clearsIqe && (iqh0 !== iqh1 || (fsts1 & FSTS_IQE) !== 0);
   if (iqh0 === iqh1 && !stoppedNow) return resumed ? 'resume' : undefined;
-  const base = iqa & 0xfffffffffffff000n, bytes = (1 << (Number(iqa & 7n) + 8)) * 16;
+  const base = iqaBase(iqa), bytes = iqaBytes(iqa);
   const ram = config.ram;
   const check = (off: number, accepted: boolean): string | undefined => {
     const at = base + BigInt(off);
@@ -342,7 +341,7 @@ function inspectQueue(unit: Iommu, op: Extract<TraceOp, { op: 'wr' }>, config: T
     const b = unit.readGuest(at, 16);
     const dv = new DataView(b.buffer, b.byteOffset, 16);
     const q = { config, op, lo: dv.getBigUint64(0, true), hi: dv.getBigUint64(8, true), accepted, ram };
-    if (accepted) lastDesc.wait = (q.lo & 0xfn) === 0x5n;
+    if (accepted) lastDesc.wait = descType(q.lo) === DESC_WAIT;
     return list.find((d) => d.detect.queue?.(q))?.id;
   };
   for (let off = iqh0, n = 0; off !== iqh1 && n < bytes / 16; off = (off + 16) % bytes, n++) {

@@ -30,6 +30,10 @@ import type { TraceConfig, TraceOp } from '../trace.js';
 import type { Iommu } from '../iommu.js';
 import type { Result } from './results.js';
 import { decodeMsi, levelSpan, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
+import {
+  REG, DESC_DEVTLB, DESC_IEC, DESC_PC, DESC_PIOTLB, DESC_WAIT, ECTL_IP, FRCD_PP, FRCD_PV_MASK, FSTS_IQE, FSTS_PFO, FSTS_PPF, GSTS_CFIS,
+  WAIT_IF, WAIT_SW, descType, frcdLo, frcdSidDword, frcdTopDword,
+} from '../guest/layout.js';
 
 export type DeviationKind = 'deviation' | 'impl-defined' | 'window' | 'undefined' | 'abort';
 
@@ -52,9 +56,10 @@ export interface Deviation {
   taint: Taint;
 }
 
-/** Fault-recording state: FSTS PFO/PPF/FRI, FECTL.IP, the one FRCD (QEMU has exactly one). */
+/** Fault-recording state: FSTS PFO/PPF/FRI (15:8), FECTL.IP, the one FRCD (QEMU has exactly one). */
 export const FAULT_REGS: ReadonlyArray<readonly [number, number]> = [
-  [0x34, 0xff03], [0x38, 0x40000000], [0x220, 0xffffffff], [0x224, 0xffffffff], [0x228, 0xffffffff], [0x22c, 0xffffffff],
+  [REG.FSTS, 0xff00 | FSTS_PPF | FSTS_PFO], [REG.FECTL, ECTL_IP],
+  [frcdLo(0), 0xffffffff], [frcdLo(0) + 4, 0xffffffff], [frcdSidDword(0), 0xffffffff], [frcdTopDword(0), 0xffffffff],
 ];
 
 // ---------------------------------------------------------------- context given to detectors
@@ -165,11 +170,11 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     architected: 'IP clears as soon as no interrupt condition (PFO, PPF, IQE, ...) remains pending',
     reason: 'digest §6.4 (QEMU-RUN: FECTL stayed 0xc0000000 after F was cleared); DESIGN.md deviation 2',
     fixture: 'dev-fault-event',
-    taint: [[0x38, 0x40000000]],
+    taint: [[REG.FECTL, ECTL_IP]],
     detect: {
       dword(c, d) {
-        if (d.off !== 0x38 || u32(d.ours ^ d.qemu) !== 0x40000000 || (d.qemu & 0x40000000) === 0) return false;
-        return (c.iommu.mmioRead32(0x34) & 0x13) === 0;
+        if (d.off !== REG.FECTL || u32(d.ours ^ d.qemu) !== ECTL_IP || (d.qemu & ECTL_IP) === 0) return false;
+        return (c.iommu.mmioRead32(REG.FSTS) & (FSTS_PFO | FSTS_PPF | FSTS_IQE)) === 0;
       },
     },
   },
@@ -184,9 +189,9 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: [],
     detect: {
       dword(c, d) {
-        // hi quadword bits 59:40 = dword 0x22c bits 27:8; PP = dword 0x228 bit 31.
-        if (d.off !== 0x22c || u32(d.ours ^ d.qemu) & ~0x0fffff00) return false;
-        return ((d.qemu >>> 8) & 0xfffff) === 0xffff && ((d.ours >>> 8) & 0xfffff) === 0 && (c.iommu.mmioRead32(0x228) & 0x80000000) === 0;
+        // PV: hi quadword bits 59:40 = top dword (+12) bits 27:8; PP: dword +8 bit 31.
+        if (d.off !== frcdTopDword(0) || u32(d.ours ^ d.qemu) & ~FRCD_PV_MASK) return false;
+        return ((d.qemu >>> 8) & 0xfffff) === 0xffff && ((d.ours >>> 8) & 0xfffff) === 0 && (c.iommu.mmioRead32(frcdSidDword(0)) & FRCD_PP) === 0;
       },
     },
   },
@@ -280,8 +285,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     detect: {
       dword(c, d) {
         const latched = c.latched.iqa ?? 0n;
-        if (d.off === 0x90) return (d.qemu & 0x7) === (d.ours & 0x7) && u32(d.qemu & ~0xfff) === u32(Number(latched & 0xfffff000n)) && (d.qemu & 0xff8) === 0;
-        if (d.off === 0x94) return d.qemu === Number(latched >> 32n);
+        if (d.off === REG.IQA) return (d.qemu & 0x7) === (d.ours & 0x7) && u32(d.qemu & ~0xfff) === u32(Number(latched & 0xfffff000n)) && (d.qemu & 0xff8) === 0;
+        if (d.off === REG.IQA + 4) return d.qemu === Number(latched >> 32n);
         return false;
       },
     },
@@ -297,7 +302,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: [],
     detect: {
       dword(c, d) {
-        return (d.off === 0x44 || d.off === 0xac) && c.config.eim && d.qemu === 0 && d.ours === (c.written.get(d.off) ?? 0);
+        return (d.off === REG.FEUADDR || d.off === REG.IEUADDR) && c.config.eim && d.qemu === 0 && d.ours === (c.written.get(d.off) ?? 0);
       },
     },
   },
@@ -312,7 +317,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: 'all',
     detect: {
       queue(q) {
-        return q.accepted && (q.lo & 0xfn) === 0x5n && (q.lo & 0x30n) === 0n;
+        return q.accepted && descType(q.lo) === DESC_WAIT && (q.lo & (WAIT_IF | WAIT_SW)) === 0n;
       },
     },
   },
@@ -327,7 +332,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: 'all',
     detect: {
       queue(q) {
-        return q.accepted && (q.lo & 0xfn) === 0x5n && (q.lo & 0x30n) === 0x30n;
+        return q.accepted && descType(q.lo) === DESC_WAIT && (q.lo & (WAIT_IF | WAIT_SW)) === (WAIT_IF | WAIT_SW);
       },
     },
   },
@@ -353,8 +358,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: [],
     detect: {
       dword(_c, d) {
-        // CCMD bits 60:59 (CAIG) = dword 0x2c bits 28:27.
-        return d.off === 0x2c && u32(d.ours ^ d.qemu) === 0x18000000 && ((d.ours >>> 27) & 3) === 2 && ((d.qemu >>> 27) & 3) === 1;
+        // CCMD bits 60:59 (CAIG) = upper dword bits 28:27.
+        return d.off === REG.CCMD + 4 && u32(d.ours ^ d.qemu) === 0x18000000 && ((d.ours >>> 27) & 3) === 2 && ((d.qemu >>> 27) & 3) === 1;
       },
     },
   },
@@ -382,10 +387,10 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     architected: 'GSTS.CFIS follows GCMD.CFI',
     reason: 'digest §1.3 and §11.1; DESIGN.md deviation 14',
     fixture: 'dev-ir-faults',
-    taint: [[0x1c, 0x00800000]],
+    taint: [[REG.GSTS, GSTS_CFIS]],
     detect: {
       dword(_c, d) {
-        return d.off === 0x1c && u32(d.ours ^ d.qemu) === 0x00800000 && (d.ours & 0x00800000) !== 0;
+        return d.off === REG.GSTS && u32(d.ours ^ d.qemu) === GSTS_CFIS && (d.ours & GSTS_CFIS) !== 0;
       },
     },
   },
@@ -462,7 +467,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     reason: 'digest §7.5-7.6 ("Descriptor 0x4 is never checked" [QEMU]); every other type QEMU checks for reserved bits',
     taint: 'all',
     detect: {
-      queue: (q) => !q.accepted && (q.lo & 0xfn) === 0x4n,
+      queue: (q) => !q.accepted && descType(q.lo) === DESC_IEC,
     },
   },
   {
@@ -474,7 +479,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     reason: 'digest §7.5 (0x3: 15:12 PFSID[3:0], 63:52 PFSID[15:4]) and §7.6 [QEMU] (QW0 mask 0xffff0000ffe0fff8 "treats the PFSID bits as reserved")',
     taint: 'all',
     detect: {
-      queue: (q) => q.accepted && (q.lo & 0xfn) === 0x3n && (q.lo & 0xfff000000000f000n) !== 0n,
+      queue: (q) => q.accepted && descType(q.lo) === DESC_DEVTLB && (q.lo & 0xfff000000000f000n) !== 0n, // PFSID 63:52, 15:12
     },
   },
   {
@@ -540,8 +545,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: 'all',
     detect: {
       queue(q) {
-        const t = q.lo & 0xfn;
-        return !q.accepted && (t === 0x6n || t === 0x7n);
+        const t = descType(q.lo);
+        return !q.accepted && (t === DESC_PIOTLB || t === DESC_PC);
       },
     },
   },
@@ -571,8 +576,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: [],
     detect: {
       dword(c, d) {
-        const w = c.written.get(0xa4) ?? 0;
-        return d.off === 0xa4 && (d.ours & 0xffff0000) === 0 && (d.qemu & 0xffff) === d.ours && u32(d.qemu & 0xffff0000) === u32(w & 0xffff0000);
+        const w = c.written.get(REG.IEDATA) ?? 0;
+        return d.off === REG.IEDATA && (d.ours & 0xffff0000) === 0 && (d.qemu & 0xffff) === d.ours && u32(d.qemu & 0xffff0000) === u32(w & 0xffff0000);
       },
     },
   },
@@ -586,7 +591,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: [],
     detect: {
       dword(c, d) {
-        if (![0x20, 0x24, 0xb8, 0xbc, 0x90, 0x94].includes(d.off)) return false;
+        if (![REG.RTADDR, REG.RTADDR + 4, REG.IRTA, REG.IRTA + 4, REG.IQA, REG.IQA + 4].includes(d.off)) return false;
         const w = c.written.get(d.off) ?? 0;
         const x = u32(d.ours ^ d.qemu);
         // QEMU keeps what was written in the bits that differ; ours reads them 0.

@@ -28,17 +28,24 @@
  */
 import fc from 'fast-check';
 import { Iommu, TranslateResult } from '../iommu.js';
-
-export type OpJson = Record<string, string | number | string[]>;
+import { formatRid } from '../trace.js';
+import { formatTrace, type HeaderOptions, type WritableOp } from '../trace-writer.js';
+import {
+  REG, FRCD_F, FSTS_IQE, GCMD_CFI, GCMD_IRE, GCMD_PERSISTENT, GCMD_QIE, GCMD_SIRTP, GCMD_SRTP, GCMD_TE, GSTS_CFIS, GSTS_IRES, GSTS_QIES, GSTS_TES,
+  ADDR_MASK, CCMD_CAIG_MASK, G_DEVICE, G_DOMAIN, G_GLOBAL, G_PAGE, IOTLB_IAIG_MASK, SL_RW, SL_SNP, WAIT_IF, WAIT_SW,
+  ccDesc, ccmdValue, contextEntry, contextEntryAddr, frcdLo, frcdSidDword, frcdTopDword, iecDesc, iotlbDesc, iotlbRegValue, iqaValue, iqOffset,
+  decodeIrte, irteEntry, irtaValue, ivaValue, levelSpan, rootEntry, rootEntryAddr, slAddr, slEntry, slEntryAddr, slPresent, slPs, waitDesc,
+} from '../guest/layout.js';
 
 /** An op with the comments written above it. */
 export interface Unit {
   comments: string[];
-  op: OpJson;
+  op: WritableOp;
 }
 
 export interface GeneratedTrace {
-  header: { 'vtd-trace': 1; iommu: Record<string, unknown>; devices: string[] };
+  /** The unit options that differ from the format's defaults (aw always), and the requester ids. */
+  header: { iommu: HeaderOptions; devices: number[] };
   units: Unit[];
   hostile: boolean;
 }
@@ -53,20 +60,11 @@ export interface GenOptions {
 
 const hx = (v: bigint | number): string => '0x' + v.toString(16);
 
-export function rid(sid: number): string {
-  const h = (n: number) => n.toString(16).padStart(2, '0');
-  return `${h(sid >> 8)}:${h((sid >> 3) & 0x1f)}.${sid & 7}`;
-}
+const rid = formatRid;
 
 /** Trace text: optional leading comment lines, the header, then each op with its comments. */
 export function renderTrace(g: Pick<GeneratedTrace, 'header' | 'units'>, leading: string[] = []): string {
-  const out: string[] = leading.map((l) => (l === '' ? '#' : `# ${l}`));
-  out.push(JSON.stringify(g.header));
-  for (const u of g.units) {
-    for (const c of u.comments) out.push(`# ${c}`);
-    out.push(JSON.stringify(u.op));
-  }
-  return out.join('\n') + '\n';
+  return formatTrace({ leading, iommu: g.header.iommu, devices: g.header.devices, ops: g.units });
 }
 
 // ---------------------------------------------------------------- scenario
@@ -163,9 +161,9 @@ const ROOT = 0x100000n, ROOT_ALT = 0x108000n;
 const QUEUE = 0x180000n, STATUS = 0x190000n, IRT = 0x1a0000n;
 const POOL_START = 0x200000n, POOL_END = 0x600000n;
 const IR_BASE = 0xfee00000n;
+/** Address of IRTE `index` in the driver's interrupt remapping table (16 bytes each, §9.2). */
+const irteAddr = (index: number): bigint => IRT + 16n * BigInt(index);
 
-const GSTS_REG = 0x1c, GCMD_REG = 0x18;
-const TE = 0x80000000, SRTP = 0x40000000, QIE = 0x04000000, IRE = 0x02000000, SIRTP = 0x01000000, CFI = 0x00800000;
 
 interface Mapping {
   iova: bigint;
@@ -260,30 +258,28 @@ export class Driver {
     this.comments.push(c);
   }
 
-  private emit(op: OpJson): void {
+  private emit(op: WritableOp): void {
     this.units.push({ comments: this.comments, op });
     this.comments = [];
-    const big = (k: string): bigint => BigInt(op[k] as string);
-    const sid = (): number => { const [b, df] = (op.sid as string).split(':'); const [d, f] = df.split('.'); return (parseInt(b, 16) << 8) | (parseInt(d, 16) << 3) | parseInt(f, 16); };
     switch (op.op) {
-      case 'mem': this.core.writeGuestQwords(big('gpa'), (op.q as string[]).map((x) => BigInt(x))); break;
-      case 'wr': this.core.mmioWrite(Number(big('reg')), op.size as 4 | 8, big('val')); break;
-      case 'dma': this.core.translateInto(sid(), big('iova'), op.dir as 'r' | 'w', op.len as number, this.tr); break;
-      case 'msi': this.core.remapMsi(sid(), big('addr'), Number(big('data'))); break;
+      case 'mem': this.core.writeGuestQwords(op.gpa, op.q ?? []); break;
+      case 'wr': this.core.mmioWrite(op.reg, op.size, op.val); break;
+      case 'dma': this.core.translateInto(op.sid, op.iova, op.dir, op.len, this.tr); break;
+      case 'msi': this.core.remapMsi(op.sid, op.addr, Number(op.data)); break;
     }
   }
 
   /** Where a DMA would reach memory (undefined: blocked, or an interrupt request). */
   private target(sid: number, iova: bigint, dir: 'r' | 'w'): bigint | undefined {
     if (iova >= IR_BASE && iova <= 0xfeefffffn) return undefined;
-    if (!(this.core.mmioRead32(GSTS_REG) & TE)) return iova;
+    if (!(this.core.mmioRead32(REG.GSTS) & GSTS_TES)) return iova;
     const c = this.core.contextOf(sid);
     if (!c.ok) return undefined;
     if (c.passThrough) return iova;
     const pr = this.core.probe(sid, iova, dir);
     if (!pr.ok) return undefined;
-    const span = 1n << BigInt(12 + 9 * (pr.level - 1));
-    return (pr.leaf & 0x000ffffffffff000n & ~(span - 1n)) | (iova & (span - 1n));
+    const span = levelSpan(pr.level);
+    return (slAddr(pr.leaf) & ~(span - 1n)) | (iova & (span - 1n));
   }
 
   /** RAM a device may write (the harness restores it), or space nothing answers (above 4 GiB on these machines). */
@@ -302,7 +298,7 @@ export class Driver {
   private safeDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', p: Dice): void {
     let gpa = this.target(sid, iova, dir);
     if (gpa !== undefined && !this.safe(gpa, len)) {
-      const untranslated = !(this.core.mmioRead32(GSTS_REG) & TE) || (this.core.contextOf(sid) as { passThrough?: boolean }).passThrough;
+      const untranslated = !(this.core.mmioRead32(REG.GSTS) & GSTS_TES) || (this.core.contextOf(sid) as { passThrough?: boolean }).passThrough;
       if (untranslated) {
         iova = this.frame(p, 1) | (iova & 0xfffn);
         gpa = iova;
@@ -319,7 +315,7 @@ export class Driver {
 
   memQ(gpa: bigint, qs: bigint[]): void {
     qs.forEach((q, i) => this.mem.set(gpa + 8n * BigInt(i), q));
-    this.emit({ op: 'mem', gpa: hx(gpa), q: qs.map(hx) });
+    this.emit({ op: 'mem', gpa, q: [...qs] });
   }
 
   private q(gpa: bigint): bigint {
@@ -327,7 +323,7 @@ export class Driver {
   }
 
   wr(reg: number, size: 4 | 8, val: bigint | number): void {
-    this.emit({ op: 'wr', reg: hx(reg), size, val: hx(BigInt(val) & (size === 4 ? 0xffffffffn : (1n << 64n) - 1n)) });
+    this.emit({ op: 'wr', reg, size, val: BigInt(val) & (size === 4 ? 0xffffffffn : (1n << 64n) - 1n) });
   }
 
   /** A 64-bit register write, as one access or as two dword writes, low first (Linux dmar_writeq). */
@@ -339,21 +335,19 @@ export class Driver {
   }
 
   rd(reg: number, size: 4 | 8, mask?: bigint): void {
-    const op: OpJson = { op: 'rd', reg: hx(reg), size };
-    if (mask !== undefined) op.mask = hx(mask);
-    this.emit(op);
+    this.emit(mask === undefined ? { op: 'rd', reg, size } : { op: 'rd', reg, size, mask });
   }
 
   dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): void {
-    this.emit({ op: 'dma', sid: rid(sid), iova: hx(iova), len, dir });
+    this.emit({ op: 'dma', sid, iova, len, dir });
   }
 
   msi(sid: number, addr: bigint, data: number): void {
-    this.emit({ op: 'msi', sid: rid(sid), addr: hx(addr), data: hx(data) });
+    this.emit({ op: 'msi', sid, addr, data: BigInt(data) });
   }
 
   mrd(gpa: bigint, len: number): void {
-    this.emit({ op: 'mrd', gpa: hx(gpa), len });
+    this.emit({ op: 'mrd', gpa, len });
   }
 
   // ---- guest memory layout
@@ -372,7 +366,7 @@ export class Driver {
   /** A page frame the devices may really read and write: RAM, away from the tables and 0xa0000-0xfffff. */
   frame(p: Dice, level: number): bigint {
     const ram = this.sc.ram;
-    const span = 1n << BigInt(12 + 9 * (level - 1));
+    const span = levelSpan(level);
     if (level === 3) return 0n; // the 1 GiB page from 0: accesses are kept inside RAM
     const lo = 0x800000n, hi = ram - span;
     const slots = (hi - lo) / span;
@@ -383,17 +377,17 @@ export class Driver {
 
   private gcmdWrite(bits: number, comment: string): void {
     this.note(comment);
-    this.wr(GCMD_REG, 4, (this.gcmd | bits) >>> 0);
+    this.wr(REG.GCMD, 4, (this.gcmd | bits) >>> 0);
   }
 
   private setPersistent(bit: number, on: boolean, comment: string): void {
     this.gcmd = on ? (this.gcmd | bit) >>> 0 : (this.gcmd & ~bit) >>> 0;
     this.note(comment);
-    this.wr(GCMD_REG, 4, this.gcmd);
+    this.wr(REG.GCMD, 4, this.gcmd);
   }
 
   private readStatus(p?: Dice): void {
-    if (!p || p.chance(0.6)) this.rd(GSTS_REG, 4);
+    if (!p || p.chance(0.6)) this.rd(REG.GSTS, 4);
   }
 
   // ---- set-up
@@ -403,18 +397,18 @@ export class Driver {
     const p = new Dice({ k: 'pre', a: s.actions.length, b: s.sids.length, c: s.aw, d: Number(s.ram >> 20n) });
     if (s.readCaps) {
       this.note('Identification: VER, CAP, ECAP, and the reset status.');
-      this.rd(0x0, 4);
-      this.rd(0x8, 8);
-      this.rd(0x10, 8);
-      this.rd(GSTS_REG, 4);
-      this.rd(0x34, 4);
-      this.rd(0x38, 4);
+      this.rd(REG.VER, 4);
+      this.rd(REG.CAP, 8);
+      this.rd(REG.ECAP, 8);
+      this.rd(REG.GSTS, 4);
+      this.rd(REG.FSTS, 4);
+      this.rd(REG.FECTL, 4);
     }
     this.note(`Root table at ${hx(ROOT)} (empty: devices get context entries as they are attached).`);
     this.memQ(ROOT, [0n, 0n]);
     this.note('RTADDR, then SRTP: latch the root table.');
-    this.wr64(0x20, ROOT, s.splitWrites);
-    this.gcmdWrite(SRTP, 'GCMD.SRTP');
+    this.wr64(REG.RTADDR, ROOT, s.splitWrites);
+    this.gcmdWrite(GCMD_SRTP, 'GCMD.SRTP');
     this.readStatus();
     if (s.qiFirst) this.qiEnable(p);
     this.note('After SRTP software invalidates globally (no CAP.ESRTPS).');
@@ -432,7 +426,7 @@ export class Driver {
     this.flush(p);
     if (s.ir) this.irSetup(p);
     if (s.teAtStart) {
-      this.setPersistent(TE, true, 'GCMD.TE: translation on.');
+      this.setPersistent(GCMD_TE, true, 'GCMD.TE: translation on.');
       this.te = true;
       this.readStatus();
     }
@@ -451,13 +445,11 @@ export class Driver {
     this.pending = emptyPending();
   }
 
-  private ctxDesc(g: number, did: number, sid: number, fm: number): [bigint, bigint] {
-    return [0x1n | (BigInt(g) << 4n) | (BigInt(did) << 16n) | (BigInt(sid) << 32n) | (BigInt(fm) << 48n), 0n];
-  }
-
+  /** An IOTLB descriptor, sometimes with DR and DW, sometimes with IH on a page-selective one. */
   private iotlbDesc(g: number, did: number, addr: bigint, am: number, p: Dice): [bigint, bigint] {
-    const drain = p.chance(0.3) ? 0xc0n : 0n; // DR | DW
-    return [0x2n | (BigInt(g) << 4n) | drain | (BigInt(did) << 16n), g === 3 ? (addr & ~0xfffn) | BigInt(am) | (p.chance(0.2) ? 0x40n : 0n) : 0n];
+    const drain = p.chance(0.3);
+    const qw1 = g === G_PAGE ? ivaValue(addr & ~0xfffn, am, p.chance(0.2)) : 0n;
+    return iotlbDesc(g, did, qw1, { dr: drain, dw: drain });
   }
 
   /** Context-cache then IOTLB invalidations the pending changes need, as (kind, granularity, fields). */
@@ -465,23 +457,23 @@ export class Driver {
     const pd = this.pending;
     const ctx: Array<[number, number, number, number]> = [];
     const iotlb: Array<[number, number, bigint, number]> = [];
-    if (pd.ctxAll || (pd.ctx.length && p.chance(0.2))) ctx.push([1, 0, 0, 0]);
+    if (pd.ctxAll || (pd.ctx.length && p.chance(0.2))) ctx.push([G_GLOBAL, 0, 0, 0]);
     else {
       for (const c of pd.ctx) {
-        if (p.chance(0.25)) ctx.push([2, c.did, 0, 0]);
-        else ctx.push([3, c.did, c.sid, p.chance(0.2) ? 3 : 0]);
+        if (p.chance(0.25)) ctx.push([G_DOMAIN, c.did, 0, 0]);
+        else ctx.push([G_DEVICE, c.did, c.sid, p.chance(0.2) ? 3 : 0]);
       }
     }
     // After a context change software invalidates the IOTLB of the old domain.
     const dids = new Set(pd.iotlbDids);
     for (const c of pd.ctx) dids.add(c.did);
-    if (pd.iotlbAll || pd.ctxAll || (dids.size + pd.iotlb.length > 0 && p.chance(0.15))) iotlb.push([1, 0, 0n, 0]);
+    if (pd.iotlbAll || pd.ctxAll || (dids.size + pd.iotlb.length > 0 && p.chance(0.15))) iotlb.push([G_GLOBAL, 0, 0n, 0]);
     else {
-      for (const did of dids) iotlb.push([2, did, 0n, 0]);
+      for (const did of dids) iotlb.push([G_DOMAIN, did, 0n, 0]);
       for (const t of pd.iotlb) {
         if (dids.has(t.did)) continue;
-        if (t.am > 18 || p.chance(0.15)) iotlb.push([2, t.did, 0n, 0]);
-        else iotlb.push([3, t.did, t.addr, t.am]);
+        if (t.am > 18 || p.chance(0.15)) iotlb.push([G_DOMAIN, t.did, 0n, 0]);
+        else iotlb.push([G_PAGE, t.did, t.addr, t.am]);
       }
     }
     return { ctx, iotlb };
@@ -492,18 +484,18 @@ export class Driver {
     const split = this.sc.splitWrites;
     for (const [g, did, sid, fm] of ctx) {
       this.note(g === 1 ? 'CCMD: global context-cache invalidation.' : g === 2 ? `CCMD: domain-selective context-cache invalidation, DID ${did}.` : `CCMD: device-selective context-cache invalidation, SID ${rid(sid)}${fm ? `, FM ${fm}` : ''}.`);
-      this.wr64(0x28, (1n << 63n) | (BigInt(g) << 61n) | (BigInt(fm) << 32n) | (BigInt(sid) << 16n) | BigInt(did), split);
+      this.wr64(REG.CCMD, ccmdValue(g, did, sid, fm), split);
       // CAIG (bits 60:59) reports the granularity performed; the architecture lets it be coarser.
-      if (p.chance(0.5)) this.rd(0x28, 8, g === 2 && p.chance(0.7) ? ~(3n << 59n) & ((1n << 64n) - 1n) : undefined);
+      if (p.chance(0.5)) this.rd(REG.CCMD, 8, g === G_DOMAIN && p.chance(0.7) ? ~CCMD_CAIG_MASK & ((1n << 64n) - 1n) : undefined);
     }
     for (const [g, did, addr, am] of iotlb) {
-      if (g === 3) {
+      if (g === G_PAGE) {
         this.note(`IVA + IOTLB: page-selective invalidation, DID ${did}, ${hx(addr)}, AM ${am}.`);
-        this.wr64(0xf0, addr | BigInt(am) | (p.chance(0.2) ? 0x40n : 0n), split);
-      } else this.note(g === 1 ? 'IOTLB: global invalidation.' : `IOTLB: domain-selective invalidation, DID ${did}.`);
-      const drain = p.chance(0.3) ? 3n << 48n : 0n;
-      this.wr64(0xf8, (1n << 63n) | (BigInt(g) << 60n) | drain | (BigInt(did) << 32n), split);
-      if (p.chance(0.5)) this.rd(0xf8, 8, p.chance(0.5) ? ~(3n << 57n) & ((1n << 64n) - 1n) : undefined);
+        this.wr64(REG.IVA, ivaValue(addr, am, p.chance(0.2)), split);
+      } else this.note(g === G_GLOBAL ? 'IOTLB: global invalidation.' : `IOTLB: domain-selective invalidation, DID ${did}.`);
+      const drain = p.chance(0.3);
+      this.wr64(REG.IOTLB, iotlbRegValue(g, did, { dr: drain, dw: drain }), split);
+      if (p.chance(0.5)) this.rd(REG.IOTLB, 8, p.chance(0.5) ? ~IOTLB_IAIG_MASK & ((1n << 64n) - 1n) : undefined);
     }
   }
 
@@ -512,7 +504,7 @@ export class Driver {
     const descs: Array<[bigint, bigint]> = [];
     const what: string[] = [];
     for (const [g, did, sid, fm] of ctx) {
-      descs.push(this.ctxDesc(g, did, sid, fm));
+      descs.push(ccDesc(g, did, sid, fm));
       what.push(g === 1 ? 'context global' : g === 2 ? `context DID ${did}` : `context SID ${rid(sid)}${fm ? ` FM ${fm}` : ''}`);
     }
     for (const [g, did, addr, am] of iotlb) {
@@ -521,11 +513,11 @@ export class Driver {
     }
     const pd = this.pending;
     if (pd.iecAll || (pd.iec.length && p.chance(0.2))) {
-      descs.push([0x4n, 0n]);
+      descs.push(iecDesc());
       what.push('IEC global');
     } else {
       for (const i of pd.iec) {
-        descs.push([0x4n | 0x10n | (BigInt(i) << 32n), 0n]);
+        descs.push(iecDesc(i));
         what.push(`IEC index ${i}`);
       }
     }
@@ -538,8 +530,8 @@ export class Driver {
     const all = [...descs];
     const status = STATUS + 8n * BigInt(this.qi.status % 64);
     const data = this.qi.status++;
-    if (wait === 'sw') all.push([0x25n | (BigInt(data) << 32n) | (p.chance(0.2) ? 0x40n : 0n), status]);
-    else all.push([0x15n, 0n]);
+    if (wait === 'sw') all.push(waitDesc({ sw: true, data, fn: p.chance(0.2), addr: status }));
+    else all.push(waitDesc({ if: true }));
     this.note(`Queue: ${[...what, wait === 'sw' ? `wait (status ${hx(data)} to ${hx(status)})` : 'wait (IF)'].join(', ')}.`);
     let start = this.qi.tail;
     let chunk: bigint[] = [];
@@ -553,9 +545,9 @@ export class Driver {
       }
     }
     if (chunk.length) this.memQ(QUEUE + 16n * BigInt(start), chunk);
-    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
+    this.wr64(REG.IQT, iqOffset(this.qi.tail), false);
     this.qi.lastWait = true;
-    if (p.chance(0.4)) this.rd(0x80, 8);
+    if (p.chance(0.4)) this.rd(REG.IQH, 8);
     if (wait === 'sw' && p.chance(0.5)) this.mrd(status, 4);
   }
 
@@ -563,9 +555,9 @@ export class Driver {
     if (this.qi.on) return;
     this.qi.qs = p.chance(0.25) ? 1 : 0;
     this.note(`Queued invalidation: IQA ${hx(QUEUE)} (QS ${this.qi.qs}), IQT 0, GCMD.QIE.`);
-    this.wr64(0x90, QUEUE | BigInt(this.qi.qs), false);
-    this.wr64(0x88, 0n, false);
-    this.setPersistent(QIE, true, 'GCMD.QIE');
+    this.wr64(REG.IQA, iqaValue(QUEUE, this.qi.qs), false);
+    this.wr64(REG.IQT, 0n, false);
+    this.setPersistent(GCMD_QIE, true, 'GCMD.QIE');
     this.qi.on = true;
     this.qi.tail = 0;
     this.qi.lastWait = false;
@@ -575,7 +567,7 @@ export class Driver {
   qiDisable(p: Dice): void {
     if (!this.qi.on || this.ir.on) return;
     if (!this.qi.lastWait) this.submit([], [], p);
-    this.setPersistent(QIE, false, 'GCMD without QIE: queued invalidation off (the queue is idle, the last descriptor a wait).');
+    this.setPersistent(GCMD_QIE, false, 'GCMD without QIE: queued invalidation off (the queue is idle, the last descriptor a wait).');
     this.qi.on = false;
     this.readStatus(p);
   }
@@ -593,7 +585,7 @@ export class Driver {
     const n = 1 + p.int(4);
     for (let k = 0; k < n; k++) this.setIrte(p.int(this.irtEntries()), p, false);
     this.irtaLatch(p);
-    this.setPersistent(IRE, true, 'GCMD.IRE: interrupt remapping on (CFI stays clear: compatibility-format interrupts are to be blocked).');
+    this.setPersistent(GCMD_IRE, true, 'GCMD.IRE: interrupt remapping on (CFI stays clear: compatibility-format interrupts are to be blocked).');
     this.ir.on = true;
     this.readStatus(p);
   }
@@ -602,46 +594,46 @@ export class Driver {
     this.note(`IRTA: table at ${hx(IRT)}, ${this.irtEntries()} entries, ${this.ir.eime ? 'x2APIC (EIME)' : 'xAPIC'} mode; GCMD.SIRTP; then a global IEC invalidation.`);
     // Hostile: sometimes EIME without EIM (reserved then).
     const eime = this.ir.eime || (this.hostile && !this.sc.eim && p.chance(0.3));
-    this.wr64(0xb8, IRT | (eime ? 0x800n : 0n) | BigInt(this.ir.s), this.sc.splitWrites);
-    this.gcmdWrite(SIRTP, 'GCMD.SIRTP');
+    this.wr64(REG.IRTA, irtaValue(IRT, eime, this.ir.s), this.sc.splitWrites);
+    this.gcmdWrite(GCMD_SIRTP, 'GCMD.SIRTP');
     this.ir.latched = true;
-    if (p.chance(0.5)) this.rd(0xb8, 8);
+    if (p.chance(0.5)) this.rd(REG.IRTA, 8);
     this.pending.iecAll = true;
     this.flush(p);
   }
 
   /** A well-formed IRTE (or, rarely, one QEMU reads differently). */
   private irteValue(p: Dice, odd: boolean): [bigint, bigint] {
-    const dm = p.chance(0.3) ? 1n : 0n, rh = p.chance(0.2) ? 1n : 0n, tm = p.chance(0.3) ? 1n : 0n;
-    const dlm = BigInt(p.of([0, 0, 0, 1, 4]));
-    const vector = BigInt(0x20 + p.int(0xd0));
-    const avail = p.chance(0.2) ? BigInt(p.int(16)) : 0n;
+    const dm = p.chance(0.3) ? 1 : 0, rh = p.chance(0.2) ? 1 : 0, tm = p.chance(0.3) ? 1 : 0;
+    const dlm = p.of([0, 0, 0, 1, 4]);
+    const vector = 0x20 + p.int(0xd0);
+    const avail = p.chance(0.2) ? p.int(16) : 0;
     let dst: bigint;
     if (this.ir.eime) dst = p.chance(0.5) ? BigInt(p.int(256)) : BigInt(p.next() >>> 0);
     else dst = BigInt(p.int(256)) << 8n;
     if (odd && !this.ir.eime && p.chance(0.5)) dst |= 1n; // xAPIC DST bits 39:32: reserved
-    const fpd = p.chance(0.15) ? 2n : 0n;
-    const im = odd && p.chance(0.3) ? 1n << 15n : 0n;
-    const lo = 1n | fpd | (dm << 2n) | (rh << 3n) | (tm << 4n) | (dlm << 5n) | (avail << 8n) | im | (vector << 16n) | (dst << 32n);
-    let svt = 0n, sq = 0n, sid = 0n;
+    const fpd = p.chance(0.15);
+    const im = odd && p.chance(0.3);
+    let svt = 0, sq = 0, sid = 0;
     const r = p.int(10);
     if (r < 4) {
-      svt = 1n;
-      sq = BigInt(p.of([0, 0, 0, 1, 2, 3]));
-      sid = BigInt(p.chance(0.8) ? p.of(this.sc.sids) : p.of(SID_POOL));
+      svt = 1;
+      sq = p.of([0, 0, 0, 1, 2, 3]);
+      sid = p.chance(0.8) ? p.of(this.sc.sids) : p.of(SID_POOL);
     } else if (r < 6) {
-      svt = 2n;
+      svt = 2;
       const bus = p.of(this.sc.sids) >> 8;
-      sid = odd ? BigInt((p.int(3) << 8) | p.int(3)) : BigInt((bus << 8) | bus);
-    } else if (odd && r === 9) svt = 3n;
-    return [lo, sid | (sq << 16n) | (svt << 18n)];
+      sid = odd ? (p.int(3) << 8) | p.int(3) : (bus << 8) | bus;
+    } else if (odd && r === 9) svt = 3;
+    return irteEntry({ fpd, dm, rh, tm, dlm, avail, im, vector, dst, sid, sq, svt });
   }
 
   setIrte(index: number, p: Dice, odd: boolean): void {
-    const at = IRT + 16n * BigInt(index);
+    const at = irteAddr(index);
     const present = this.ir.irtes.has(index) && (this.q(at) & 1n) === 1n;
     const v = p.chance(0.1) && present ? [0n, 0n] as [bigint, bigint] : this.irteValue(p, odd);
-    this.note(`IRTE ${index}: ${v[0] & 1n ? `vector ${hx((v[0] >> 16n) & 0xffn)}, destination ${hx(v[0] >> 32n)}, SVT ${(v[1] >> 18n) & 3n}` : 'not present'}.`);
+    const e = decodeIrte(v[0], v[1]);
+    this.note(`IRTE ${index}: ${e.present ? `vector ${hx(e.vector)}, destination ${hx(e.dst)}, SVT ${e.svt}` : 'not present'}.`);
     this.memQ(at, v);
     this.ir.irtes.set(index, v);
     if (present && this.ir.latched) this.pending.iec.push(index);
@@ -655,12 +647,12 @@ export class Driver {
       t = this.page();
       this.ctxTables.set(bus, t);
       this.note(`Root entry for bus ${bus}: context table at ${hx(t)}.`);
-      const at = this.rta + 16n * BigInt(bus);
+      const at = rootEntryAddr(this.rta, bus);
       // Replacing a present root entry (one pointing outside RAM, see broken()): a global context invalidation.
       if (this.q(at) & 1n) this.pending.ctxAll = true;
-      this.memQ(at, [t | 1n, 0n]);
-      if (this.rta !== ROOT) this.memQ(ROOT + 16n * BigInt(bus), [t | 1n, 0n]);
-      else this.memQ(ROOT_ALT + 16n * BigInt(bus), [t | 1n, 0n]);
+      this.memQ(at, rootEntry(t));
+      if (this.rta !== ROOT) this.memQ(rootEntryAddr(ROOT, bus), rootEntry(t));
+      else this.memQ(rootEntryAddr(ROOT_ALT, bus), rootEntry(t));
     }
     return t;
   }
@@ -688,12 +680,12 @@ export class Driver {
     let aw = dom.levels - 2;
     if (!passThrough && p.chance(0.04)) aw = this.sc.aw === 39 ? 2 : 3;
     const table = this.ctxTable(sid >> 8);
-    const at = table + 16n * BigInt(sid & 0xff);
+    const at = contextEntryAddr(table, sid & 0xff);
     const old = this.attached.get(sid);
-    const lo = (passThrough ? 0x8n : dom.top) | (fpd ? 2n : 0n) | 1n;
-    const hi = BigInt(aw) | (BigInt(p.chance(0.1) ? p.int(16) : 0) << 3n) | (BigInt(dom.did) << 8n);
+    const avail = p.chance(0.1) ? p.int(16) : 0;
+    const entry = contextEntry({ table: passThrough ? 0n : dom.top, tt: passThrough ? 2 : 0, fpd, aw, avail, did: dom.did });
     this.note(`Context entry of ${rid(sid)}: ${passThrough ? 'pass-through' : `tables at ${hx(dom.top)}, ${dom.levels} levels`}, DID ${dom.did}${fpd ? ', FPD' : ''}${aw !== dom.levels - 2 ? `, AW ${aw} (not supported)` : ''}.`);
-    this.memQ(at, [lo, hi]);
+    this.memQ(at, entry);
     if (old) this.pending.ctx.push({ sid, did: old.domain.did });
     else if (this.sc.cm) {
       // Caching mode: a not-present -> present change is invalidated too (Linux: device-selective with DID 0).
@@ -709,7 +701,7 @@ export class Driver {
     const sid = p.of(sids);
     const old = this.attached.get(sid)!;
     this.note(`Context entry of ${rid(sid)} cleared.`);
-    this.memQ(this.ctxTable(sid >> 8) + 16n * BigInt(sid & 0xff), [0n, 0n]);
+    this.memQ(contextEntryAddr(this.ctxTable(sid >> 8), sid & 0xff), [0n, 0n]);
     this.pending.ctx.push({ sid, did: old.domain.did });
     this.attached.delete(sid);
   }
@@ -733,19 +725,20 @@ export class Driver {
     // Returns the table address holding the entry for `iova` at `level`.
     let table = dom.top;
     for (let l = dom.levels; l > level; l--) {
-      const at = table + 8n * ((iova >> BigInt(12 + 9 * (l - 1))) & 0x1ffn);
+      const at = slEntryAddr(table, iova, l);
       const e = this.q(at);
-      const isTable = (e & 3n) !== 0n && !(l <= 3 && (e & 0x80n)) && this.tables.has(e & 0x000ffffffffff000n);
+      // PS is tested at levels 3 and below, where a leaf can be (bit 7 is reserved above).
+      const isTable = slPresent(e) && !(l <= 3 && slPs(e)) && this.tables.has(slAddr(e));
       if (isTable) {
-        table = e & 0x000ffffffffff000n;
+        table = slAddr(e);
         continue;
       }
       const t = this.page();
       // Intermediate rights: RW, rarely R or W only (cumulative rights).
       const perm = p.chance(0.9) ? 3n : p.chance(0.5) ? 1n : 2n;
-      const wasPresent = (e & 3n) !== 0n;
+      const wasPresent = slPresent(e);
       this.note(`Level-${l} entry -> new table ${hx(t)}${perm !== 3n ? ` (${perm === 1n ? 'read' : 'write'}-only)` : ''}${wasPresent ? ', replacing a large page' : ''}.`);
-      this.memQ(at, [t | perm]);
+      this.memQ(at, [slEntry(t, perm)]);
       if (wasPresent) this.invalidateRange(dom, iova, l);
       table = t;
     }
@@ -754,7 +747,7 @@ export class Driver {
 
   private invalidateRange(dom: Domain, iova: bigint, level: number): void {
     const am = 9 * (level - 1);
-    const span = 1n << BigInt(12 + am);
+    const span = levelSpan(level);
     this.pending.iotlb.push({ did: dom.did, addr: iova & ~(span - 1n), am });
     for (const [k, m] of dom.maps) if (m.iova >= (iova & ~(span - 1n)) && m.iova < (iova & ~(span - 1n)) + span && !(m.iova === (iova & ~(span - 1n)) && m.level === level)) dom.maps.delete(k);
   }
@@ -770,20 +763,20 @@ export class Driver {
     const level = r < 15 ? 1 : r < 19 ? 2 : 3;
     const iova = this.iovaFor(p, dom, level);
     const table = this.ensurePath(dom, iova, level, p);
-    const at = table + 8n * ((iova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn);
+    const at = slEntryAddr(table, iova, level);
     const perm = BigInt(p.of([3, 3, 3, 1, 2]));
     let frame = this.frame(p, level);
     let extra = 0n;
     if (level === 3 && p.chance(0.3)) frame = 0xc0000000n; // 1 GiB over the interrupt range (QEMU blocks all of it)
     else if (level === 1 && p.chance(0.05)) frame = IR_BASE + BigInt(p.int(256)) * 0x1000n; // into the interrupt range: Eh
-    if (level === 1 && this.sc.sc && p.chance(0.2)) extra |= 0x800n; // SNP
+    if (level === 1 && this.sc.sc && p.chance(0.2)) extra |= BigInt(SL_SNP);
     if (p.chance(0.1)) extra |= BigInt(p.int(4)) << 52n; // ignored bits
-    const e = frame | perm | extra | (level > 1 ? 0x80n : 0n);
+    const e = slEntry(frame | extra, perm, level > 1);
     const old = this.q(at);
     this.note(`Map ${hx(iova)} (${level === 1 ? '4 KiB' : level === 2 ? '2 MiB' : '1 GiB'}) -> ${hx(frame)} ${perm === 3n ? 'RW' : perm === 1n ? 'R' : 'W'} in DID ${dom.did}.`);
     this.memQ(at, [e]);
-    if (old & 3n) this.invalidateRange(dom, iova, level);
-    if (level > 1 && (old & 3n) && !(old & 0x80n)) this.invalidateRange(dom, iova, level);
+    if (slPresent(old)) this.invalidateRange(dom, iova, level);
+    if (level > 1 && slPresent(old) && !slPs(old)) this.invalidateRange(dom, iova, level);
     dom.maps.set(iova, { iova, level, frame, perm: Number(perm) });
   }
 
@@ -793,12 +786,12 @@ export class Driver {
     const dom = p.of(doms);
     const m = p.of([...dom.maps.values()]);
     const table = this.ensurePath(dom, m.iova, m.level, p);
-    const at = table + 8n * ((m.iova >> BigInt(12 + 9 * (m.level - 1))) & 0x1ffn);
+    const at = slEntryAddr(table, m.iova, m.level);
     if (change) {
       const perm = BigInt(p.of([1, 2, 3]));
       const frame = p.chance(0.5) ? this.frame(p, m.level) : m.frame;
       this.note(`Change the mapping of ${hx(m.iova)} in DID ${dom.did}: -> ${hx(frame)} ${perm === 3n ? 'RW' : perm === 1n ? 'R' : 'W'}.`);
-      this.memQ(at, [frame | perm | (m.level > 1 ? 0x80n : 0n)]);
+      this.memQ(at, [slEntry(frame, perm, m.level > 1)]);
       dom.maps.set(m.iova, { ...m, frame, perm: Number(perm) });
     } else {
       this.note(`Unmap ${hx(m.iova)} in DID ${dom.did}.`);
@@ -822,7 +815,7 @@ export class Driver {
     let why: string;
     if (r < 60 && att && !att.domain.passThrough && att.domain.maps.size) {
       const m = p.of([...att.domain.maps.values()]);
-      const span = 1n << BigInt(12 + 9 * (m.level - 1));
+      const span = levelSpan(m.level);
       let off = (BigInt(p.next()) << 20n | BigInt(p.next())) % span & ~0xfffn;
       // Keep the access on RAM: the 1 GiB page from 0 is only used below the RAM size.
       if (m.level === 3 && m.frame === 0n) off = this.frame(p, 1);
@@ -880,16 +873,16 @@ export class Driver {
 
   faults(p: Dice): void {
     this.note('Fault handling: FSTS, the fault record (PV, bits 123:104, masked: defined only with PP = 1), clear F, clear FSTS.');
-    this.rd(0x34, 4);
-    if (p.chance(0.85)) this.rd(0x228, 8, 0xf00000ffffffffffn);
-    else this.rd(0x228, 8);
-    this.rd(0x220, 8);
-    this.rd(0x38, 4);
+    this.rd(REG.FSTS, 4);
+    if (p.chance(0.85)) this.rd(frcdSidDword(0), 8, 0xf00000ffffffffffn);
+    else this.rd(frcdSidDword(0), 8);
+    this.rd(frcdLo(0), 8);
+    this.rd(REG.FECTL, 4);
     if (p.chance(0.8)) {
-      this.wr(0x22c, 4, 0x80000000);
-      if (p.chance(0.85)) this.wr(0x34, 4, p.of([0x1, 0x3, 0x11, 0x73]));
-      this.rd(0x34, 4);
-      this.rd(0x38, 4);
+      this.wr(frcdTopDword(0), 4, FRCD_F);
+      if (p.chance(0.85)) this.wr(REG.FSTS, 4, p.of([0x1, 0x3, 0x11, 0x73]));
+      this.rd(REG.FSTS, 4);
+      this.rd(REG.FECTL, 4);
     }
   }
 
@@ -911,26 +904,26 @@ export class Driver {
   feRegs(p: Dice): void {
     if (p.chance(0.5)) {
       this.note('Fault event: FEDATA, FEADDR' + (this.sc.eim ? ', FEUADDR' : '') + ', then FECTL (IM).');
-      this.wr(0x3c, 4, p.int(0x10000));
-      this.wr(0x40, 4, Number(IR_BASE | (BigInt(p.int(256)) << 12n)));
-      if (this.sc.eim && p.chance(0.5)) this.wr(0x44, 4, p.int(4));
-      this.wr(0x38, 4, p.chance(0.5) ? 0 : 0x80000000);
-      this.rd(0x38, 4);
-      if (p.chance(0.5)) this.rd(0x3c, 4);
+      this.wr(REG.FEDATA, 4, p.int(0x10000));
+      this.wr(REG.FEADDR, 4, Number(IR_BASE | (BigInt(p.int(256)) << 12n)));
+      if (this.sc.eim && p.chance(0.5)) this.wr(REG.FEUADDR, 4, p.int(4));
+      this.wr(REG.FECTL, 4, p.chance(0.5) ? 0 : 0x80000000);
+      this.rd(REG.FECTL, 4);
+      if (p.chance(0.5)) this.rd(REG.FEDATA, 4);
     } else {
       this.note('Invalidation event: IEDATA, IEADDR' + (this.sc.eim ? ', IEUADDR' : '') + ', then IECTL (IM).');
-      this.wr(0xa4, 4, p.int(0x10000));
-      this.wr(0xa8, 4, Number(IR_BASE | (BigInt(p.int(256)) << 12n)));
-      if (this.sc.eim && p.chance(0.5)) this.wr(0xac, 4, p.int(4));
-      this.wr(0xa0, 4, p.chance(0.5) ? 0 : 0x80000000);
-      this.rd(0xa0, 4);
-      if (p.chance(0.5)) this.rd(0xa4, 4);
+      this.wr(REG.IEDATA, 4, p.int(0x10000));
+      this.wr(REG.IEADDR, 4, Number(IR_BASE | (BigInt(p.int(256)) << 12n)));
+      if (this.sc.eim && p.chance(0.5)) this.wr(REG.IEUADDR, 4, p.int(4));
+      this.wr(REG.IECTL, 4, p.chance(0.5) ? 0 : 0x80000000);
+      this.rd(REG.IECTL, 4);
+      if (p.chance(0.5)) this.rd(REG.IEDATA, 4);
     }
   }
 
   teToggle(p: Dice): void {
     this.te = !this.te;
-    this.setPersistent(TE, this.te, this.te ? 'GCMD.TE: translation on.' : 'GCMD without TE: translation off.');
+    this.setPersistent(GCMD_TE, this.te, this.te ? 'GCMD.TE: translation on.' : 'GCMD without TE: translation off.');
     this.readStatus(p);
   }
 
@@ -940,8 +933,8 @@ export class Driver {
     for (let bus = 0; bus < 3; bus++) entries.push(this.ctxTables.has(bus) ? this.ctxTables.get(bus)! | 1n : 0n, 0n);
     this.note(`A new root table at ${hx(next)} with the same entries; RTADDR, SRTP, then global invalidations.`);
     this.memQ(next, entries);
-    this.wr64(0x20, next, this.sc.splitWrites);
-    this.gcmdWrite(SRTP, 'GCMD.SRTP');
+    this.wr64(REG.RTADDR, next, this.sc.splitWrites);
+    this.gcmdWrite(GCMD_SRTP, 'GCMD.SRTP');
     this.rta = next;
     this.readStatus(p);
     this.pending.ctxAll = true;
@@ -954,11 +947,11 @@ export class Driver {
     this.flush(p);
     this.submit([], [], p, 'if');
     this.note('ICS.IWC and IECTL.IP, then clear IWC (write 1).');
-    this.rd(0x9c, 4);
-    this.rd(0xa0, 4);
-    this.wr(0x9c, 4, 1);
-    this.rd(0x9c, 4);
-    this.rd(0xa0, 4);
+    this.rd(REG.ICS, 4);
+    this.rd(REG.IECTL, 4);
+    this.wr(REG.ICS, 4, 1);
+    this.rd(REG.ICS, 4);
+    this.rd(REG.IECTL, 4);
   }
 
   qiError(p: Dice): void {
@@ -968,16 +961,16 @@ export class Driver {
     const badDesc = p.of([[0x0n, 0n], [0x12n | 0x100n, 0n], [0x1n, 0n], [0x32n, 19n], [0x8n, 0n]] as Array<[bigint, bigint]>);
     this.note(`An invalid descriptor at slot ${bad} (${hx(badDesc[0])}): the queue stops with FSTS.IQE and IQH on it.`);
     this.submit([badDesc], ['invalid'], p);
-    this.rd(0x34, 4);
-    this.rd(0x80, 8);
-    this.rd(0x38, 4);
+    this.rd(REG.FSTS, 4);
+    this.rd(REG.IQH, 8);
+    this.rd(REG.FECTL, 4);
     this.note('Recovery: replace it by a wait, clear IQE, write the tail again.');
-    this.memQ(QUEUE + 16n * BigInt(bad), [0x25n | (BigInt(this.qi.status) << 32n), STATUS + 0x200n]);
+    this.memQ(QUEUE + 16n * BigInt(bad), waitDesc({ sw: true, data: this.qi.status, addr: STATUS + 0x200n }));
     this.qi.status++;
-    this.wr(0x34, 4, 0x10);
-    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
-    this.rd(0x80, 8);
-    this.rd(0x34, 4);
+    this.wr(REG.FSTS, 4, FSTS_IQE);
+    this.wr64(REG.IQT, iqOffset(this.qi.tail), false);
+    this.rd(REG.IQH, 8);
+    this.rd(REG.FSTS, 4);
   }
 
   irte(p: Dice, odd = false): void {
@@ -993,7 +986,7 @@ export class Driver {
     if (!this.ir.latched) return this.irSetup(p);
     if (p.chance(0.5)) {
       this.ir.on = !this.ir.on;
-      this.setPersistent(IRE, this.ir.on, this.ir.on ? 'GCMD.IRE: remapping on.' : 'GCMD without IRE: remapping off.');
+      this.setPersistent(GCMD_IRE, this.ir.on, this.ir.on ? 'GCMD.IRE: remapping on.' : 'GCMD without IRE: remapping off.');
       this.readStatus(p);
     } else {
       this.ir.eime = this.sc.eim && !this.ir.eime;
@@ -1007,7 +1000,7 @@ export class Driver {
   cfi(p: Dice): void {
     if (!this.sc.ir) return;
     this.ir.cfi = !this.ir.cfi;
-    this.setPersistent(CFI, this.ir.cfi, this.ir.cfi ? 'GCMD.CFI: compatibility-format interrupts pass through (xAPIC mode).' : 'GCMD without CFI.');
+    this.setPersistent(GCMD_CFI, this.ir.cfi, this.ir.cfi ? 'GCMD.CFI: compatibility-format interrupts pass through (xAPIC mode).' : 'GCMD without CFI.');
     this.readStatus(p);
   }
 
@@ -1027,7 +1020,7 @@ export class Driver {
       if (!free.length) return;
       const bus = p.of(free);
       this.note(`Root entry for bus ${bus}: a context table at ${hx(beyond)}, beyond RAM (reads fail: 9h).`);
-      this.memQ(this.rta + 16n * BigInt(bus), [beyond | 1n, 0n]);
+      this.memQ(rootEntryAddr(this.rta, bus), rootEntry(beyond));
       return;
     }
     if (r === 1) {
@@ -1035,7 +1028,7 @@ export class Driver {
       const dom: Domain = { did: this.nextDid++, levels: 3, top: beyond, passThrough: false, maps: new Map() };
       const old = this.attached.get(sid);
       this.note(`Context entry of ${rid(sid)}: top-level table at ${hx(beyond)}, beyond RAM (reads fail: 3h), DID ${dom.did}.`);
-      this.memQ(this.ctxTable(sid >> 8) + 16n * BigInt(sid & 0xff), [beyond | 1n, BigInt(1 | (dom.did << 8))]);
+      this.memQ(contextEntryAddr(this.ctxTable(sid >> 8), sid & 0xff), contextEntry({ table: beyond, aw: 1, did: dom.did }));
       if (old) this.pending.ctx.push({ sid, did: old.domain.did });
       else if (this.sc.cm) this.pending.ctx.push({ sid, did: 0 });
       this.attached.delete(sid);
@@ -1046,11 +1039,11 @@ export class Driver {
     const dom = p.of(doms);
     const iova = this.iovaFor(p, dom, 2) & ~0x1fffffn;
     const table = this.ensurePath(dom, iova, 2, p);
-    const at = table + 8n * ((iova >> 21n) & 0x1ffn);
+    const at = slEntryAddr(table, iova, 2);
     const old = this.q(at);
     this.note(`Level-2 entry for ${hx(iova)} in DID ${dom.did}: a table at ${hx(beyond)}, beyond RAM (reads fail: 7h).`);
-    this.memQ(at, [beyond | 3n]);
-    if (old & 3n) this.invalidateRange(dom, iova, 2);
+    this.memQ(at, [slEntry(beyond, SL_RW)]);
+    if (slPresent(old)) this.invalidateRange(dom, iova, 2);
     for (const [k, m] of dom.maps) if (m.iova >= iova && m.iova < iova + 0x200000n) dom.maps.delete(k);
     dom.maps.set(iova, { iova, level: 1, frame: 0n, perm: 3 });
   }
@@ -1068,18 +1061,18 @@ export class Driver {
   /** Keeps an address the unit may read: below RAM (mostly) or below 0xb0000000; page-aligned fields only. */
   private tame(v: bigint, p: Dice): bigint {
     if (v === (1n << 64n) - 1n) return v; // all ones: reserved bits, never followed
-    const addr = v & 0x000ffffffffff000n;
+    const addr = slAddr(v);
     // Below 2 GiB even a 1 GiB page stays clear of MMCONFIG and the devices (0xb0000000 up).
     if (addr < 0x80000000n && !(addr >= 0xa0000n && addr < 0x100000n)) return v;
     const safe = p.chance(0.8) ? (0x800000n + (addr % (this.sc.ram - 0x800000n))) & ~0xfffn : 0x1_0000_0000n + (addr & 0xffff000n);
-    return (v & ~0x000ffffffffff000n) | safe;
+    return (v & ~ADDR_MASK) | safe;
   }
 
   garbageEntry(p: Dice, invalidate: boolean): void {
     const cands: Array<[bigint, string, () => void]> = [];
-    for (const [bus, t] of this.ctxTables) cands.push([this.rta + 16n * BigInt(bus), `root entry of bus ${bus}`, () => { this.pending.ctxAll = true; }]);
+    for (const [bus] of this.ctxTables) cands.push([rootEntryAddr(this.rta, bus), `root entry of bus ${bus}`, () => { this.pending.ctxAll = true; }]);
     for (const [sid, a] of this.attached) {
-      cands.push([this.ctxTables.get(sid >> 8)! + 16n * BigInt(sid & 0xff) + (p.chance(0.5) ? 8n : 0n), `context entry of ${rid(sid)}`, () => { this.pending.ctx.push({ sid, did: a.domain.did }); this.pending.iotlbDids.add(a.domain.did); }]);
+      cands.push([contextEntryAddr(this.ctxTables.get(sid >> 8)!, sid & 0xff) + (p.chance(0.5) ? 8n : 0n), `context entry of ${rid(sid)}`, () => { this.pending.ctx.push({ sid, did: a.domain.did }); this.pending.iotlbDids.add(a.domain.did); }]);
     }
     for (const d of this.xlateDomains()) {
       for (const m of d.maps.values()) {
@@ -1098,11 +1091,10 @@ export class Driver {
   private leafAddr(d: Domain, m: Mapping): bigint {
     let table = d.top;
     for (let l = d.levels; l > m.level; l--) {
-      const e = this.q(table + 8n * ((m.iova >> BigInt(12 + 9 * (l - 1))) & 0x1ffn));
-      table = e & 0x000ffffffffff000n;
+      table = slAddr(this.q(slEntryAddr(table, m.iova, l)));
       if (!this.tables.has(table)) return d.top; // hostile bits on the path: hit the top-level table instead
     }
-    return table + 8n * ((m.iova >> BigInt(12 + 9 * (m.level - 1))) & 0x1ffn);
+    return slEntryAddr(table, m.iova, m.level);
   }
 
   garbageReg(p: Dice): void {
@@ -1111,21 +1103,21 @@ export class Driver {
     let v = BigInt(p.next() >>> 0);
     if (p.chance(0.5)) v &= BigInt(p.next() >>> 0);
     // Keep addresses the unit would use inside what the format defines.
-    if (reg === 0x20 || reg === 0x90 || reg === 0xb8) v = this.tame(v, p);
-    if (reg === 0x24 || reg === 0x94 || reg === 0xbc) v = p.chance(0.7) ? 0n : v & 0xffn;
-    if (reg === 0x18) v &= ~BigInt(SRTP | SIRTP) & 0xffffffffn; // latching random tables would leave the model
+    if (reg === REG.RTADDR || reg === REG.IQA || reg === REG.IRTA) v = this.tame(v, p);
+    if (reg === REG.RTADDR + 4 || reg === REG.IQA + 4 || reg === REG.IRTA + 4) v = p.chance(0.7) ? 0n : v & 0xffn;
+    if (reg === REG.GCMD) v &= ~BigInt(GCMD_SRTP | GCMD_SIRTP) & 0xffffffffn; // latching random tables would leave the model
     this.note(`HOSTILE: register ${hx(reg)} <- ${hx(v)}.`);
     this.wr(reg, 4, v);
     this.rd(reg, 4);
-    if (reg === 0x18) {
+    if (reg === REG.GCMD) {
       // Re-synchronise the model with what the unit now has enabled.
-      const gsts = this.core.mmioRead32(GSTS_REG);
-      this.gcmd = gsts & (TE | QIE | IRE | CFI);
-      this.te = (gsts & TE) !== 0;
-      this.qi.on = (gsts & QIE) !== 0;
-      this.ir.on = (gsts & IRE) !== 0;
-      this.ir.cfi = (gsts & CFI) !== 0;
-      this.rd(GSTS_REG, 4);
+      const gsts = this.core.mmioRead32(REG.GSTS);
+      this.gcmd = gsts & GCMD_PERSISTENT;
+      this.te = (gsts & GSTS_TES) !== 0;
+      this.qi.on = (gsts & GSTS_QIES) !== 0;
+      this.ir.on = (gsts & GSTS_IRES) !== 0;
+      this.ir.cfi = (gsts & GSTS_CFIS) !== 0;
+      this.rd(REG.GSTS, 4);
     }
   }
 
@@ -1139,8 +1131,8 @@ export class Driver {
     if (t === 4 && p.chance(0.7)) lo &= 0x0000_ffff_f800_001fn; // QEMU does not check IEC descriptors: mostly valid ones
     if (t === 5) {
       // Never both SW and IF (QEMU 7.2 aborts); a status write only into RAM.
-      if ((lo & 0x30n) === 0x30n) lo &= ~0x10n;
-      if (lo & 0x20n) hi = STATUS + 0x100n + (hi & 0xff8n);
+      if ((lo & (WAIT_IF | WAIT_SW)) === (WAIT_IF | WAIT_SW)) lo &= ~WAIT_IF;
+      if (lo & WAIT_SW) hi = STATUS + 0x100n + (hi & 0xff8n);
     }
     if (p.chance(0.6)) lo &= 0xffff_ffff_0000_0fffn; // fewer reserved bits, more accepted descriptors
     const bad = this.qi.tail;
@@ -1148,15 +1140,15 @@ export class Driver {
     const size = 256 << this.qi.qs;
     this.memQ(QUEUE + 16n * BigInt(bad), [lo, hi]);
     this.qi.tail = (this.qi.tail + 1) % size;
-    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
+    this.wr64(REG.IQT, iqOffset(this.qi.tail), false);
     this.qi.lastWait = t === 5;
-    this.rd(0x80, 8);
-    this.rd(0x34, 4);
+    this.rd(REG.IQH, 8);
+    this.rd(REG.FSTS, 4);
     // Whatever happened, put a wait there and carry on (recovery as in qiError).
     this.note('Recovery: a wait in its place, clear IQE, the tail again.');
-    this.memQ(QUEUE + 16n * BigInt(bad), [0x25n | (BigInt(this.qi.status++) << 32n), STATUS + 0x200n]);
-    this.wr(0x34, 4, 0x10);
-    this.wr64(0x88, BigInt(this.qi.tail) << 4n, false);
+    this.memQ(QUEUE + 16n * BigInt(bad), waitDesc({ sw: true, data: this.qi.status++, addr: STATUS + 0x200n }));
+    this.wr(REG.FSTS, 4, FSTS_IQE);
+    this.wr64(REG.IQT, iqOffset(this.qi.tail), false);
     this.qi.lastWait = true;
   }
 
@@ -1164,7 +1156,7 @@ export class Driver {
     if (!this.sc.ir) return;
     if (!this.ir.latched) this.irSetup(p);
     const index = p.int(this.irtEntries());
-    const at = IRT + 16n * BigInt(index);
+    const at = irteAddr(index);
     const v = [this.randomBits(p) | (p.chance(0.7) ? 1n : 0n), this.randomBits(p) & (p.chance(0.6) ? 0xfffffn : (1n << 64n) - 1n)];
     const present = (this.q(at) & 1n) === 1n;
     this.note(`HOSTILE: random bits in IRTE ${index}.`);
@@ -1207,19 +1199,19 @@ export class Driver {
     this.note(`HOSTILE: a DMA through the mapping of ${hx(m.iova)} (it may be cached now).`);
     this.safeDma(sid, iova, 8, dir, p);
     const at = this.leafAddr(dom, m);
-    const v = p.chance(0.3) ? 0n : p.chance(0.5) ? this.tame(this.randomBits(p), p) : this.frame(p, m.level) | BigInt(p.of([1, 2, 3])) | (m.level > 1 ? 0x80n : 0n);
+    const v = p.chance(0.3) ? 0n : p.chance(0.5) ? this.tame(this.randomBits(p), p) : slEntry(this.frame(p, m.level), p.of([1, 2, 3]), m.level > 1);
     this.note(`HOSTILE: its leaf changes with no invalidation yet (an open window), and the same DMA again.`);
     this.memQ(at, [v]);
     if (r >= 8) {
-      if (r === 8) this.gcmdWrite(SRTP, 'GCMD.SRTP (same root table)');
+      if (r === 8) this.gcmdWrite(GCMD_SRTP, 'GCMD.SRTP (same root table)');
       else {
-        this.setPersistent(TE, false, 'GCMD without TE');
-        this.setPersistent(TE, true, 'GCMD.TE again');
+        this.setPersistent(GCMD_TE, false, 'GCMD without TE');
+        this.setPersistent(GCMD_TE, true, 'GCMD.TE again');
         this.te = true;
       }
     }
     this.safeDma(sid, iova, 8, p.chance(0.7) ? dir : dir === 'r' ? 'w' : 'r', p);
-    this.pending.iotlb.push({ did: dom.did, addr: m.iova & ~((1n << BigInt(12 + 9 * (m.level - 1))) - 1n), am: 9 * (m.level - 1) });
+    this.pending.iotlb.push({ did: dom.did, addr: m.iova & ~(levelSpan(m.level) - 1n), am: 9 * (m.level - 1) });
     dom.maps.delete(m.iova);
   }
 
@@ -1281,15 +1273,15 @@ export function buildTrace(s: Scenario, hostile: boolean): GeneratedTrace {
   // Finish like a driver: whatever is pending gets invalidated, then a last look at the fault state.
   d.flush(new Dice({ k: 'end', a: 1, b: 2, c: 3, d: s.actions.length }));
   d.note('Final fault state.');
-  d.rd(0x34, 4);
-  d.rd(0x1c, 4);
-  const iommu: Record<string, unknown> = { aw: s.aw };
+  d.rd(REG.FSTS, 4);
+  d.rd(REG.GSTS, 4);
+  const iommu: HeaderOptions = { aw: s.aw };
   if (s.cm) iommu.cm = true;
   if (s.ir) iommu.ir = true;
   if (s.eim) iommu.eim = true;
   if (!s.pt) iommu.pt = false;
   if (s.sc) iommu.sc = true;
   if (s.dt) iommu.dt = true;
-  if (s.ram !== 0x10000000n) iommu.ram = hx(s.ram);
-  return { header: { 'vtd-trace': 1, iommu, devices: s.sids.map(rid) }, units: d.units, hostile };
+  if (s.ram !== 0x10000000n) iommu.ram = s.ram;
+  return { header: { iommu, devices: [...s.sids] }, units: d.units, hostile };
 }

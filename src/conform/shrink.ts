@@ -123,16 +123,15 @@ export async function shrinkTrace(start: TraceShape, want: string, check: (text:
   // One quadword per mem op, then again.
   const split: Unit[] = [];
   for (const u of best.units) {
-    const q = u.op.op === 'mem' ? (u.op.q as string[] | undefined) : undefined;
-    if (!q || q.length < 2) {
+    const op = u.op;
+    if (op.op !== 'mem' || op.q === undefined || op.q.length < 2) {
       split.push(u);
       continue;
     }
     // Highest quadword first: a context or root entry then gets its present bit (in the low
     // quadword) last, as a driver writes it, so the split opens no window of its own.
-    const gpa = BigInt(u.op.gpa as string);
-    for (let i = q.length - 1; i >= 0; i--) {
-      split.push({ comments: i === 0 ? u.comments : [], op: { op: 'mem', gpa: '0x' + (gpa + 8n * BigInt(i)).toString(16), q: [q[i]] } });
+    for (let i = op.q.length - 1; i >= 0; i--) {
+      split.push({ comments: i === 0 ? u.comments : [], op: { op: 'mem', gpa: op.gpa + 8n * BigInt(i), q: [op.q[i]] } });
     }
   }
   if (split.length !== best.units.length && runs < maxRuns) {

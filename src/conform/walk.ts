@@ -10,6 +10,7 @@
  * Pure reads: no caches, no fault recording, no counters of the unit.
  */
 import type { Iommu } from '../iommu.js';
+import { contextEntryAddr, decodeContext, decodeIrte, levelSpan, rootCtp, rootEntryAddr, rootPresent, slAddr, slEntryAddr, slIsLeaf, slPresent, irtaEntries, type DecodedIrte } from '../guest/layout.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -39,8 +40,6 @@ export interface DmaPath {
   stop?: 'memory' | 'not-present' | 'reserved-tt' | 'pass-through';
 }
 
-const ADDR_MASK = 0x000ffffffffff000n; // bits 51:12
-
 /**
  * The entries a request from `sid` for `iova` reads, from the root table at
  * `rta` (the latched root-table address). Stops at a read outside RAM, a
@@ -48,40 +47,37 @@ const ADDR_MASK = 0x000ffffffffff000n; // bits 51:12
  */
 export function walkDma(iommu: Iommu, ram: bigint, rta: bigint, sid: number, iova: bigint): DmaPath {
   const path: DmaPath = { entries: [] };
-  const bus = BigInt(sid >> 8), devfn = BigInt(sid & 0xff);
-  const rootAddr = (rta & ~0xfffn) + 16n * bus;
+  const rootAddr = rootEntryAddr(rta, sid >> 8);
   const rlo = readQ(iommu, ram, rootAddr), rhi = readQ(iommu, ram, rootAddr + 8n);
   if (rlo === undefined || rhi === undefined) return { ...path, stop: 'memory' };
   path.entries.push({ kind: 'root', level: 0, addr: rootAddr, value: rlo, hi: rhi });
-  if ((rlo & 1n) === 0n) return { ...path, stop: 'not-present' };
-  const ctxAddr = (rlo & ADDR_MASK) + 16n * devfn;
+  if (!rootPresent(rlo)) return { ...path, stop: 'not-present' };
+  const ctxAddr = contextEntryAddr(rootCtp(rlo), sid & 0xff);
   const clo = readQ(iommu, ram, ctxAddr), chi = readQ(iommu, ram, ctxAddr + 8n);
   if (clo === undefined || chi === undefined) return { ...path, stop: 'memory' };
   path.entries.push({ kind: 'context', level: 0, addr: ctxAddr, value: clo, hi: chi });
-  if ((clo & 1n) === 0n) return { ...path, stop: 'not-present' };
-  const aw = Number(chi & 7n), tt = Number((clo >> 2n) & 3n);
-  const table = clo & ADDR_MASK;
-  path.context = { did: Number((chi >> 8n) & 0xffffn), aw, tt, fpd: (clo & 2n) !== 0n, table };
+  const ctx = decodeContext(clo, chi);
+  if (!ctx.present) return { ...path, stop: 'not-present' };
+  const { aw, tt, table } = ctx;
+  path.context = { did: ctx.did, aw, tt, fpd: ctx.fpd, table };
   if (tt === 2) return { ...path, stop: 'pass-through' };
   if (tt === 3) return { ...path, stop: 'reserved-tt' };
   const levels = aw + 2;
   let base = table;
   for (let level = levels; level >= 1; level--) {
-    const idx = (iova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn;
-    const addr = base + 8n * idx;
+    const addr = slEntryAddr(base, iova, level);
     const e = readQ(iommu, ram, addr);
     if (e === undefined) return { ...path, stop: 'memory' };
     path.entries.push({ kind: 'paging', level, addr, value: e });
-    if ((e & 3n) === 0n) return { ...path, stop: 'not-present' };
-    const leaf = level === 1 || ((level === 2 || level === 3) && (e & 0x80n) !== 0n);
-    if (leaf) return { ...path, leafLevel: level };
-    base = e & ADDR_MASK;
+    if (!slPresent(e)) return { ...path, stop: 'not-present' };
+    if (slIsLeaf(e, level)) return { ...path, leafLevel: level };
+    base = slAddr(e);
   }
   return path;
 }
 
 /** The span in bytes an entry at paging level `level` maps. */
-export const levelSpan = (level: number): bigint => 1n << BigInt(12 + 9 * (level - 1));
+export { levelSpan };
 
 // ---------------------------------------------------------------- interrupts
 
@@ -100,28 +96,18 @@ export function decodeMsi(addr: bigint, data: bigint): MsiDecode {
   return { remappable: true, shv, index: shv ? (handle + Number(data & 0xffffn)) & 0xffff : handle };
 }
 
-export interface Irte {
+/** An IRTE as read: both quadwords and their decoded fields. */
+export interface Irte extends DecodedIrte {
   lo: bigint;
   hi: bigint;
-  present: boolean;
-  fpd: boolean;
-  im: boolean;
-  vector: number;
-  dst: bigint;
-  sid: number;
-  sq: number;
-  svt: number;
 }
 
 /** The IRTE at `index` of the table latched from IRTA (`irta`: the register value at SIRTP), or undefined outside the table or RAM. */
 export function readIrte(iommu: Iommu, ram: bigint, irta: bigint, index: number): Irte | undefined {
-  const entries = 2 ** (Number(irta & 0xfn) + 1);
+  const entries = irtaEntries(irta);
   if (index >= entries) return undefined;
   const at = (irta & ~0xfffn & MASK64) + 16n * BigInt(index);
   const lo = readQ(iommu, ram, at), hi = readQ(iommu, ram, at + 8n);
   if (lo === undefined || hi === undefined) return undefined;
-  return {
-    lo, hi, present: (lo & 1n) === 1n, fpd: (lo & 2n) !== 0n, im: ((lo >> 15n) & 1n) === 1n,
-    vector: Number((lo >> 16n) & 0xffn), dst: lo >> 32n, sid: Number(hi & 0xffffn), sq: Number((hi >> 16n) & 3n), svt: Number((hi >> 18n) & 3n),
-  };
+  return { lo, hi, ...decodeIrte(lo, hi) };
 }

@@ -21,7 +21,12 @@
  * Browser-safe: no Node imports.
  */
 import { VtdError } from '../errors.js';
-import { formatRid, type Trace, type TraceHeader, type TraceOp } from '../trace.js';
+import type { Trace, TraceHeader, TraceOp } from '../trace.js';
+import { formatComment, formatHeader as writeHeader, formatOp, hex } from '../trace-writer.js';
+import {
+  REG, GCMD_TE, GCMD_SRTP, GCMD_QIE, SL_R, SL_W, SL_PS, G_GLOBAL, G_DOMAIN, G_DEVICE, G_PAGE,
+  ccDesc, iotlbDesc, waitDesc, ccmdValue, iotlbRegValue, ivaValue, rootEntry, contextEntry, contextAw, type Desc,
+} from '../guest/layout.js';
 
 /** A raw operation the driver makes: a guest-memory write or a register write. */
 export type LoweredOp =
@@ -110,10 +115,6 @@ export interface PoolLayout {
 const PAGE = 4096;
 const TWO32 = 2 ** 32;
 
-/** Register offsets (digest §1.1; IVA/IOTLB at IRO·16 with ECAP.IRO = 0xf, fixed by the trace format). */
-const REG_GCMD = 0x18, REG_RTADDR = 0x20, REG_CCMD = 0x28, REG_IQT = 0x88, REG_IQA = 0x90, REG_IVA = 0xf0, REG_IOTLB = 0xf8;
-/** GCMD bits (§1.3): persistent TE and QIE, one-shot SRTP. */
-const GCMD_TE = 0x80000000, GCMD_SRTP = 0x40000000, GCMD_QIE = 0x04000000;
 
 /**
  * What the unit reports (CAP, §2.3; the trace format fixes CAP to QEMU 7.2's
@@ -122,12 +123,8 @@ const GCMD_TE = 0x80000000, GCMD_SRTP = 0x40000000, GCMD_QIE = 0x04000000;
  */
 const CAP_ND = 6, CAP_MAMV = 18, CAP_SUPERPAGE_LEVELS = 2;
 
-/** Entry bits (§4.2): R, W, PS. */
-const PTE_R = 1, PTE_W = 2, PTE_PS = 0x80;
-/** Granularities in descriptor position (bits 5:4; §7.5). */
-const G_GLOBAL = 1, G_DOMAIN = 2, G_PAGE_OR_DEVICE = 3;
-/** Invalidation-wait: type 5, SW (bit 5); status data QI_DONE = 2 in bits 63:32 (Linux qi_submit_sync). */
-const WAIT_QW0_LO = 0x25, WAIT_STATUS_DONE = 2;
+/** Invalidation-wait status data: QI_DONE = 2 (Linux qi_submit_sync). */
+const WAIT_STATUS_DONE = 2;
 /** Queue: 2^(QS+8) descriptors with QS = 0, as Linux (QI_LENGTH 256). */
 const QUEUE_SLOTS = 256;
 
@@ -166,8 +163,6 @@ class Domain {
   constructor(readonly did: number, readonly top: Table) {}
 }
 
-const hex = (v: number | bigint): string => '0x' + v.toString(16);
-
 /** Stores a 32-bit word little-endian (cheaper than a DataView per operation). */
 function put32(b: Uint8Array, at: number, w: number): void {
   b[at] = w;
@@ -176,10 +171,10 @@ function put32(b: Uint8Array, at: number, w: number): void {
   b[at + 3] = w >>> 24;
 }
 
-/** Quadwords (numbers below 2^53) as the 32-bit words `writeMem` takes, low word first. */
-function words(...qwords: number[]): number[] {
+/** Quadwords as the 32-bit words `writeMem` takes, low word first. */
+function words(...qwords: bigint[]): number[] {
   const w: number[] = [];
-  for (const q of qwords) w.push(q % TWO32, Math.floor(q / TWO32));
+  for (const q of qwords) w.push(Number(q & 0xffffffffn), Number(q >> 32n));
   return w;
 }
 
@@ -304,7 +299,7 @@ export class GuestDriver {
     this.superpages = opts.superpages ?? true;
     this.aw = c.aw;
     this.levels = c.aw === 39 ? 3 : c.aw === 48 ? 4 : 5;
-    this.ctxAw = this.levels - 2;
+    this.ctxAw = contextAw(this.levels);
     this.pfnLimit = 2 ** (c.aw - 12);
     this.ramPages = Number(c.ram) / PAGE;
     this.maxLeafLevel = this.superpages ? 1 + CAP_SUPERPAGE_LEVELS : 1;
@@ -327,17 +322,17 @@ export class GuestDriver {
     if (this.initialized) return;
     this.initialized = true;
     if (this.invalidation === 'qi') {
-      this.writeReg(REG_IQT, 4, 0, emit);
-      this.writeReg(REG_IQA, 8, Number(this.layout.queue), emit); // QS = 0, DW = 0
+      this.writeReg(REG.IQT, 4, 0, emit);
+      this.writeReg(REG.IQA, 8, Number(this.layout.queue), emit); // QS = 0, DW = 0
       this.gcmd |= GCMD_QIE;
-      this.writeReg(REG_GCMD, 4, this.gcmd, emit);
+      this.writeReg(REG.GCMD, 4, this.gcmd, emit);
     }
-    this.writeReg(REG_RTADDR, 8, Number(this.layout.rootTable), emit); // TTM = 00: legacy mode
-    this.writeReg(REG_GCMD, 4, this.gcmd + GCMD_SRTP, emit);
+    this.writeReg(REG.RTADDR, 8, Number(this.layout.rootTable), emit); // TTM = 00: legacy mode
+    this.writeReg(REG.GCMD, 4, this.gcmd + GCMD_SRTP, emit);
     this.contextInv(G_GLOBAL, 0, 0, emit);
-    this.iotlbInv(G_GLOBAL, 0, 0, 0, 0, emit);
+    this.iotlbInv(G_GLOBAL, 0, 0, 0, false, emit);
     this.gcmd += GCMD_TE;
-    this.writeReg(REG_GCMD, 4, this.gcmd, emit);
+    this.writeReg(REG.GCMD, 4, this.gcmd, emit);
   }
 
   /** Lowers one workload operation. */
@@ -395,10 +390,10 @@ export class GuestDriver {
     const bus = sid >> 8, devfn = sid & 0xff;
     let ct = this.contexts.get(bus);
     if (old !== undefined) {
-      this.writeMem(ct! + devfn * 16, words(0, 0), emit);
+      this.writeMem(ct! + devfn * 16, words(0n, 0n), emit);
       this.stats.contextWrites += 2;
-      this.contextInv(G_PAGE_OR_DEVICE, old, sid, emit);
-      this.iotlbInv(G_DOMAIN, old, 0, 0, 0, emit);
+      this.contextInv(G_DEVICE, old, sid, emit);
+      this.iotlbInv(G_DOMAIN, old, 0, 0, false, emit);
       const od = this.domains.get(old)!;
       od.flushGen++;
       od.devices--;
@@ -412,17 +407,17 @@ export class GuestDriver {
       ct = gpa;
       this.contexts.set(bus, ct);
       this.stats.contextTables++;
-      this.writeMem(Number(this.layout.rootTable) + bus * 16, words(ct + 1), emit);
+      this.writeMem(Number(this.layout.rootTable) + bus * 16, words(rootEntry(BigInt(ct))[0]), emit);
       this.stats.contextWrites++;
     }
     // Context entry (§3.3): P, FPD = 0, TT = 00, SLPTPTR; AW, DID.
-    this.writeMem(ct + devfn * 16, words(d.top.gpa + 1, this.ctxAw + did * 256), emit);
+    this.writeMem(ct + devfn * 16, words(...contextEntry({ table: BigInt(d.top.gpa), aw: this.ctxAw, did })), emit);
     this.stats.contextWrites += 2;
     this.attached.set(sid, did);
     d.devices++;
     if (this.cm) {
-      this.contextInv(G_PAGE_OR_DEVICE, 0, sid, emit);
-      this.iotlbInv(G_DOMAIN, did, 0, 0, 0, emit);
+      this.contextInv(G_DEVICE, 0, sid, emit);
+      this.iotlbInv(G_DOMAIN, did, 0, 0, false, emit);
       d.flushGen++;
     }
   }
@@ -457,7 +452,7 @@ export class GuestDriver {
     }
     this.stats.maps++;
     this.stats.mapBytes += op.len;
-    const attr = (op.perm === 'w' ? 0 : PTE_R) + (op.perm === 'r' ? 0 : PTE_W);
+    const attr = (op.perm === 'w' ? 0 : SL_R) + (op.perm === 'r' ? 0 : SL_W);
     this.mapPages(d, iovaPfn, gpaPfn, pages, attr, emit);
     // __mapping_notify_one: not-present → present needs a flush only under caching mode.
     if (this.cm && d.devices > 0) this.flushPsi(d, iovaPfn, pages, false, emit);
@@ -475,7 +470,7 @@ export class GuestDriver {
     for (let i = i0; i <= i1; i++) {
       const v = e[i];
       if (v > 0) {
-        if (level === 1 || (v & PTE_PS) !== 0) {
+        if (level === 1 || (v & SL_PS) !== 0) {
           const at = Math.max(first, t.basePfn + i * span);
           throw new VtdError('TRACE', `map: domain ${d.did} already maps iova ${hex(BigInt(at) * 4096n)}: the range overlaps an existing mapping (unmap it first)`, { domain: d.did, iova: BigInt(at) * 4096n }, this.line);
         }
@@ -510,7 +505,7 @@ export class GuestDriver {
         // switch_to_super_page: an (empty) table where a superpage goes is freed and flushed first.
         for (let i = i0; i < i0 + count; i++) if (t.entries[i] > 0) this.replaceTable(d, t, i, emit);
       }
-      const flags = attr + (level > 1 ? PTE_PS : 0);
+      const flags = attr + (level > 1 ? SL_PS : 0);
       const e = t.entries;
       let v = g * PAGE + flags;
       const step = span * PAGE;
@@ -535,7 +530,7 @@ export class GuestDriver {
         continue;
       }
       const c = this.allocTable(l - 1, t.basePfn + i * SPAN[l], emit);
-      t.entries[i] = c.gpa + PTE_R + PTE_W; // non-leaf: R and W, the leaves decide
+      t.entries[i] = c.gpa + SL_R + SL_W; // non-leaf: R and W, the leaves decide
       (t.children ??= new Array<Table | undefined>(512))[i] = c;
       this.writeEntries(t, i, i, emit);
       t = c;
@@ -637,7 +632,7 @@ export class GuestDriver {
       const i = Math.floor((pfn - t.basePfn) / SPAN[l]);
       const v = t.entries[i];
       if (!(v > 0)) return 0;
-      if (l === 1 || (v & PTE_PS) !== 0) return l;
+      if (l === 1 || (v & SL_PS) !== 0) return l;
       t = t.children![i]!;
     }
   }
@@ -652,7 +647,7 @@ export class GuestDriver {
         const at = BigInt(Math.max(first, t.basePfn + i * span)) * 4096n;
         throw new VtdError('TRACE', `unmap: domain ${d.did} has nothing mapped at iova ${hex(at)}`, { domain: d.did, iova: at }, this.line);
       }
-      if (level > 1 && (v & PTE_PS) === 0) {
+      if (level > 1 && (v & SL_PS) === 0) {
         const c = t.children![i]!;
         this.scanMapped(d, c, level - 1, Math.max(first, c.basePfn), Math.min(last, c.basePfn + span - 1));
       }
@@ -676,7 +671,7 @@ export class GuestDriver {
       if (!(v > 0)) continue;
       const base = t.basePfn + i * span;
       if (first <= base && last >= base + span - 1) {
-        if (level > 1 && (v & PTE_PS) === 0) {
+        if (level > 1 && (v & SL_PS) === 0) {
           this.collectTables(t.children![i]!, freed);
           t.children![i] = undefined;
         }
@@ -697,7 +692,7 @@ export class GuestDriver {
       const e = t.entries;
       for (let i = 0; i < 512; i++) {
         const c = t.children[i];
-        if (c && e[i] > 0 && (e[i] & PTE_PS) === 0) this.collectTables(c, out);
+        if (c && e[i] > 0 && (e[i] & SL_PS) === 0) this.collectTables(c, out);
       }
     }
   }
@@ -706,7 +701,7 @@ export class GuestDriver {
 
   /** Flush-queue flush (Linux fq_flush_iotlb → intel_flush_iotlb_all): domain-selective, then the queued pages go back. */
   private flushDomain(d: Domain, emit: (op: LoweredOp) => void): void {
-    if (d.devices > 0) this.iotlbInv(G_DOMAIN, d.did, 0, 0, 0, emit);
+    if (d.devices > 0) this.iotlbInv(G_DOMAIN, d.did, 0, 0, false, emit);
     d.flushGen++;
     d.queued = 0;
     for (const f of d.pendingFree) this.freeTable(f);
@@ -730,11 +725,11 @@ export class GuestDriver {
       while (am < 64 && bitAt(pfn, am) !== bitAt(end, am)) am++;
     }
     if (am > CAP_MAMV) {
-      this.iotlbInv(G_DOMAIN, d.did, 0, 0, 0, emit);
+      this.iotlbInv(G_DOMAIN, d.did, 0, 0, false, emit);
       d.flushGen++;
       return;
     }
-    this.iotlbInv(G_PAGE_OR_DEVICE, d.did, pfn, am, ih ? 1 : 0, emit);
+    this.iotlbInv(G_PAGE, d.did, pfn, am, ih, emit);
   }
 
   // ------------------------------------------------------------------ invalidation
@@ -745,13 +740,8 @@ export class GuestDriver {
     if (g === G_GLOBAL) inv.contextGlobal++;
     else if (g === G_DOMAIN) inv.contextDomain++;
     else inv.contextDevice++;
-    if (this.invalidation === 'qi') {
-      this.submit(1 + g * 16 + did * 65536, sid, 0, 0, emit);
-    } else {
-      // ICC (63) | CIRG (62:61) | SID (31:16) | DID; one 8-byte write (Linux dmar_writeq).
-      const val = (1n << 63n) | (BigInt(g) << 61n) | (BigInt(sid) << 16n) | BigInt(did);
-      this.emitWr(REG_CCMD, 8, val, emit);
-    }
+    if (this.invalidation === 'qi') this.submit(ccDesc(g, did, sid), emit);
+    else this.emitWr(REG.CCMD, 8, ccmdValue(g, did, sid), emit); // one 8-byte write (Linux dmar_writeq)
   }
 
   /**
@@ -761,23 +751,17 @@ export class GuestDriver {
    * masks the address to its page), so IH reaches the unit only through the
    * register path.
    */
-  private iotlbInv(g: number, did: number, pfn: number, am: number, ih: number, emit: (op: LoweredOp) => void): void {
+  private iotlbInv(g: number, did: number, pfn: number, am: number, ih: boolean, emit: (op: LoweredOp) => void): void {
     const inv = this.stats.invalidations;
     if (g === G_GLOBAL) inv.iotlbGlobal++;
     else if (g === G_DOMAIN) inv.iotlbDomain++;
     else inv.iotlbPage++;
-    // Address as two halves: pfn * 4096 may pass 2^53 (aw 57).
-    const addrLo = (pfn % 2 ** 20) * PAGE, addrHi = Math.floor(pfn / 2 ** 20);
+    const addr = BigInt(pfn) << 12n;
     if (this.invalidation === 'qi') {
-      this.submit(2 + g * 16 + 0x40 + 0x80 + did * 65536, 0, g === G_PAGE_OR_DEVICE ? addrLo + am : 0, g === G_PAGE_OR_DEVICE ? addrHi : 0, emit);
+      this.submit(iotlbDesc(g, did, g === G_PAGE ? ivaValue(addr, am) : 0n, { dr: true, dw: true }), emit);
     } else {
-      if (g === G_PAGE_OR_DEVICE) {
-        const iva = (BigInt(addrHi) << 32n) | BigInt(addrLo + ih * 64 + am);
-        this.emitWr(REG_IVA, 8, iva, emit);
-      }
-      // IVT (63) | IIRG (61:60) | DW (48) | DID (47:32).
-      const val = (1n << 63n) | (BigInt(g) << 60n) | (1n << 48n) | (BigInt(did) << 32n);
-      this.emitWr(REG_IOTLB, 8, val, emit);
+      if (g === G_PAGE) this.emitWr(REG.IVA, 8, ivaValue(addr, am, ih), emit);
+      this.emitWr(REG.IOTLB, 8, iotlbRegValue(g, did, { dw: true }), emit);
     }
   }
 
@@ -787,14 +771,15 @@ export class GuestDriver {
    * go into the next two slots, then IQT moves past them. 256 slots, two per
    * submission: a pair never straddles the wrap.
    */
-  private submit(qw0lo: number, qw0hi: number, qw1lo: number, qw1hi: number, emit: (op: LoweredOp) => void): void {
+  private submit(desc: Desc, emit: (op: LoweredOp) => void): void {
     const slot = this.qiHead;
-    const status = Number(this.layout.status) + (slot + 1) * 4;
-    this.writeMem(Number(this.layout.queue) + slot * 16, [qw0lo, qw0hi, qw1lo, qw1hi, WAIT_QW0_LO, WAIT_STATUS_DONE, status % TWO32, Math.floor(status / TWO32)], emit);
+    const status = this.layout.status + BigInt((slot + 1) * 4);
+    const wait = waitDesc({ sw: true, data: WAIT_STATUS_DONE, addr: status });
+    this.writeMem(Number(this.layout.queue) + slot * 16, words(...desc, ...wait), emit);
     this.stats.descriptorWrites += 2;
     this.stats.invalidations.wait++;
     this.qiHead = (slot + 2) % QUEUE_SLOTS;
-    this.writeReg(REG_IQT, 4, this.qiHead * 16, emit);
+    this.writeReg(REG.IQT, 4, this.qiHead * 16, emit);
   }
 
   // ------------------------------------------------------------------ tables and memory
@@ -868,55 +853,18 @@ export class GuestDriver {
 
 // ------------------------------------------------------------------ text
 
-/** Bytes as `hex` (memory order, no 0x). */
-function bytesHex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += (x < 16 ? '0' : '') + x.toString(16);
-  return s;
-}
-
-/** A `mem` op's payload: `"q"` quadwords when gpa and length are multiples of 8, else `"hex"`. */
-function memFields(gpa: bigint, data: Uint8Array): string {
-  if ((gpa & 7n) === 0n && data.length % 8 === 0) {
-    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
-    const q: string[] = [];
-    for (let k = 0; k < data.length; k += 8) {
-      const lo = dv.getUint32(k, true), hi = dv.getUint32(k + 4, true);
-      q.push(hi === 0 ? `"0x${lo.toString(16)}"` : `"0x${hi.toString(16)}${lo.toString(16).padStart(8, '0')}"`);
-    }
-    return `"gpa":"${hex(gpa)}","q":[${q.join(',')}]`;
-  }
-  return `"gpa":"${hex(gpa)}","hex":"${bytesHex(data)}"`;
-}
-
 /**
  * One lowered op as a trace line (trace-format.md). With `index`, the line
  * starts with `"i": index` like a result line: a listing of lowered ops, not
- * a trace line (the format has no `i` in operations).
+ * a trace line.
  */
 export function formatLowered(op: LoweredOp, index?: number): string {
-  const head = index === undefined ? '{' : `{"i":${index},`;
-  if (op.op === 'mem') return `${head}"op":"mem",${memFields(op.gpa, op.data)}}`;
-  return `${head}"op":"wr","reg":"${hex(op.reg)}","size":${op.size},"val":"${hex(op.val)}"}`;
-}
-
-/** A raw trace op as a trace line. */
-function formatRaw(op: Exclude<TraceOp, WorkloadOp>): string {
-  switch (op.op) {
-    case 'mem': return `{"op":"mem",${memFields(op.gpa, op.data)}}`;
-    case 'mrd': return `{"op":"mrd","gpa":"${hex(op.gpa)}","len":${op.len}}`;
-    case 'wr': return `{"op":"wr","reg":"${hex(op.reg)}","size":${op.size},"val":"${hex(op.val)}"}`;
-    case 'rd': return `{"op":"rd","reg":"${hex(op.reg)}","size":${op.size}${op.mask !== undefined ? `,"mask":"${hex(op.mask)}"` : ''}}`;
-    case 'dma': return `{"op":"dma","sid":"${formatRid(op.sid)}","iova":"${hex(op.iova)}","len":${op.len},"dir":"${op.dir}"}`;
-    case 'msi': return `{"op":"msi","sid":"${formatRid(op.sid)}","addr":"${hex(op.addr)}","data":"${hex(op.data)}"}`;
-  }
+  return formatOp(op, index);
 }
 
 /** The header line of a trace, every option explicit. */
 export function formatHeader(h: TraceHeader): string {
-  const c = h.config;
-  const iommu = `{"aw":${c.aw},"cm":${c.cm},"ir":${c.ir},"eim":${c.eim},"pt":${c.pt},"sc":${c.sc},"dt":${c.dt},"sm":${c.sm},"nfr":${c.nfr},"ram":"${hex(c.ram)}"}`;
-  return `{"vtd-trace":1,"iommu":${iommu},"devices":[${h.devices.map((d) => `"${formatRid(d)}"`).join(',')}]}`;
+  return writeHeader(h.config, h.devices);
 }
 
 /**
@@ -935,11 +883,11 @@ export function lowerOps(header: TraceHeader, ops: Iterable<TraceOp>, write: (li
     if (op.op === 'attach' || op.op === 'map' || op.op === 'unmap') {
       if (!started) {
         started = true;
-        write(`# guest-driver model (docs/workloads/driver.md): policy ${driver.policy}${driver.policyForced ? ' (forced by caching mode)' : ''}, ${driver.invalidation === 'qi' ? 'queued' : 'register'} invalidation, ${driver.superpages ? '' : 'no '}superpages${driver.policy === 'lazy' ? `, flush queue ${driver.flushQueue}` : ''}; page pool [${hex(driver.layout.base)}, ${hex(header.config.ram)})`);
+        write(formatComment(`guest-driver model (docs/workloads/driver.md): policy ${driver.policy}${driver.policyForced ? ' (forced by caching mode)' : ''}, ${driver.invalidation === 'qi' ? 'queued' : 'register'} invalidation, ${driver.superpages ? '' : 'no '}superpages${driver.policy === 'lazy' ? `, flush queue ${driver.flushQueue}` : ''}; page pool [${hex(driver.layout.base)}, ${hex(header.config.ram)})`));
         driver.init(emit);
       }
       driver.lower(op, emit);
-    } else write(formatRaw(op));
+    } else write(formatOp(op));
   }
   driver.finish(emit);
   return driver;

@@ -23,6 +23,8 @@
  */
 import { VtdError } from '../errors.js';
 import { formatRid } from '../trace.js';
+import { formatComment, formatHeader as writeHeader, formatOp as writeOp, hex } from '../trace-writer.js';
+import { decodeDesc, descType, DESC_IOTLB, G_DEVICE, G_DOMAIN, G_GLOBAL, G_PAGE } from '../guest/layout.js';
 
 // ---------------------------------------------------------------------------
 // Lines
@@ -191,7 +193,7 @@ function parsePayload(w: FtraceWhere, name: string, payload: string): FtraceEven
       const m = QI_PAYLOAD.exec(payload);
       if (!m) malformed(w, name, '<type> <unit>: 0xQW0 0xQW1 0xQW2 0xQW3', payload);
       const qw = [BigInt(m[3]), BigInt(m[4]), BigInt(m[5]), BigInt(m[6])] as const;
-      const code = Number(qw[0] & 0xfn);
+      const code = descType(qw[0]);
       // Unknown types print as their hex value (__print_symbolic).
       const expected = QI_TYPE_NAMES[code] ?? `0x${code.toString(16)}`;
       if (m[1] !== expected) {
@@ -272,25 +274,23 @@ type Descriptor =
   | { kind: 'other' };
 
 /**
- * Decodes the fields the importer uses. IOTLB (0x2) and PASID-based IOTLB
- * (0x6): G in QW0 5:4 (01 global, 10 domain or all of a PASID, 11 page),
- * DID in QW0 31:16, ADDR in QW1 63:12, AM in QW1 5:0. Context cache (0x1):
- * G 11 device-selective, DID 31:16, SID 47:32.
+ * What the importer makes of a descriptor (fields decoded by guest/layout.ts).
+ * IOTLB (0x2) and PASID-based IOTLB (0x6): G 11 page-selective (the 2^AM
+ * pages holding ADDR), 10 domain-selective (or all of a PASID), 01 global
+ * (0x2 only). Context cache (0x1): G 11 device-selective, with DID and SID.
  */
 function decodeDescriptor(qw0: bigint, qw1: bigint): Descriptor {
-  const type = Number(qw0 & 0xfn);
-  const g = Number((qw0 >> 4n) & 3n);
-  const did = Number((qw0 >> 16n) & 0xffffn);
-  if (type === 0x2 || type === 0x6) {
-    if (g === 3) {
-      const pages = 2 ** Number(qw1 & 0x3fn);
-      return { kind: 'iotlb-page', did, firstPage: Math.floor(Number(qw1 >> 12n) / pages) * pages, pages };
+  const d = decodeDesc(qw0, qw1);
+  if ('am' in d) {
+    if (d.g === G_PAGE) {
+      const pages = 2 ** d.am;
+      return { kind: 'iotlb-page', did: d.did, firstPage: Math.floor(Number(d.addr >> 12n) / pages) * pages, pages };
     }
-    if (g === 2) return { kind: 'iotlb-domain', did };
-    if (type === 0x2 && g === 1) return { kind: 'iotlb-global' };
+    if (d.g === G_DOMAIN) return { kind: 'iotlb-domain', did: d.did };
+    if (d.type === DESC_IOTLB && d.g === G_GLOBAL) return { kind: 'iotlb-global' };
     return { kind: 'other' };
   }
-  if (type === 0x1 && g === 3) return { kind: 'cc-device', did, sid: Number((qw0 >> 32n) & 0xffffn) };
+  if ('fm' in d && d.g === G_DEVICE) return { kind: 'cc-device', did: d.did, sid: d.sid };
   return { kind: 'other' };
 }
 
@@ -1158,32 +1158,19 @@ export class FtraceImporter {
 // ---------------------------------------------------------------------------
 // Output
 
-const hex = (v: bigint | number): string => '0x' + v.toString(16);
-
 /** The workload trace's header line. */
 export function formatHeader(h: ImportResult['header']): string {
-  return JSON.stringify({ 'vtd-trace': 1, iommu: { aw: h.aw, cm: h.cm, ram: hex(h.ram) }, devices: h.devices.map(formatRid) });
+  return writeHeader({ aw: h.aw, cm: h.cm, ram: h.ram }, h.devices);
 }
 
 /** One op as a trace line (a note as a `#` comment). */
 export function formatOp(o: WorkloadOp): string {
-  switch (o.op) {
-    case 'attach':
-      return `{"op":"attach","sid":"${formatRid(o.sid)}","domain":${o.domain}}`;
-    case 'map':
-      return `{"op":"map","domain":${o.domain},"iova":"${hex(o.iova)}","gpa":"${hex(o.gpa)}","len":${o.len},"perm":"${o.perm}"}`;
-    case 'unmap':
-      return `{"op":"unmap","domain":${o.domain},"iova":"${hex(o.iova)}","len":${o.len}}`;
-    case 'dma':
-      return `{"op":"dma","sid":"${formatRid(o.sid)}","iova":"${hex(o.iova)}","len":${o.len},"dir":"${o.dir}"}`;
-    case 'note':
-      return `# ${o.text.replace(/[\r\n]+/g, ' ')}`;
-  }
+  return o.op === 'note' ? formatComment(o.text) : writeOp(o);
 }
 
 /** The whole workload trace, line by line: the comment, the header, the ops. */
 export function* formatImport(r: ImportResult): Generator<string> {
-  yield `# ${r.comment}`;
+  yield formatComment(r.comment);
   yield formatHeader(r.header);
   for (const o of r.ops) yield formatOp(o);
 }

@@ -11,6 +11,7 @@ import { renderTrace, traceForSeed, type GeneratedTrace, type Unit } from '../..
 import { fileDifference } from '../../src/conform/report.js';
 import { plantDifference, type QemuAlteration } from '../../src/conform/run.js';
 import { shrinkTrace, signature } from '../../src/conform/shrink.js';
+import { formatOp } from '../../src/trace-writer.js';
 
 /** A stand-in for QEMU: our core, then the alteration. */
 const plantedCheck = (alter: QemuAlteration) => async (text: string): Promise<Verdict> => {
@@ -33,7 +34,7 @@ async function assertOneMinimal(header: GeneratedTrace['header'], units: Unit[],
   for (let i = 0; i < units.length; i++) {
     const without = [...units.slice(0, i), ...units.slice(i + 1)];
     const v = await check(renderTrace({ header, units: without }));
-    assert.notEqual(signature(v), want, `op ${i} (${JSON.stringify(units[i].op)}) could go: not minimal`);
+    assert.notEqual(signature(v), want, `op ${i} (${formatOp(units[i].op)}) could go: not minimal`);
   }
 }
 

@@ -20,9 +20,13 @@ import {
   type ModelMsi,
 } from './model.js';
 import { CachedWindowModel, describeMsi, describeOutcome, outcomeOf, sameMsi, sameOutcome, toModelDma, type Outcome } from './windows.js';
+import {
+  REG, CCMD_ICC, IOTLB_IVT, GCMD_PERSISTENT, GCMD_QIE, GCMD_SRTP, GCMD_TE, G_DEVICE, G_DOMAIN, G_GLOBAL, G_PAGE,
+  ccDesc, ccmdValue, contextEntry as encodeContext, contextEntryAddr, iotlbDesc, iotlbRegValue, iqaValue, ivaValue, rootEntry,
+} from '../../src/guest/layout.js';
 
 // ---------------------------------------------------------------------------
-// Guest-side helpers (register encodings from digest §1.3, §3.3, §4.2, §7.2 - §7.5)
+// Guest-side helpers (encodings from src/guest/layout.ts: digest §1.3, §3.3, §4.2, §7.2 - §7.5)
 // ---------------------------------------------------------------------------
 
 /** Anything that takes the guest's register and memory writes: RefModel, CachedWindowModel, ToyCachingUnit. */
@@ -49,17 +53,15 @@ const TREE_B = 0x120000n;
 const FRAME_1 = 0x2000000n;
 const FRAME_2 = 0x3000000n;
 
-const GCMD = 0x18;
-const GSTS = 0x1c;
-const TE = 1n << 31n;
-const SRTP = 1n << 30n;
-const QIE = 1n << 26n;
+const TE = BigInt(GCMD_TE);
+const SRTP = BigInt(GCMD_SRTP);
+const QIE = BigInt(GCMD_QIE);
 /** GSTS bits that are persistent GCMD commands (TE, QIE, IRE, CFI): a GCMD write must repeat them (§1.3). */
-const PERSISTENT = (1n << 31n) | (1n << 26n) | (1n << 25n) | (1n << 23n);
+const PERSISTENT = BigInt(GCMD_PERSISTENT);
 
 function gcmd(g: Guest, set: bigint, clear = 0n): void {
-  const persistent = g.mmioRead(GSTS, 4) & PERSISTENT;
-  g.mmioWrite(GCMD, 4, (persistent | set) & ~clear);
+  const persistent = g.mmioRead(REG.GSTS, 4) & PERSISTENT;
+  g.mmioWrite(REG.GCMD, 4, (persistent | set) & ~clear);
 }
 
 interface CtxOpts {
@@ -72,12 +74,11 @@ interface CtxOpts {
 }
 
 function contextEntry(o: CtxOpts): [bigint, bigint] {
-  const lo = (o.table ?? TREE_A) | (BigInt(o.tt ?? 0) << 2n) | (o.fpd ? 2n : 0n) | (o.present === false ? 0n : 1n);
-  return [lo, (BigInt(o.did ?? 5) << 8n) | BigInt(o.aw ?? 1)];
+  return encodeContext({ table: o.table ?? TREE_A, tt: o.tt, fpd: o.fpd, present: o.present, did: o.did ?? 5, aw: o.aw ?? 1 });
 }
 
 function setContext(g: Guest, sid: number, o: CtxOpts, contextTable = CONTEXT_TABLE): void {
-  g.writeMem(contextTable + 16n * BigInt(sid & 0xff), le(...contextEntry(o)));
+  g.writeMem(contextEntryAddr(contextTable, sid & 0xff), le(...contextEntry(o)));
 }
 
 /** The two trees' upper levels; each tree's level-1 table starts empty (all pages not present). */
@@ -100,54 +101,52 @@ function setPde(g: Guest, tree: bigint, index: bigint, value: bigint): void {
 
 /** Root table -> context table for bus 0, context entry of SID, TE on. */
 function boot(g: Guest, ctx: CtxOpts = {}): void {
-  g.writeMem(ROOT_TABLE, le(CONTEXT_TABLE | 1n, 0n));
+  g.writeMem(ROOT_TABLE, le(...rootEntry(CONTEXT_TABLE)));
   buildTrees(g);
   setContext(g, SID, ctx);
-  g.mmioWrite(0x20, 8, ROOT_TABLE);
+  g.mmioWrite(REG.RTADDR, 8, ROOT_TABLE);
   gcmd(g, SRTP);
   gcmd(g, TE);
 }
 
 // Register-based invalidations (§7.2, §7.3).
-const ICC = 1n << 63n;
-const IVT = 1n << 63n;
 function ccGlobal(g: Guest): void {
-  g.mmioWrite(0x28, 8, ICC | (1n << 61n));
+  g.mmioWrite(REG.CCMD, 8, ccmdValue(G_GLOBAL, 0));
 }
 function ccDomain(g: Guest, did: number): void {
-  g.mmioWrite(0x28, 8, ICC | (2n << 61n) | BigInt(did));
+  g.mmioWrite(REG.CCMD, 8, ccmdValue(G_DOMAIN, did));
 }
 function ccDevice(g: Guest, sid: number, fm = 0, did = 0): void {
-  g.mmioWrite(0x28, 8, ICC | (3n << 61n) | (BigInt(fm) << 32n) | (BigInt(sid) << 16n) | BigInt(did));
+  g.mmioWrite(REG.CCMD, 8, ccmdValue(G_DEVICE, did, sid, fm));
 }
 function iotlbGlobal(g: Guest): void {
-  g.mmioWrite(0xf8, 8, IVT | (1n << 60n));
+  g.mmioWrite(REG.IOTLB, 8, iotlbRegValue(G_GLOBAL, 0));
 }
 function iotlbDomain(g: Guest, did: number): void {
-  g.mmioWrite(0xf8, 8, IVT | (2n << 60n) | (BigInt(did) << 32n));
+  g.mmioWrite(REG.IOTLB, 8, iotlbRegValue(G_DOMAIN, did));
 }
 function iotlbPage(g: Guest, did: number, addr: bigint, am = 0, ih = false): void {
-  g.mmioWrite(0xf0, 8, addr | (ih ? 0x40n : 0n) | BigInt(am));
-  g.mmioWrite(0xf8, 8, IVT | (3n << 60n) | (BigInt(did) << 32n));
+  g.mmioWrite(REG.IVA, 8, ivaValue(addr, am, ih));
+  g.mmioWrite(REG.IOTLB, 8, iotlbRegValue(G_PAGE, did));
 }
 
 // Queued invalidation (§7.4, §7.5): queue at 0x180000, QS=0 (256 descriptors).
 const QUEUE = 0x180000n;
 function enableQueue(g: Guest): void {
-  g.mmioWrite(0x90, 8, QUEUE);
-  g.mmioWrite(0x88, 8, 0n);
+  g.mmioWrite(REG.IQA, 8, iqaValue(QUEUE, 0));
+  g.mmioWrite(REG.IQT, 8, 0n);
   gcmd(g, QIE);
 }
 function submit(g: Guest, qw0: bigint, qw1: bigint): void {
-  const tail = g.mmioRead(0x88, 8);
+  const tail = g.mmioRead(REG.IQT, 8);
   g.writeMem(QUEUE + tail, le(qw0, qw1));
-  g.mmioWrite(0x88, 8, (tail + 16n) % 0x1000n);
+  g.mmioWrite(REG.IQT, 8, (tail + 16n) % 0x1000n);
 }
 function qCc(g: Guest, gran: number, did = 0, sid = 0, fm = 0): void {
-  submit(g, 0x1n | (BigInt(gran) << 4n) | (BigInt(did) << 16n) | (BigInt(sid) << 32n) | (BigInt(fm) << 48n), 0n);
+  submit(g, ...ccDesc(gran, did, sid, fm));
 }
 function qIotlb(g: Guest, gran: number, did = 0, addr = 0n, am = 0): void {
-  submit(g, 0x2n | (BigInt(gran) << 4n) | (BigInt(did) << 16n), addr | BigInt(am));
+  submit(g, ...iotlbDesc(gran, did, ivaValue(addr, am)));
 }
 
 function cfg(over: Partial<ModelConfig> = {}): ModelConfig {
@@ -381,7 +380,7 @@ describe('windows: what needs no invalidation, and what does not flush', () => {
 
   test('SRTP does not flush: a context cached under the old root table stays usable until invalidated', () => {
     const w = warmUnit();
-    w.mmioWrite(0x20, 8, 0x150000n); // an empty root table
+    w.mmioWrite(REG.RTADDR, 8, 0x150000n); // an empty root table
     gcmd(w, SRTP);
     assertAllowed(w, 0n, 'r', [fault(1), ok(FRAME_1)]);
     ccGlobal(w);
@@ -446,10 +445,10 @@ describe('windows: queued invalidation and the register interface', () => {
     m.setInvalidationListener((inv) => seen.push(inv));
     ccDevice(m, 0x1234, 2, 7);
     ccDomain(m, 9);
-    m.mmioWrite(0x28, 8, ICC); // CIRG 00: not performed
+    m.mmioWrite(REG.CCMD, 8, CCMD_ICC); // CIRG 00: not performed
     iotlbPage(m, 3, 0x12345000n, 2, true);
-    m.mmioWrite(0xf0, 8, 19n);
-    m.mmioWrite(0xf8, 8, IVT | (3n << 60n)); // AM 19 > MAMV: not performed
+    m.mmioWrite(REG.IVA, 8, 19n);
+    m.mmioWrite(REG.IOTLB, 8, IOTLB_IVT | (3n << 60n)); // AM 19 > MAMV: not performed
     enableQueue(m);
     qCc(m, 1);
     qIotlb(m, 2, 4);
@@ -591,7 +590,7 @@ function bootWorld(guests: Guest[], useQueue: boolean): void {
       setPte(g, TREE_B, page << 12n, (FRAME_2 + (page << 12n)) | 3n);
     }
     for (const sid of SIDS) for (const t of CONTEXT_TABLES) setContext(g, sid, { did: 1, table: TREE_A }, t);
-    g.mmioWrite(0x20, 8, ROOT_TABLE);
+    g.mmioWrite(REG.RTADDR, 8, ROOT_TABLE);
     gcmd(g, SRTP);
     gcmd(g, TE);
     if (useQueue) enableQueue(g);
@@ -612,7 +611,7 @@ function applyGuestAction(guests: Guest[], a: Exclude<Action, { kind: 'dma' }>, 
         setPde(g, TREES[a.tree]!, 1n, PDE1_CHOICES[a.value]!);
         break;
       case 'srtp':
-        g.mmioWrite(0x20, 8, ROOTS[a.root]!);
+        g.mmioWrite(REG.RTADDR, 8, ROOTS[a.root]!);
         gcmd(g, SRTP);
         break;
       case 'te':

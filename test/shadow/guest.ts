@@ -6,6 +6,10 @@
  */
 import { Iommu } from '../../src/index.js';
 import { mergeRuns, type Run } from '../../src/shadow/sync.js';
+import {
+  REG, GCMD_SRTP, GCMD_TE, G_DOMAIN, G_PAGE, contextEntry, contextEntryAddr, iotlbRegValue, ivaValue, rootEntry,
+  slAddr, slEntry, slEntryAddr, slPresent, slPs, SL_RW,
+} from '../../src/guest/layout.js';
 
 export const SID = 0x18, DID = 3, PML4 = 0x100000n;
 
@@ -17,11 +21,11 @@ export class Guest {
 
   constructor(ram: number = 1 << 30) {
     this.iommu = Iommu.create({ aw: 48, cm: true, ram });
-    this.iommu.writeGuestQwords(0x1000, [0x2001n, 0n]); // root: bus 0 -> context table 0x2000
-    this.iommu.writeGuestQwords(0x2000 + (SID & 0xff) * 16, [PML4 | 1n, (BigInt(DID) << 8n) | 2n]);
-    this.iommu.mmioWrite(0x20, 8, 0x1000n);
-    this.iommu.mmioWrite(0x18, 4, 0x40000000);
-    this.iommu.mmioWrite(0x18, 4, 0x80000000);
+    this.iommu.writeGuestQwords(0x1000, rootEntry(0x2000n)); // root: bus 0 -> context table 0x2000
+    this.iommu.writeGuestQwords(contextEntryAddr(0x2000n, SID & 0xff), contextEntry({ table: PML4, aw: 2, did: DID }));
+    this.iommu.mmioWrite(REG.RTADDR, 8, 0x1000n);
+    this.iommu.mmioWrite(REG.GCMD, 4, GCMD_SRTP);
+    this.iommu.mmioWrite(REG.GCMD, 4, GCMD_TE);
   }
 
   private read(addr: bigint): bigint {
@@ -32,16 +36,16 @@ export class Guest {
   private pt(iova: bigint, create: boolean): bigint | undefined {
     let table = PML4;
     for (let level = 4; level >= 2; level--) {
-      const slot = table + ((iova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8n;
+      const slot = slEntryAddr(table, iova, level);
       let e = this.read(slot);
-      if ((e & 3n) === 0n || (level === 2 && (e & 0x80n))) {
+      if (!slPresent(e) || (level === 2 && slPs(e))) {
         if (!create) return undefined;
         const t = this.next;
         this.next += 0x1000n;
-        e = t | 3n;
+        e = slEntry(t, SL_RW);
         this.iommu.writeGuestQwords(slot, [e]);
       }
-      table = e & 0xffffffffff000n;
+      table = slAddr(e);
     }
     return table;
   }
@@ -50,7 +54,7 @@ export class Guest {
   tableOf(iova: bigint, level: number): bigint {
     this.pt(iova, true);
     let table = PML4;
-    for (let l = 4; l > level; l--) table = this.read(table + ((iova >> BigInt(12 + 9 * (l - 1))) & 0x1ffn) * 8n) & 0xffffffffff000n;
+    for (let l = 4; l > level; l--) table = slAddr(this.read(slEntryAddr(table, iova, l)));
     return table;
   }
 
@@ -59,23 +63,23 @@ export class Guest {
     if (pde2m) {
       this.pt(iova, true); // make sure the PD exists; then overwrite the PDE with a leaf
       let table = PML4;
-      for (let level = 4; level >= 3; level--) table = this.read(table + ((iova >> BigInt(12 + 9 * (level - 1))) & 0x1ffn) * 8n) & 0xffffffffff000n;
-      this.iommu.writeGuestQwords(table + ((iova >> 21n) & 0x1ffn) * 8n, [gpa | 0x80n | rw]);
+      for (let level = 4; level >= 3; level--) table = slAddr(this.read(slEntryAddr(table, iova, level)));
+      this.iommu.writeGuestQwords(slEntryAddr(table, iova, 2), [slEntry(gpa, rw, true)]);
     } else {
-      for (let o = 0n; o < size; o += 0x1000n) this.iommu.writeGuestQwords(this.pt(iova + o, true)! + (((iova + o) >> 12n) & 0x1ffn) * 8n, [(gpa + o) | rw]);
+      for (let o = 0n; o < size; o += 0x1000n) this.iommu.writeGuestQwords(slEntryAddr(this.pt(iova + o, true)!, iova + o, 1), [slEntry(gpa + o, rw)]);
     }
     this.invalidate(iova, size);
   }
 
   /** Writes one 4 KiB leaf without invalidating (for building large tables quickly). */
   mapNoInvalidate(iova: bigint, gpa: bigint, rw: bigint): void {
-    this.iommu.writeGuestQwords(this.pt(iova, true)! + ((iova >> 12n) & 0x1ffn) * 8n, [gpa | rw]);
+    this.iommu.writeGuestQwords(slEntryAddr(this.pt(iova, true)!, iova, 1), [slEntry(gpa, rw)]);
   }
 
   unmap(iova: bigint, size: bigint): void {
     for (let o = 0n; o < size; o += 0x1000n) {
       const pt = this.pt(iova + o, false);
-      if (pt !== undefined) this.iommu.writeGuestQwords(pt + (((iova + o) >> 12n) & 0x1ffn) * 8n, [0n]);
+      if (pt !== undefined) this.iommu.writeGuestQwords(slEntryAddr(pt, iova + o, 1), [0n]);
     }
     this.invalidate(iova, size);
   }
@@ -85,12 +89,12 @@ export class Guest {
     let am = 0;
     while (((iova >> BigInt(12 + am)) << BigInt(12 + am)) + (1n << BigInt(12 + am)) < iova + size) am++;
     if (am > 18) return this.invalidateDomain();
-    this.iommu.mmioWrite(0xf0, 8, ((iova >> BigInt(12 + am)) << BigInt(12 + am)) | BigInt(am));
-    this.iommu.mmioWrite(0xf8, 8, 0xb000000000000000n | (BigInt(DID) << 32n));
+    this.iommu.mmioWrite(REG.IVA, 8, ivaValue((iova >> BigInt(12 + am)) << BigInt(12 + am), am));
+    this.iommu.mmioWrite(REG.IOTLB, 8, iotlbRegValue(G_PAGE, DID));
   }
 
   invalidateDomain(): void {
-    this.iommu.mmioWrite(0xf8, 8, 0xa000000000000000n | (BigInt(DID) << 32n));
+    this.iommu.mmioWrite(REG.IOTLB, 8, iotlbRegValue(G_DOMAIN, DID));
   }
 
   /** The guest's effective present mappings, as maximal runs. */
