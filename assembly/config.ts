@@ -7,7 +7,6 @@
 import { bitMask64, rangeMask64 } from "./bits";
 import { FLAG_CM, FLAG_DT, FLAG_EIM, FLAG_IR, FLAG_PI, FLAG_PMR, FLAG_PT, FLAG_SC } from "./abi";
 
-
 // ---- CAP fields (digest §2.1) --------------------------------------------
 // @ts-ignore: decorator
 @inline export const CAP_ND_SHIFT: u32 = 0;

@@ -15,7 +15,7 @@ import { translate as translateOne, translateFast, outAddr, outAddr2, splitLen, 
 import { irRemap, irRemapIoapic, irOutAddr, irOutData, irIndex } from "./irstate";
 import { rangeWalk, rwResume, rwEntries, rwBad } from "./rangewalk";
 import { configureUnit, isConfigured, mmioRead as unitRead, mmioWrite as unitWrite } from "./unit";
-import { BATCH_BAD_REQUEST, BATCH_CAP, BATCH_RECORD, BREQ_IOVA, BREQ_LEN, BREQ_SID, BREQ_WRITE, BRESP_OUT, BRESP_STATUS, IO_SIZE, MAX_REQUEST_LEN, MEM_BAD_LENGTH, MEM_EXHAUSTED, MEM_OK, MEM_OUTSIDE_RAM, RANGE_CAP, RESULT_VALUE, RESULT_WORD2, RESULT_WORD3, ST_INVALID } from "./abi";
+import { BATCH_BAD_REQUEST, BATCH_CAP, CFG_NO_MEMORY, BATCH_RECORD, BREQ_IOVA, BREQ_LEN, BREQ_SID, BREQ_WRITE, BRESP_OUT, BRESP_STATUS, IO_SIZE, MAX_REQUEST_LEN, MEM_BAD_LENGTH, MEM_EXHAUSTED, MEM_OK, MEM_OUTSIDE_RAM, RANGE_CAP, RESULT_VALUE, RESULT_WORD2, RESULT_WORD3, ST_INVALID } from "./abi";
 
 
 let ioBuf: usize = 0;
@@ -38,7 +38,7 @@ export function configure(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, cont
     batchReq = tryAlloc(<usize>BATCH_CAP * 16);
     batchResp = tryAlloc(<usize>BATCH_CAP * 16);
     counterSave = tryAlloc(<usize>COUNTER_COUNT << 3);
-    if (ioBuf == 0 || result == 0 || batchReq == 0 || batchResp == 0 || counterSave == 0) return 3;
+    if (ioBuf == 0 || result == 0 || batchReq == 0 || batchResp == 0 || counterSave == 0) return CFG_NO_MEMORY;
   }
   return configureUnit(aw, flags, nfr, iotlbEntries, contextCache != 0);
 }

@@ -4,7 +4,7 @@
 // The sources are the core files that declare the ABI (ABI_SOURCES). Every
 // `@inline export const NAME: T = EXPR;` in them is emitted, with the doc
 // comment above it. EXPR may use numeric literals, the operators
-// + - * << >> | & ~ ( ) and names declared earlier in the same sources;
+// + - * / << >> | & ~ ( ) and names declared earlier in the same sources;
 // `<T>` casts are dropped. Anything else is an error naming the file and line:
 // the generator never guesses.
 //
@@ -22,14 +22,14 @@ const DECL = /^@inline export const ([A-Z][A-Z0-9_]*): (u8|u16|u32|i32|u64|usize
 function evaluate(expr, names, where) {
   const src = expr.replace(/<(?:u8|u16|u32|i32|u64|usize)>/g, '');
   let js = '';
-  for (const tok of src.match(/0x[0-9a-fA-F_]+|0b[01_]+|\d[\d_]*|[A-Za-z_][A-Za-z0-9_]*|<<|>>>|>>|[-+*|&~()^]|\s+|./g) ?? []) {
+  for (const tok of src.match(/0x[0-9a-fA-F_]+|0b[01_]+|\d[\d_]*|[A-Za-z_][A-Za-z0-9_]*|<<|>>>|>>|[-+*/|&~()^]|\s+|./g) ?? []) {
     if (/^\s+$/.test(tok)) continue;
     if (/^(0x|0b|\d)/.test(tok)) js += `${BigInt(tok.replace(/_/g, ''))}n`;
     else if (/^[A-Za-z_]/.test(tok)) {
       if (!names.has(tok)) throw new Error(`${where}: ${tok} is not an ABI constant declared before it`);
       js += `${names.get(tok)}n`;
     } else if (tok === '>>>') js += '>>';
-    else if (/^(<<|>>|[-+*|&~()^])$/.test(tok)) js += tok;
+    else if (/^(<<|>>|[-+*/|&~()^])$/.test(tok)) js += tok;
     else throw new Error(`${where}: unsupported token ${JSON.stringify(tok)} in ${expr}`);
   }
   // eslint-disable-next-line no-new-func

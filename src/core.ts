@@ -9,6 +9,7 @@
  * path reads results through views built once.
  */
 import { VtdError } from './errors.js';
+import * as abi from './generated/abi.js';
 import { CORE_WASM_BASE64 } from './generated/wasm.js';
 
 /** The core's numeric exports (assembly/index.ts). */
@@ -46,30 +47,84 @@ interface CoreExports {
   memoryPages(): number;
 }
 
-/** Configuration flags (assembly/config.ts FLAG_*). */
+/** Configuration flags (configure's `flags`). */
 export const CoreFlag = {
-  CM: 1 << 0, IR: 1 << 1, EIM: 1 << 2, PT: 1 << 3, SC: 1 << 4, DT: 1 << 5,
-  EXTERNAL_MEMORY: 1 << 6, PMR: 1 << 7, PI: 1 << 8,
+  CM: abi.FLAG_CM, IR: abi.FLAG_IR, EIM: abi.FLAG_EIM, PT: abi.FLAG_PT, SC: abi.FLAG_SC, DT: abi.FLAG_DT,
+  EXTERNAL_MEMORY: abi.FLAG_EXTERNAL_MEMORY, PMR: abi.FLAG_PMR, PI: abi.FLAG_PI,
 } as const;
 
-/** Result status bits (assembly/translate.ts ST_*). */
+/** Request status bits (translate, translateBatch, probe, remapMsi, remapIoapic). */
 export const Status = {
-  OK: 0, FAULT: 0x100, FPD: 0x200, BLOCKED: 0x400, INTERRUPT: 0x800, POSTED: 0x1000, INVALID: 0x2000, REASON_MASK: 0xff,
+  OK: abi.ST_OK, FAULT: abi.ST_FAULT, FPD: abi.ST_FPD, BLOCKED: abi.ST_BLOCKED, INTERRUPT: abi.ST_INTERRUPT,
+  POSTED: abi.ST_POSTED, INVALID: abi.ST_INVALID, REASON_MASK: abi.ST_REASON_MASK,
 } as const;
 
-/** Most bytes of one DMA request (assembly/translate.ts MAX_REQUEST_LEN). */
-export const MAX_REQUEST_LEN = 4096;
+/** Most bytes of one DMA request. */
+export const MAX_REQUEST_LEN = abi.MAX_REQUEST_LEN;
 
-/** translateBatch's answer for a request with a bad length: this bit | its index (assembly/index.ts BAD_REQUEST). */
-const BATCH_BAD_REQUEST = 0x80000000;
+/** writeGuest/readGuest answers. */
+export const MemStatus = {
+  OK: abi.MEM_OK, OUTSIDE_RAM: abi.MEM_OUTSIDE_RAM, EXHAUSTED: abi.MEM_EXHAUSTED, BAD_LENGTH: abi.MEM_BAD_LENGTH,
+} as const;
 
-/** Event kinds (assembly/events.ts EV_*). */
-export const EventKind = { FAULT_MSI: 1, COMPLETION_MSI: 2, INVALIDATION: 3 } as const;
+/**
+ * The batch blocks' layout in u32 words, for embedders that fill `BatchPath.requests` and read
+ * `BatchPath.responses` directly: request i starts at word i * BATCH_WORDS, with the iova (low,
+ * high) at BREQ_IOVA, sid | BATCH_WRITE at BREQ_SID, the length at BREQ_LEN; response i has the
+ * output address (low, high) at BRESP_OUT, the status at BRESP_STATUS, the split at BRESP_SPLIT.
+ */
+export const BATCH_WORDS = abi.BATCH_RECORD / 4;
+export const BREQ_IOVA = abi.BREQ_IOVA / 4, BREQ_SID = abi.BREQ_SID / 4, BREQ_LEN = abi.BREQ_LEN / 4;
+export const BRESP_OUT = abi.BRESP_OUT / 4, BRESP_STATUS = abi.BRESP_STATUS / 4, BRESP_SPLIT = abi.BRESP_SPLIT / 4;
+/** The bit of a request's sid word that makes it a write. */
+export const BATCH_WRITE = abi.BREQ_WRITE;
+const TWO32 = 2 ** 32;
 
-/** A raw event record as the core queues it. */
-export interface RawEvent {
+/** A raw event record as the core queues it (abi.ts EVR_*), decoded by `toEvent` below. */
+interface RawEvent {
   kind: number; a: number; b: number; c: number;
   addrLo: number; addrHi: number; xLo: number; xHi: number;
+}
+
+/** Events the unit raises. */
+export type IommuEvent =
+  | { type: 'fault-interrupt'; addr: bigint; data: number }
+  | { type: 'completion-interrupt'; addr: bigint; data: number }
+  | { type: 'invalidation'; cache: 'context' | 'iotlb' | 'device-tlb' | 'interrupt-entry'; granularity: number;
+      did: number; sid: number; fm: number; addr: bigint; am: number; ih: number };
+
+const CACHE_NAMES: Record<number, 'context' | 'iotlb' | 'device-tlb' | 'interrupt-entry'> = {
+  [abi.INV_CONTEXT]: 'context', [abi.INV_IOTLB]: 'iotlb', [abi.INV_DEVTLB]: 'device-tlb', [abi.INV_IEC]: 'interrupt-entry',
+};
+
+function toEvent(e: RawEvent): IommuEvent {
+  const addr = (BigInt(e.addrHi) << 32n) | BigInt(e.addrLo);
+  if (e.kind === abi.EV_FAULT_MSI) return { type: 'fault-interrupt', addr, data: e.a };
+  if (e.kind === abi.EV_COMPLETION_MSI) return { type: 'completion-interrupt', addr, data: e.a };
+  return {
+    type: 'invalidation', cache: CACHE_NAMES[e.a] ?? 'context', granularity: (e.xLo >>> abi.EVX_G_SHIFT) & 3,
+    did: e.b, sid: e.c & 0xffff, fm: e.c >>> abi.EVC_FM_SHIFT, addr, am: e.xLo & abi.EVX_AM_MASK, ih: (e.xLo >>> abi.EVX_IH_SHIFT) & 1,
+  };
+}
+
+/** A device's context as the unit reads it (no cache involved). */
+export type ContextInfo =
+  | { ok: true; did: number; table: bigint; levels: number; passThrough: boolean; fpd: boolean }
+  | { ok: false; fault: number };
+
+/** A leaf as a range walk passes it (no object is built per leaf); return false to stop before this leaf. */
+export type LeafVisitor = (iova: bigint, gpa: bigint, level: number, read: boolean, write: boolean) => boolean;
+
+/** The interrupt a remapMsi/remapIoapic call delivered or posted (as the result block holds it). */
+export interface InterruptOut {
+  /** The address in compatibility format, or the posted-interrupt descriptor's address. */
+  addrLo: number; addrHi: number;
+  /** The data in compatibility format, or the posted vector. */
+  data: number;
+  /** The interrupt-table index, undefined when the message passed unchanged. */
+  index: number | undefined;
+  /** Posted: the urgent bit. */
+  urgent: boolean;
 }
 
 /** Embedder-owned guest memory (external mode). Return false when the access fails. */
@@ -79,10 +134,10 @@ export interface GuestMemoryHooks {
 }
 
 const CONFIG_ERRORS: Record<number, string> = {
-  1: 'aw must be 39, 48 or 57',
-  2: 'nfr must be 1 to 64',
-  3: 'the core could not allocate its tables within the memory budget',
-  4: 'a core instance is configured once',
+  [abi.CFG_BAD_AW]: 'aw must be 39, 48 or 57',
+  [abi.CFG_BAD_NFR]: 'nfr must be 1 to 64',
+  [abi.CFG_NO_MEMORY]: 'the core could not allocate its tables within the memory budget',
+  [abi.CFG_TWICE]: 'a core instance is configured once',
 };
 
 let compiled: WebAssembly.Module | undefined;
@@ -125,7 +180,7 @@ export class Core {
    * (never during one, so it may call this Core). An exception it throws propagates once every
    * queued event has been offered (see `settle`).
    */
-  onEvent: (e: RawEvent) => void = () => {};
+  onEvent: (e: IommuEvent) => void = () => {};
   /** Events copied out of the core's ring when it filled during a call, waiting for `settle`. */
   private pending: RawEvent[] = [];
   /** The first exception a guest-memory hook threw during the current core call. */
@@ -239,7 +294,7 @@ export class Core {
     this.hookError = undefined;
     for (const e of events) {
       try {
-        this.onEvent(e);
+        this.onEvent(toEvent(e));
       } catch (err) {
         errors.push(err);
       }
@@ -255,12 +310,12 @@ export class Core {
   // ---- registers ----
   mmioRead(off: number, size: number): { lo: number; hi: number } {
     this.guard(() => this.x.mmioRead(off, size));
-    return { lo: this.u32[this.resultIdx], hi: this.u32[this.resultIdx + 1] };
+    return { lo: this.outLo, hi: this.outHi };
   }
 
   mmioRead32(off: number): number {
     this.guard(() => this.x.mmioRead(off, 4));
-    return this.u32[this.resultIdx];
+    return this.outLo;
   }
 
   mmioWrite(off: number, size: number, lo: number, hi: number): void {
@@ -309,10 +364,12 @@ export class Core {
     return st;
   }
 
-  get resultLo(): number { return this.u32[this.resultIdx]; }
-  get resultHi(): number { return this.u32[this.resultIdx + 1]; }
-  get resultWord2(): number { return this.u32[this.resultIdx + 2]; }
-  get resultWord3(): number { return this.u32[this.resultIdx + 3]; }
+  /** The output address of the last translate (result block value). */
+  get outLo(): number { return this.u32[this.resultIdx + abi.RESULT_VALUE / 4]; }
+  get outHi(): number { return this.u32[this.resultIdx + abi.RESULT_VALUE / 4 + 1]; }
+  /** After a completed translate that crossed a 4 KiB boundary: the second page's output (words 2-3). */
+  get out2Lo(): number { return this.u32[this.resultIdx + abi.RESULT_WORD2 / 4]; }
+  get out2Hi(): number { return this.u32[this.resultIdx + abi.RESULT_WORD3 / 4]; }
 
   /** The buffer the views were built on: it changes (the old one detached) when linear memory grows. */
   get memoryBuffer(): ArrayBuffer {
@@ -320,16 +377,16 @@ export class Core {
     return this.buffer;
   }
 
-  /** The request block as u32 words: 4 per request (iova lo, iova hi, sid | write << 16, len). */
+  /** The request block as u32 words (BatchPath's layout). */
   get batchRequests(): Uint32Array {
     this.refresh();
-    return this.u32.subarray(this.batchReqIdx, this.batchReqIdx + this.batchCapacity * 4);
+    return this.u32.subarray(this.batchReqIdx, this.batchReqIdx + this.batchCapacity * BATCH_WORDS);
   }
 
-  /** The response block as u32 words: 4 per response (out lo, out hi, status, reserved). */
+  /** The response block as u32 words (BatchPath's layout). */
   get batchResponses(): Uint32Array {
     this.refresh();
-    return this.u32.subarray(this.batchRespIdx, this.batchRespIdx + this.batchCapacity * 4);
+    return this.u32.subarray(this.batchRespIdx, this.batchRespIdx + this.batchCapacity * BATCH_WORDS);
   }
 
   /**
@@ -345,7 +402,7 @@ export class Core {
       this.trapped(e);
     }
     if (this.u32[this.eventIdx] !== 0 || this.hookError !== undefined) this.settle();
-    return ok < 0 ? -1 - ((ok >>> 0) - BATCH_BAD_REQUEST) : ok;
+    return ok < 0 ? -1 - ((ok >>> 0) - abi.BATCH_BAD_REQUEST) : ok;
   }
 
   /** The status a one-byte request would get with empty caches (result block as the export says). */
@@ -353,20 +410,62 @@ export class Core {
     return this.guard(() => this.x.probe(sid, iovaLo, iovaHi, isWrite ? 1 : 0));
   }
 
-  /** The leaf entry a probe walked to (its first response-block u64), low and high words. */
-  get probeLeafLo(): number { return this.u32[this.batchRespIdx]; }
-  get probeLeafHi(): number { return this.u32[this.batchRespIdx + 1]; }
-
-  // ---- shadow sync support ----
-  contextOf(sid: number): number {
-    return this.guard(() => this.x.contextOf(sid));
+  /** What the last probe found: the output address, the leaf entry walked to (frame | W | R), its level, the DID. */
+  probeResult(): { gpa: bigint; leaf: bigint; level: number; did: number } {
+    const r = this.resultIdx, leaf = this.batchRespIdx;
+    return {
+      gpa: (BigInt(this.u32[r + abi.RESULT_VALUE / 4 + 1]) << 32n) | BigInt(this.u32[r + abi.RESULT_VALUE / 4]),
+      leaf: (BigInt(this.u32[leaf + 1]) << 32n) | BigInt(this.u32[leaf]),
+      level: this.u32[r + abi.RESULT_WORD2 / 4], did: this.u32[r + abi.RESULT_WORD3 / 4],
+    };
   }
 
+  // ---- shadow sync support ----
+  /** Reads `sid`'s root and context entries now, without caches or side effects. */
+  contextOf(sid: number): ContextInfo {
+    const st = this.guard(() => this.x.contextOf(sid));
+    if (st !== 0) return { ok: false, fault: st };
+    const r = this.resultIdx;
+    const lo = this.u32[r + abi.RESULT_VALUE / 4], hi = this.u32[r + abi.RESULT_VALUE / 4 + 1];
+    const aw = (lo >>> abi.CTXW_AW_SHIFT) & ((1 << abi.CTXW_AW_LEN) - 1);
+    const tt = (lo >>> abi.CTXW_TT_SHIFT) & ((1 << abi.CTXW_TT_LEN) - 1);
+    const tableMask = (~((1 << abi.CTXW_TABLE_SHIFT) - 1)) >>> 0;
+    return {
+      ok: true, did: this.u32[r + abi.RESULT_WORD2 / 4], table: (BigInt(hi) << 32n) | BigInt((lo & tableMask) >>> 0),
+      levels: aw + 2, passThrough: tt === abi.CTX_TT_PASSTHROUGH, fpd: ((lo >>> abi.CTXW_FPD_BIT) & 1) !== 0,
+    };
+  }
+
+  /** Records one range-walk step can return. */
   get rangeCapacity(): number { return this.x.layoutRangeCapacity(); }
 
-  /** Runs one range-walk step of about `budget` entries read at most; records are then in the response block (8 u32 words each). */
-  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number, budget: number): number {
-    return this.guard(() => this.x.walkRange(tableLo, tableHi, levels, startLo, startHi, endLo, endHi, budget >>> 0));
+  /**
+   * Runs one range-walk step of about `budget` entries read at most. Returns the records written
+   * (read them with `visitRange`), where to resume (end when done), the entries read and the
+   * entries skipped as malformed.
+   */
+  walkRange(tableLo: number, tableHi: number, levels: number, startLo: number, startHi: number, endLo: number, endHi: number, budget: number):
+    { count: number; resume: bigint; entriesRead: number; malformed: number } {
+    const count = this.guard(() => this.x.walkRange(tableLo, tableHi, levels, startLo, startHi, endLo, endHi, budget >>> 0));
+    const r = this.resultIdx;
+    return {
+      count, resume: (BigInt(this.u32[r + abi.RESULT_VALUE / 4 + 1]) << 32n) | BigInt(this.u32[r + abi.RESULT_VALUE / 4]),
+      entriesRead: this.u32[r + abi.RESULT_WORD2 / 4], malformed: this.u32[r + abi.RESULT_WORD3 / 4],
+    };
+  }
+
+  /** Passes the first `n` records of the last range-walk step to `visit`; returns the index it stopped at (n when it did not). */
+  visitRange(n: number, visit: LeafVisitor): number {
+    const u = this.u32;
+    const W = abi.RANGE_RECORD / 4;
+    for (let i = 0; i < n; i++) {
+      const p = this.batchRespIdx + i * W;
+      const iova = (BigInt(u[p + abi.RREC_IOVA / 4 + 1]) << 32n) | BigInt(u[p + abi.RREC_IOVA / 4]);
+      const gpa = (BigInt(u[p + abi.RREC_FRAME / 4 + 1]) << 32n) | BigInt(u[p + abi.RREC_FRAME / 4]);
+      const rights = u[p + abi.RREC_RIGHTS / 4];
+      if (!visit(iova, gpa, u[p + abi.RREC_LEVEL / 4], (rights & abi.RREC_READ) !== 0, (rights & abi.RREC_WRITE) !== 0)) return i;
+    }
+    return n;
   }
 
   // ---- interrupt remapping ----
@@ -376,6 +475,16 @@ export class Core {
 
   remapIoapic(sid: number, hasSid: boolean, rteLo: number, rteHi: number): number {
     return this.guard(() => this.x.remapIoapic(sid, hasSid ? 1 : 0, rteLo >>> 0, rteHi >>> 0));
+  }
+
+  /** The interrupt the last remapMsi/remapIoapic delivered (ST_OK) or posted (ST_POSTED). */
+  interruptOut(): InterruptOut {
+    const r = this.resultIdx;
+    const data = this.u32[r + abi.RESULT_WORD2 / 4], index = this.u32[r + abi.RESULT_WORD3 / 4];
+    return {
+      addrLo: this.u32[r + abi.RESULT_VALUE / 4], addrHi: this.u32[r + abi.RESULT_VALUE / 4 + 1],
+      data, index: index === abi.NO_INDEX ? undefined : index, urgent: (data & abi.POSTED_URGENT) !== 0,
+    };
   }
 
   // ---- events and counters ----
@@ -390,12 +499,19 @@ export class Core {
     const n = this.u32[base];
     if (n === 0) return;
     const u = this.u32;
+    const W = abi.EVENT_RECORD / 4;
     for (let i = 0; i < n; i++) {
-      const r = base + 4 + i * 8;
-      this.pending.push({ kind: u[r], a: u[r + 1], b: u[r + 2], c: u[r + 3], addrLo: u[r + 4], addrHi: u[r + 5], xLo: u[r + 6], xHi: u[r + 7] });
+      const r = base + abi.EVENT_HEADER / 4 + i * W;
+      this.pending.push({
+        kind: u[r + abi.EVR_KIND / 4], a: u[r + abi.EVR_A / 4], b: u[r + abi.EVR_B / 4], c: u[r + abi.EVR_C / 4],
+        addrLo: u[r + abi.EVR_ADDR / 4], addrHi: u[r + abi.EVR_ADDR / 4 + 1], xLo: u[r + abi.EVR_X / 4], xHi: u[r + abi.EVR_X / 4 + 1],
+      });
     }
     u[base] = 0;
   }
+
+  /** Faults with reason `r` (0..255) so far. */
+  faultReasonCount(r: number): number { return this.counter(abi.C_FAULT_REASON + r); }
 
   /** Counter i as a number (exact below 2^53). */
   counter(i: number): number {
@@ -410,4 +526,75 @@ export class Core {
   get iotlbLive(): number { return this.x.iotlbLiveEntries(); }
   get contextCacheLive(): number { return this.x.contextCacheLiveEntries(); }
   get memoryBytes(): number { return this.x.memoryPages() * 65536; }
+}
+
+/**
+ * Batch translation through the core's request/response blocks.
+ *
+ * `requests` and `responses` are views of the core's linear memory. When guest memory grows (a
+ * `writeGuest` of new frames), the memory's old buffer is detached: the getters and every method
+ * here then rebuild their views, so a BatchPath taken earlier keeps working. A view the embedder
+ * kept from an earlier `requests`/`responses` read is detached too (length 0); read the getter again.
+ */
+export class BatchPath {
+  readonly capacity: number;
+  private req: Uint32Array;
+  private resp: Uint32Array;
+  constructor(private readonly core: Core) {
+    this.capacity = core.batchCapacity;
+    this.req = core.batchRequests;
+    this.resp = core.batchResponses;
+  }
+
+  /** The request block (4 u32 words per request), valid until guest memory next grows. */
+  get requests(): Uint32Array {
+    if (this.req.length === 0) this.rebuild();
+    return this.req;
+  }
+
+  /** The response block (4 u32 words per response), valid until guest memory next grows. */
+  get responses(): Uint32Array {
+    if (this.resp.length === 0) this.rebuild();
+    return this.resp;
+  }
+
+  /** A detached view has length 0: rebuild both from the current buffer. */
+  private rebuild(): void {
+    this.req = this.core.batchRequests;
+    this.resp = this.core.batchResponses;
+  }
+
+  /** Writes request `i` (iova as a number below 2^53, len 1..4096). */
+  set(i: number, sid: number, iova: number, dir: 'r' | 'w', len = 1): void {
+    if (!(i >= 0 && i < this.capacity && Number.isInteger(i))) throw new VtdError('ARGUMENT', `request index must be 0..${this.capacity - 1}`, { i });
+    if (!(len >= 1 && len <= MAX_REQUEST_LEN && Number.isInteger(len))) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
+    const req = this.requests;
+    const p = i * BATCH_WORDS;
+    req[p + BREQ_IOVA] = iova % TWO32;
+    req[p + BREQ_IOVA + 1] = Math.floor(iova / TWO32);
+    req[p + BREQ_SID] = (sid & 0xffff) | (dir === 'w' ? abi.BREQ_WRITE : 0);
+    req[p + BREQ_LEN] = len;
+  }
+
+  /**
+   * Translates requests 0..n-1; returns how many completed. A request whose length is outside
+   * 1..4096 is host misuse: a VtdError ('ARGUMENT', `details.index`), with the requests before it
+   * translated (their responses valid) and it and the later ones not.
+   */
+  run(n: number): number {
+    if (!Number.isInteger(n) || n < 0 || n > this.capacity) throw new VtdError('ARGUMENT', `batch size must be 0..${this.capacity}`, { n });
+    if (this.req.length === 0) this.rebuild();
+    const ok = this.core.translateBatch(n);
+    if (ok < 0) {
+      const index = -1 - ok;
+      const len = this.req[index * BATCH_WORDS + BREQ_LEN];
+      throw new VtdError('ARGUMENT', `batch request ${index} has length ${len}; DMA lengths are 1..4096 bytes (requests before it were translated)`, { index, len });
+    }
+    return ok;
+  }
+
+  status(i: number): number { return this.responses[i * BATCH_WORDS + BRESP_STATUS]; }
+  gpa(i: number): number { const r = this.responses, p = i * BATCH_WORDS + BRESP_OUT; return r[p + 1] * TWO32 + r[p]; }
+  /** 0, or the bytes of request i that go to `gpa(i)` when its two pages' frames are not contiguous. */
+  split(i: number): number { return this.responses[i * BATCH_WORDS + BRESP_SPLIT]; }
 }

@@ -3,6 +3,7 @@
  * Usable in browsers and Node: nothing here imports Node modules.
  */
 export { Iommu, TranslateResult, BatchPath, DEFAULT_WALK_ENTRIES, DEFAULT_WALK_LEAVES } from './iommu.js';
+export { BATCH_WORDS, BATCH_WRITE, BREQ_IOVA, BREQ_SID, BREQ_LEN, BRESP_OUT, BRESP_STATUS, BRESP_SPLIT } from './iommu.js';
 export type { IommuOptions, IommuEvent, Direction, GuestMemoryHooks, MsiResult, LeafMapping, ContextInfo, RangeScan, LeafVisitor } from './iommu.js';
 export { VtdError } from './errors.js';
 export type { VtdErrorCode } from './errors.js';

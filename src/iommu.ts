@@ -13,10 +13,11 @@
  * has an allocation-free path (`translateInto`) and a batch path
  * (`batch`), neither of which uses bigint.
  */
-import { Core, CoreFlag, EventKind, MAX_REQUEST_LEN, Status, type GuestMemoryHooks, type RawEvent } from './core.js';
+import { BatchPath, Core, CoreFlag, MAX_REQUEST_LEN, MemStatus, Status, type ContextInfo, type GuestMemoryHooks, type IommuEvent, type LeafVisitor } from './core.js';
 import { VtdError } from './errors.js';
 
-export type { GuestMemoryHooks } from './core.js';
+export type { ContextInfo, GuestMemoryHooks, IommuEvent, LeafVisitor } from './core.js';
+export { BatchPath, BATCH_WORDS, BATCH_WRITE, BREQ_IOVA, BREQ_LEN, BREQ_SID, BRESP_OUT, BRESP_SPLIT, BRESP_STATUS } from './core.js';
 
 /** Options of a unit. Defaults follow the trace format (trace-format.md). */
 export interface IommuOptions {
@@ -139,32 +140,9 @@ export interface RangeScan {
   resume: bigint;
 }
 
-/** A leaf as `scanRange` passes it (no object is built per leaf); return false to stop the walk before this leaf. */
-export type LeafVisitor = (iova: bigint, gpa: bigint, level: number, read: boolean, write: boolean) => boolean;
 
-/** A device's context as the unit reads it (no cache involved). */
-export type ContextInfo =
-  | { ok: true; did: number; table: bigint; levels: number; passThrough: boolean; fpd: boolean }
-  | { ok: false; fault: number };
 
-/** Events the unit raises. */
-export type IommuEvent =
-  | { type: 'fault-interrupt'; addr: bigint; data: number }
-  | { type: 'completion-interrupt'; addr: bigint; data: number }
-  | { type: 'invalidation'; cache: 'context' | 'iotlb' | 'device-tlb' | 'interrupt-entry'; granularity: number;
-      did: number; sid: number; fm: number; addr: bigint; am: number; ih: number };
 
-const CACHE_NAMES = ['', 'context', 'iotlb', 'device-tlb', 'interrupt-entry'] as const;
-
-function toEvent(e: RawEvent): IommuEvent {
-  const addr = (BigInt(e.addrHi) << 32n) | BigInt(e.addrLo);
-  if (e.kind === EventKind.FAULT_MSI) return { type: 'fault-interrupt', addr, data: e.a };
-  if (e.kind === EventKind.COMPLETION_MSI) return { type: 'completion-interrupt', addr, data: e.a };
-  return {
-    type: 'invalidation', cache: (CACHE_NAMES[e.a] || 'context') as 'context', granularity: (e.xLo >>> 16) & 3,
-    did: e.b, sid: e.c & 0xffff, fm: e.c >>> 16, addr, am: e.xLo & 0xff, ih: (e.xLo >>> 8) & 1,
-  };
-}
 
 const TWO32 = 2 ** 32;
 
@@ -213,9 +191,8 @@ export class Iommu {
     // Runs after the core call that raised the event (src/core.ts settle): every listener gets the
     // event even when an earlier one threw; the first exception is then rethrown (several: an
     // AggregateError), and the Core offers the remaining events before it reaches the embedder.
-    core.onEvent = (raw) => {
+    core.onEvent = (ev) => {
       if (this.listeners.size === 0) return;
-      const ev = toEvent(raw);
       let errors: unknown[] | undefined;
       for (const l of [...this.listeners]) {
         try {
@@ -306,8 +283,8 @@ export class Iommu {
     if (!(bytes instanceof Uint8Array)) throw new VtdError('ARGUMENT', 'bytes must be a Uint8Array');
     checkCopy(a, bytes.length);
     const rc = this.core.writeGuest(a, bytes);
-    if (rc === 1) throw new VtdError('GUEST_MEMORY', `write of ${bytes.length} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len: bytes.length });
-    if (rc === 2) throw new VtdError('GUEST_MEMORY', `guest memory exhausted writing at 0x${a.toString(16)} (raise maxMemoryBytes)`, { gpa: a });
+    if (rc === MemStatus.OUTSIDE_RAM) throw new VtdError('GUEST_MEMORY', `write of ${bytes.length} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len: bytes.length });
+    if (rc === MemStatus.EXHAUSTED) throw new VtdError('GUEST_MEMORY', `guest memory exhausted writing at 0x${a.toString(16)} (raise maxMemoryBytes)`, { gpa: a });
     if (rc !== 0) throw new VtdError('GUEST_MEMORY', `guest write failed (${rc})`, { gpa: a });
   }
 
@@ -330,7 +307,7 @@ export class Iommu {
     checkCopy(a, len);
     const out = new Uint8Array(len);
     const rc = this.core.readGuest(a, out);
-    if (rc === 1) throw new VtdError('GUEST_MEMORY', `read of ${len} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len });
+    if (rc === MemStatus.OUTSIDE_RAM) throw new VtdError('GUEST_MEMORY', `read of ${len} bytes at 0x${a.toString(16)} is outside guest RAM`, { gpa: a, len });
     if (rc !== 0) throw new VtdError('GUEST_MEMORY', `guest read failed (${rc})`, { gpa: a });
     return out;
   }
@@ -366,13 +343,13 @@ export class Iommu {
     }
     const st = this.core.translate(sid, lo, hi, len, dir === 'w');
     out.status = st;
-    out.addrLo = this.core.resultLo;
-    out.addrHi = this.core.resultHi;
+    out.addrLo = this.core.outLo;
+    out.addrHi = this.core.outHi;
     out.split = 0;
     if ((lo & 0xfff) + len > 0x1000 && st === Status.OK) {
-      // Crossed a boundary and completed: the core left the second page's output in result words 2-3.
+      // Crossed a boundary and completed: the core also gave the second page's output.
       const first = 0x1000 - (lo & 0xfff);
-      const lo2 = this.core.resultWord2, hi2 = this.core.resultWord3;
+      const lo2 = this.core.out2Lo, hi2 = this.core.out2Hi;
       const sum = out.addrLo + first;
       const contiguous = sum % TWO32 === lo2 && out.addrHi + (sum >= TWO32 ? 1 : 0) === hi2;
       if (!contiguous) {
@@ -386,7 +363,7 @@ export class Iommu {
 
   /**
    * The batch path: requests and responses live in the core's memory.
-   * Fill `requests` (4 u32 words per request: iova lo, iova hi, sid | 0x10000 for a
+   * Fill `requests` (BATCH_WORDS u32 words per request: iova lo, iova hi, sid | BATCH_WRITE for a
    * write, len 1..4096), call `run(n)`, read `responses` (out lo, out hi, status, split).
    * Requests are translated as `translate` does them; `split` is 0, or for a completed request
    * whose two pages map to frames that are not contiguous, the bytes at `out` (the rest start at
@@ -415,12 +392,7 @@ export class Iommu {
     const st = this.core.probe(sid, lo, hi, dir === 'w');
     const r = new TranslateResult();
     r.status = st;
-    if (r.ok) {
-      return {
-        ok: true, status: st, gpa: (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo),
-        leaf: (BigInt(this.core.probeLeafHi) << 32n) | BigInt(this.core.probeLeafLo), level: this.core.resultWord2, did: this.core.resultWord3,
-      };
-    }
+    if (r.ok) return { ok: true, status: st, ...this.core.probeResult() };
     const out: { ok: false; fault?: number; reason?: number; status: number } = { ok: false, status: st };
     if (r.fault !== undefined) out.fault = r.fault;
     if (r.faultReason !== undefined) out.reason = r.faultReason;
@@ -432,14 +404,7 @@ export class Iommu {
   /** Reads `sid`'s root and context entries now, without caches or side effects. */
   contextOf(sid: number): ContextInfo {
     checkSid(sid);
-    const r = this.core.contextOf(sid);
-    if (r !== 0) return { ok: false, fault: r };
-    const lo = this.core.resultLo, hi = this.core.resultHi;
-    const aw = (lo >>> 4) & 7;
-    return {
-      ok: true, did: this.core.resultWord2, table: (BigInt(hi) << 32n) | BigInt((lo & 0xfffff000) >>> 0),
-      levels: aw + 2, passThrough: ((lo >>> 2) & 3) === 2, fpd: (lo & 2) !== 0,
-    };
+    return this.core.contextOf(sid);
   }
 
   /**
@@ -482,18 +447,17 @@ export class Iommu {
     for (;;) {
       const [slo, shi] = splitU64(at, 'start');
       // One step reads at most its budget plus a descent; the u32 budget of a step is capped.
-      const n = this.core.walkRange(tlo, thi, levels, slo, shi, elo, ehi, Math.min(Math.max(0, maxEntries - entriesRead), 0xffffffff));
-      const resume = (BigInt(this.core.resultHi) << 32n) | BigInt(this.core.resultLo);
-      entriesRead += this.core.resultWord2;
-      malformed += this.core.resultWord3;
-      const rec = this.core.batchResponses;
-      for (let i = 0; i < n; i++) {
-        const p = i * 8;
-        const iova = (BigInt(rec[p + 1]) << 32n) | BigInt(rec[p]);
-        if (!visit(iova, (BigInt(rec[p + 3]) << 32n) | BigInt(rec[p + 2]), rec[p + 4], (rec[p + 5] & 1) !== 0, (rec[p + 5] & 2) !== 0)) {
-          return { entriesRead, malformed, complete: false, resume: iova > at ? iova : at };
-        }
-      }
+      const step = this.core.walkRange(tlo, thi, levels, slo, shi, elo, ehi, Math.min(Math.max(0, maxEntries - entriesRead), 0xffffffff));
+      const resume = step.resume;
+      entriesRead += step.entriesRead;
+      malformed += step.malformed;
+      let stoppedAt: bigint | undefined;
+      const seen = this.core.visitRange(step.count, (iova, gpa, level, read, write) => {
+        if (visit(iova, gpa, level, read, write)) return true;
+        stoppedAt = iova;
+        return false;
+      });
+      if (seen < step.count) return { entriesRead, malformed, complete: false, resume: stoppedAt! > at ? stoppedAt! : at };
       const done = end === 1n << 64n ? resume === 0n : resume >= end;
       if (done) return { entriesRead, malformed, complete: true, resume: end };
       if (entriesRead >= maxEntries) return { entriesRead, malformed, complete: false, resume };
@@ -527,18 +491,19 @@ export class Iommu {
   }
 
   private msiResult(st: number): MsiResult {
-    const lo = this.core.resultLo, hi = this.core.resultHi, data = this.core.resultWord2, index = this.core.resultWord3;
     if (st === Status.OK) {
-      const remapped = index !== 0xffffffff; // the core's NO_INDEX: passed unchanged
+      const o = this.core.interruptOut();
+      const lo = o.addrLo, hi = o.addrHi, data = o.data;
       return {
         ok: true, posted: false, addr: (BigInt(hi) << 32n) | BigInt(lo), data,
         destination: ((hi >>> 8) << 8) | ((lo >>> 12) & 0xff), vector: data & 0xff, deliveryMode: (data >>> 8) & 7,
         triggerMode: (data >>> 15) & 1, destinationMode: (lo >>> 2) & 1, redirectionHint: (lo >>> 3) & 1,
-        ...(remapped ? { index } : {}),
+        ...(o.index !== undefined ? { index: o.index } : {}),
       };
     }
     if (st === Status.POSTED) {
-      return { ok: true, posted: true, descriptor: (BigInt(hi) << 32n) | BigInt(lo), vector: data & 0xff, urgent: (data & 0x100) !== 0, index };
+      const o = this.core.interruptOut();
+      return { ok: true, posted: true, descriptor: (BigInt(o.addrHi) << 32n) | BigInt(o.addrLo), vector: o.data & 0xff, urgent: o.urgent, index: o.index! };
     }
     const reason = st & Status.REASON_MASK;
     return (st & Status.FPD) !== 0 ? { ok: false, reason } : { ok: false, fault: reason, reason };
@@ -558,7 +523,7 @@ export class Iommu {
     const names = this.core.counterNames;
     for (let i = 0; i < names.length; i++) out[names[i]] = this.core.counter(i);
     for (let r = 0; r < 256; r++) {
-      const n = this.core.counter(64 + r);
+      const n = this.core.faultReasonCount(r);
       if (n > 0) out[`fault.reason.0x${r.toString(16).padStart(2, '0')}`] = n;
     }
     return out;
@@ -571,75 +536,4 @@ export class Iommu {
       contextCacheLive: this.core.contextCacheLive, memoryBytes: this.core.memoryBytes,
     };
   }
-}
-
-/**
- * Batch translation through the core's request/response blocks.
- *
- * `requests` and `responses` are views of the core's linear memory. When guest memory grows (a
- * `writeGuest` of new frames), the memory's old buffer is detached: the getters and every method
- * here then rebuild their views, so a BatchPath taken earlier keeps working. A view the embedder
- * kept from an earlier `requests`/`responses` read is detached too (length 0); read the getter again.
- */
-export class BatchPath {
-  readonly capacity: number;
-  private req: Uint32Array;
-  private resp: Uint32Array;
-  constructor(private readonly core: Core) {
-    this.capacity = core.batchCapacity;
-    this.req = core.batchRequests;
-    this.resp = core.batchResponses;
-  }
-
-  /** The request block (4 u32 words per request), valid until guest memory next grows. */
-  get requests(): Uint32Array {
-    if (this.req.length === 0) this.rebuild();
-    return this.req;
-  }
-
-  /** The response block (4 u32 words per response), valid until guest memory next grows. */
-  get responses(): Uint32Array {
-    if (this.resp.length === 0) this.rebuild();
-    return this.resp;
-  }
-
-  /** A detached view has length 0: rebuild both from the current buffer. */
-  private rebuild(): void {
-    this.req = this.core.batchRequests;
-    this.resp = this.core.batchResponses;
-  }
-
-  /** Writes request `i` (iova as a number below 2^53, len 1..4096). */
-  set(i: number, sid: number, iova: number, dir: Direction, len = 1): void {
-    if (!(i >= 0 && i < this.capacity && Number.isInteger(i))) throw new VtdError('ARGUMENT', `request index must be 0..${this.capacity - 1}`, { i });
-    if (!(len >= 1 && len <= MAX_REQUEST_LEN && Number.isInteger(len))) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
-    const req = this.requests;
-    const p = i * 4;
-    req[p] = iova % TWO32;
-    req[p + 1] = Math.floor(iova / TWO32);
-    req[p + 2] = (sid & 0xffff) | (dir === 'w' ? 0x10000 : 0);
-    req[p + 3] = len;
-  }
-
-  /**
-   * Translates requests 0..n-1; returns how many completed. A request whose length is outside
-   * 1..4096 is host misuse: a VtdError ('ARGUMENT', `details.index`), with the requests before it
-   * translated (their responses valid) and it and the later ones not.
-   */
-  run(n: number): number {
-    if (!Number.isInteger(n) || n < 0 || n > this.capacity) throw new VtdError('ARGUMENT', `batch size must be 0..${this.capacity}`, { n });
-    if (this.req.length === 0) this.rebuild();
-    const ok = this.core.translateBatch(n);
-    if (ok < 0) {
-      const index = -1 - ok;
-      const len = this.req[index * 4 + 3];
-      throw new VtdError('ARGUMENT', `batch request ${index} has length ${len}; DMA lengths are 1..4096 bytes (requests before it were translated)`, { index, len });
-    }
-    return ok;
-  }
-
-  status(i: number): number { return this.responses[i * 4 + 2]; }
-  gpa(i: number): number { const r = this.responses; return r[i * 4 + 1] * TWO32 + r[i * 4]; }
-  /** 0, or the bytes of request i that go to `gpa(i)` when its two pages' frames are not contiguous. */
-  split(i: number): number { return this.responses[i * 4 + 3]; }
 }
