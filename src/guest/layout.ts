@@ -3,7 +3,7 @@
  * offsets, GCMD/GSTS bits, and the encoders and decoders of the in-memory
  * structures a guest driver writes (root and context entries, second-level
  * paging entries, invalidation descriptors, IRTEs) and of the register
- * commands it issues. Section numbers (§) refer to the VT-d digest
+ * commands it issues. Section numbers (§) refer to the VT-d digest (docs/DESIGN.md,
  * Sources), which cites the specification and its
  * public implementations for every field.
  *
