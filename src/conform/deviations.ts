@@ -26,7 +26,7 @@
  * only resembles one (wrong fault reason, no all-ones entry on the path, ...)
  * stays unexplained.
  */
-import type { TraceConfig, TraceOp } from '../trace.js';
+import type { TraceConfig, TraceOp } from '../trace/parse.js';
 import type { Iommu } from '../iommu.js';
 import type { Result } from './results.js';
 import { decodeMsi, levelSpan, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';

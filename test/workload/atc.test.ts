@@ -8,11 +8,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateText } from '../../src/workload/gen.js';
-import { parseTrace } from '../../src/trace.js';
-import { Replayer } from '../../src/replay.js';
-import { guestMetrics } from '../../src/workload/metrics.js';
-import { costParams, modelCost } from '../../src/workload/cost.js';
+import { generateText } from '../../src/sources/gen/index.js';
+import { parseTrace } from '../../src/trace/parse.js';
+import { Replayer } from '../../src/replay/replayer.js';
+import { guestMetrics } from '../../src/report/metrics.js';
+import { costParams, modelCost } from '../../src/report/cost.js';
 
 function run(policy: 'strict' | 'lazy') {
   const trace = parseTrace(generateText('network', { seed: 1, ops: 3000, cm: false }));

@@ -10,9 +10,9 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VtdError } from '../../src/errors.js';
-import { combineReports, compareReports, formatComparison, parseReport, type ComparisonRow } from '../../src/workload/compare.js';
-import { run, usage } from '../../src/workload/compare-cli.js';
-import type { ReplayReport } from '../../src/workload/report-types.js';
+import { combineReports, compareReports, formatComparison, parseReport, type ComparisonRow } from '../../src/report/compare.js';
+import { run, usage } from '../../src/cli/compare.js';
+import type { ReplayReport } from '../../src/report/types.js';
 import { ROOT } from '../helpers.js';
 import { makeReport, makeRun } from './report-fixtures.js';
 

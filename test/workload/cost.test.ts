@@ -4,8 +4,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { COST_DEFAULTS, costParams, modelCost, parseCostOverrides } from '../../src/workload/cost.js';
-import type { BackendMetrics, GuestMetrics } from '../../src/workload/report-types.js';
+import { COST_DEFAULTS, costParams, modelCost, parseCostOverrides } from '../../src/report/cost.js';
+import type { BackendMetrics, GuestMetrics } from '../../src/report/types.js';
 
 function guest(maps: number, unmaps: number, registerWrites: number): GuestMetrics {
   return {

@@ -23,8 +23,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatRid, parseTrace } from '../../src/trace.js';
-import { GuestDriver, type LoweredOp, type WorkloadOp } from '../../src/workload/driver.js';
+import { formatRid, parseTrace } from '../../src/trace/parse.js';
+import { GuestDriver, type LoweredOp, type WorkloadOp } from '../../src/guest/driver.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const DIR = process.env.VTD_REALTRACES_DIR ?? join(REPO, 'test', 'fixtures', 'realtraces');

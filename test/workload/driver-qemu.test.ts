@@ -8,9 +8,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { qemuAvailable, runTraceOnQemuWithStats } from '../../src/qemu/harness.js';
-import { replayTrace } from '../../src/replay.js';
-import { parseTrace } from '../../src/trace.js';
-import { lowerTrace, poolLayout, type DriverOptions } from '../../src/workload/driver.js';
+import { replayTrace } from '../../src/replay/replayer.js';
+import { parseTrace } from '../../src/trace/parse.js';
+import { lowerTrace, poolLayout, type DriverOptions } from '../../src/guest/driver.js';
 
 const NUMERIC = new Set(['gpa', 'fault', 'val', 'addr', 'data']);
 

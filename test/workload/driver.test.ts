@@ -17,12 +17,12 @@ import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { VtdError } from '../../src/errors.js';
 import { Iommu, type IommuEvent } from '../../src/iommu.js';
-import { replayTrace } from '../../src/replay.js';
-import { optionsFromHeader, parseRid, parseTrace, type TraceHeader } from '../../src/trace.js';
+import { replayTrace } from '../../src/replay/replayer.js';
+import { optionsFromHeader, parseRid, parseTrace, type TraceHeader } from '../../src/trace/parse.js';
 import {
   GuestDriver, formatLowered, lowerTrace, poolLayout, type DriverOptions, type LoweredOp, type WorkloadOp,
-} from '../../src/workload/driver.js';
-import { parseLowerArgs } from '../../src/workload/lower-cli.js';
+} from '../../src/guest/driver.js';
+import { parseLowerArgs } from '../../src/cli/lower.js';
 
 const REPO = fileURLToPath(new URL('../../', import.meta.url));
 const K4 = 0x1000, M2 = 0x200000, G1 = 0x40000000;

@@ -13,13 +13,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { VtdError } from '../../src/errors.js';
-import { parseTrace } from '../../src/trace.js';
-import { replayTrace } from '../../src/replay.js';
+import { parseTrace } from '../../src/trace/parse.js';
+import { replayTrace } from '../../src/replay/replayer.js';
 import {
   FtraceImporter, QemuDmaPlacer, formatImport, importFtrace, newParseCounts, parseFtrace, parseFtraceLine, textLines,
   type Attribution, type FtraceEvent, type ImportResult,
-} from '../../src/workload/ftrace.js';
-import { run as importCli } from '../../src/workload/import-cli.js';
+} from '../../src/sources/ftrace/index.js';
+import { run as importCli } from '../../src/cli/import.js';
 import { ROOT } from '../helpers.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'ftrace');

@@ -10,14 +10,14 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { VtdError } from '../../src/errors.js';
-import { parseTrace, type Trace } from '../../src/trace.js';
+import { parseTrace, type Trace } from '../../src/trace/parse.js';
 import {
   GEN_KINDS, IovaDomain, generate, generateText, q35ReservedIova, resolveGenOptions,
   type GenKind, type GenOptionsByKind,
-} from '../../src/workload/gen.js';
-import { run, usage } from '../../src/workload/gen-cli.js';
-import { lowerOps, lowerTrace } from '../../src/workload/driver.js';
-import { replayTrace } from '../../src/replay.js';
+} from '../../src/sources/gen/index.js';
+import { run, usage } from '../../src/cli/gen.js';
+import { lowerOps, lowerTrace } from '../../src/guest/driver.js';
+import { replayTrace } from '../../src/replay/replayer.js';
 import { ROOT } from '../helpers.js';
 
 const PAGE = 4096n;

@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { renderHtml } from '../../src/workload/html.js';
+import { renderHtml } from '../../src/report/html.js';
 import {
   barChart, escapeXml, formatBytes, formatCompact, formatCount, formatCpus, formatNs, formatPercent, formatRatio, gauges, lineChart, nsAxisFormat, stackedBars, ticks,
-} from '../../src/workload/svg.js';
+} from '../../src/report/svg.js';
 import { makeReport, makeRun } from './report-fixtures.js';
 
 // ------------------------------------------------------------------ a tiny well-formedness check

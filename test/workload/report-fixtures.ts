@@ -1,6 +1,6 @@
 /** Plausible replay reports for the HTML and compare tests, built from a few numbers. */
-import { costParams, modelCost } from '../../src/workload/cost.js';
-import type { BackendMetrics, GuestMetrics, ReplayReport, RunReport, Sample, Strategy } from '../../src/workload/report-types.js';
+import { costParams, modelCost } from '../../src/report/cost.js';
+import type { BackendMetrics, GuestMetrics, ReplayReport, RunReport, Sample, Strategy } from '../../src/report/types.js';
 
 export interface RunSpec {
   policy?: Strategy['policy'];

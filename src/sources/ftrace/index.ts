@@ -21,10 +21,10 @@
  * Browser-safe: no Node modules. Section numbers (§) are those of the VT-d
  * digest (docs/DESIGN.md, "Sources").
  */
-import { VtdError } from '../errors.js';
-import { formatRid } from '../trace.js';
-import { formatComment, formatHeader as writeHeader, formatOp as writeOp, hex } from '../trace-writer.js';
-import { decodeDesc, descType, DESC_IOTLB, G_DEVICE, G_DOMAIN, G_GLOBAL, G_PAGE } from '../guest/layout.js';
+import { VtdError } from '../../errors.js';
+import { formatRid } from '../../trace/parse.js';
+import { formatComment, formatHeader as writeHeader, formatOp as writeOp, hex } from '../../trace/write.js';
+import { decodeDesc, descType, DESC_IOTLB, G_DEVICE, G_DOMAIN, G_GLOBAL, G_PAGE } from '../../guest/layout.js';
 
 // ---------------------------------------------------------------------------
 // Lines

@@ -19,8 +19,8 @@
  * written whole or not at all (cli-util.ts `AtomicFile`).
  */
 import { readFileSync } from 'node:fs';
-import { VtdError } from './errors.js';
-import { abortOpenFiles, AtomicFile, CliError, HelpRequested, parseCommandArgs, StdoutClosed, writeFileWhole, writeStdout } from './workload/cli-util.js';
+import { VtdError } from '../errors.js';
+import { abortOpenFiles, AtomicFile, CliError, HelpRequested, parseCommandArgs, StdoutClosed, writeFileWhole, writeStdout } from './util.js';
 
 const CONFORM_USAGE = `  conform --qemu         differential conformance against QEMU 7.2's intel-iommu: random traces
                          (fast-check), each replayed through this core and through QEMU, compared;
@@ -54,11 +54,11 @@ commands: replay, lower, import, gen, compare, conform, help
 
 /** Commands that live in their own modules, loaded when used; each exports `usage` and `run`. */
 const MODULES: Record<string, () => Promise<{ usage: string; run(args: string[]): number | Promise<number> }>> = {
-  replay: () => import('./workload/replay-cli.js'),
-  lower: () => import('./workload/lower-cli.js'),
-  import: () => import('./workload/import-cli.js'),
-  gen: () => import('./workload/gen-cli.js'),
-  compare: () => import('./workload/compare-cli.js'),
+  replay: () => import('./replay.js'),
+  lower: () => import('./lower.js'),
+  import: () => import('./import.js'),
+  gen: () => import('./gen.js'),
+  compare: () => import('./compare.js'),
 };
 
 /** Every command's options. */
@@ -72,9 +72,9 @@ async function commandUsage(cmd: string): Promise<string> {
   return `usage: vtd ${cmd} ...\n${cmd === 'conform' ? CONFORM_USAGE : (await MODULES[cmd]()).usage}`;
 }
 
-/** The version in package.json (one directory above dist/ and src/ alike). */
+/** The version in package.json (two directories above dist/cli/ and src/cli/ alike). */
 function version(): string {
-  return (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 }
 
 async function runCommand(cmd: string, args: string[]): Promise<number> {
@@ -122,7 +122,7 @@ async function conform(args: string[]): Promise<number> {
     + ' it needs fast-check (a development dependency), the test firmware\'s sources (firmware/) and QEMU 7.2.'
     + ' In a clone: npm ci && npx vtd conform --qemu';
   // The package ships neither firmware/ nor dist/conform (package.json "files").
-  if (!existsSync(new URL('../firmware/vtd-fw.S', import.meta.url))) {
+  if (!existsSync(new URL('../../firmware/vtd-fw.S', import.meta.url))) {
     process.stderr.write(`vtd: ${fromClone}\n`);
     return 1;
   }
@@ -136,14 +136,14 @@ async function conform(args: string[]): Promise<number> {
     // A directory that cannot take files fails now, before QEMU runs.
     new AtomicFile(join(out, 'summary.json')).abort();
   }
-  let mod: typeof import('./conform/run.js');
+  let mod: typeof import('../conform/run.js');
   try {
-    mod = await import('./conform/run.js');
+    mod = await import('../conform/run.js');
   } catch (e) {
     process.stderr.write(`vtd: ${fromClone} (${(e as Error).message.split('\n')[0]})\n`);
     return 1;
   }
-  const { qemuAvailable } = await import('./qemu/harness.js');
+  const { qemuAvailable } = await import('../qemu/harness.js');
   const avail = qemuAvailable();
   if (!avail.ok) {
     process.stderr.write(`vtd: conform: ${avail.reason}\n`);

@@ -5,8 +5,8 @@
  * is a VtdError('TRACE') naming the 1-based line. A trace is never
  * half-replayed silently: `parseTrace` validates everything before any replay.
  */
-import { VtdError } from './errors.js';
-import type { IommuOptions } from './iommu.js';
+import { VtdError } from '../errors.js';
+import type { IommuOptions } from '../iommu.js';
 
 /** Header `iommu` options, with the format's defaults applied. */
 export interface TraceConfig {

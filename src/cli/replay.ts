@@ -9,15 +9,15 @@
  * given); the result lines printed are the first run's.
  */
 import { VtdError } from '../errors.js';
-import { Replayer, type ReplayOptions } from '../replay.js';
-import { parseTraceLines, formatRid, type TraceHeader } from '../trace.js';
-import { AtomicFile, fileLines, flagsAndValues, parseCommandArgs, stdinLines, writeStdout, type OptionSpec } from './cli-util.js';
-import { parseCostOverrides } from './cost.js';
-import { runReport, sampleInterval, Timeline } from './metrics.js';
-import { costParams } from './cost.js';
-import { renderHtml } from './html.js';
-import { formatBytes, formatCount, formatNs } from './svg.js';
-import type { ReplayReport, RunReport, Strategy } from './report-types.js';
+import { Replayer, type ReplayOptions } from '../replay/replayer.js';
+import { parseTraceLines, formatRid, type TraceHeader } from '../trace/parse.js';
+import { AtomicFile, fileLines, flagsAndValues, parseCommandArgs, stdinLines, writeStdout, type OptionSpec } from './util.js';
+import { parseCostOverrides } from '../report/cost.js';
+import { runReport, sampleInterval, Timeline } from '../report/metrics.js';
+import { costParams } from '../report/cost.js';
+import { renderHtml } from '../report/html.js';
+import { formatBytes, formatCount, formatNs } from '../report/svg.js';
+import type { ReplayReport, RunReport, Strategy } from '../report/types.js';
 
 export const usage = `  replay TRACE.jsonl|-   replay a trace (trace-format.md) and print its result lines; workload ops
                          (attach/map/unmap) are lowered by the guest-driver model (docs/workloads/driver.md)

@@ -8,10 +8,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { VtdError } from '../errors.js';
-import { AtomicFile, parseCommandArgs } from './cli-util.js';
-import { combinedPairs, combineReports, compareReports, DEFAULT_THRESHOLD, formatComparison, parseReport } from './compare.js';
-import { renderHtml } from './html.js';
-import type { ReplayReport } from './report-types.js';
+import { AtomicFile, parseCommandArgs } from './util.js';
+import { combinedPairs, combineReports, compareReports, DEFAULT_THRESHOLD, formatComparison, parseReport } from '../report/compare.js';
+import { renderHtml } from '../report/html.js';
+import type { ReplayReport } from '../report/types.js';
 
 export const usage = `  compare A.json B.json  compare two replay reports (vtd replay --report) run by run: run i of A with
                          run i of B (or the only run of each); every metric, A, B and B/A, marked * where

@@ -5,9 +5,9 @@
  *
  * Browser-safe.
  */
-import type { Replayer } from '../replay.js';
+import type { Replayer } from '../replay/replayer.js';
 import { modelCost, costParams, type CostOverrides } from './cost.js';
-import type { BackendMetrics, GuestMetrics, RunReport, Sample, Strategy, UnitMetrics } from './report-types.js';
+import type { BackendMetrics, GuestMetrics, RunReport, Sample, Strategy, UnitMetrics } from './types.js';
 
 /** Guest metrics so far. */
 export function guestMetrics(r: Replayer, c: Record<string, number> = r.iommu.counters()): GuestMetrics {

@@ -7,10 +7,10 @@
  * The input is read and the output written a block at a time, so a trace of
  * millions of operations never sits in memory whole.
  */
-import { fileLines, parseCommandArgs, stdinLines, writeStdout } from './cli-util.js';
+import { fileLines, parseCommandArgs, stdinLines, writeStdout } from './util.js';
 import { VtdError } from '../errors.js';
-import { parseTraceLines } from '../trace.js';
-import { formatHeader, lowerOps, type DriverOptions } from './driver.js';
+import { parseTraceLines } from '../trace/parse.js';
+import { formatHeader, lowerOps, type DriverOptions } from '../guest/driver.js';
 
 export const usage = `  lower TRACE.jsonl|-    print the trace with its workload ops (attach/map/unmap) lowered into the
                          register and memory writes of Linux 6.1's intel-iommu driver (a raw trace)

@@ -21,12 +21,12 @@
  * Browser-safe: no Node imports.
  */
 import { VtdError } from '../errors.js';
-import type { Trace, TraceHeader, TraceOp } from '../trace.js';
-import { formatComment, formatHeader as writeHeader, formatOp, hex } from '../trace-writer.js';
+import type { Trace, TraceHeader, TraceOp } from '../trace/parse.js';
+import { formatComment, formatHeader as writeHeader, formatOp, hex } from '../trace/write.js';
 import {
   REG, GCMD_TE, GCMD_SRTP, GCMD_QIE, SL_R, SL_W, SL_PS, G_GLOBAL, G_DOMAIN, G_DEVICE, G_PAGE,
   ccDesc, iotlbDesc, waitDesc, ccmdValue, iotlbRegValue, ivaValue, rootEntry, contextEntry, contextAw, type Desc,
-} from '../guest/layout.js';
+} from './layout.js';
 
 /** A raw operation the driver makes: a guest-memory write or a register write. */
 export type LoweredOp =

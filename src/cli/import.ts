@@ -11,9 +11,9 @@ import { basename } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import { VtdError } from '../errors.js';
-import { CliError, flagsAndValues, openOutput, parseCommandArgs, type Output } from './cli-util.js';
-import { parseRid } from '../trace.js';
-import { FtraceImporter, IOMMU_EVENTS, QemuDmaPlacer, formatImport, formatSummary, type ImportOptions } from './ftrace.js';
+import { CliError, flagsAndValues, openOutput, parseCommandArgs, type Output } from './util.js';
+import { parseRid } from '../trace/parse.js';
+import { FtraceImporter, IOMMU_EVENTS, QemuDmaPlacer, formatImport, formatSummary, type ImportOptions } from '../sources/ftrace/index.js';
 
 /** The command's lines of `vtd help`. */
 export const usage = `  import FTRACE|-        turn Linux ftrace text (iommu:* and intel_iommu:qi_submit events, from

@@ -27,15 +27,15 @@
  * windows). The comparison classifies what these show.
  */
 import fc from 'fast-check';
-import { Iommu, TranslateResult } from '../iommu.js';
-import { formatRid } from '../trace.js';
-import { formatTrace, type HeaderOptions, type WritableOp } from '../trace-writer.js';
+import { Iommu, TranslateResult } from '../../iommu.js';
+import { formatRid } from '../../trace/parse.js';
+import { formatTrace, type HeaderOptions, type WritableOp } from '../../trace/write.js';
 import {
   REG, FRCD_F, FSTS_IQE, GCMD_CFI, GCMD_IRE, GCMD_PERSISTENT, GCMD_QIE, GCMD_SIRTP, GCMD_SRTP, GCMD_TE, GSTS_CFIS, GSTS_IRES, GSTS_QIES, GSTS_TES,
   ADDR_MASK, CCMD_CAIG_MASK, G_DEVICE, G_DOMAIN, G_GLOBAL, G_PAGE, IOTLB_IAIG_MASK, SL_RW, SL_SNP, WAIT_IF, WAIT_SW,
   ccDesc, ccmdValue, contextEntry, contextEntryAddr, frcdLo, frcdSidDword, frcdTopDword, iecDesc, iotlbDesc, iotlbRegValue, iqaValue, iqOffset,
   decodeIrte, irteEntry, irtaValue, ivaValue, levelSpan, rootEntry, rootEntryAddr, slAddr, slEntry, slEntryAddr, slPresent, slPs, waitDesc,
-} from '../guest/layout.js';
+} from '../../guest/layout.js';
 
 /** An op with the comments written above it. */
 export interface Unit {

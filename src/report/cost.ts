@@ -8,7 +8,7 @@
  * Browser-safe.
  */
 import { VtdError } from '../errors.js';
-import type { BackendMetrics, CostItem, CostParam, CostReport, GuestMetrics } from './report-types.js';
+import type { BackendMetrics, CostItem, CostParam, CostReport, GuestMetrics } from './types.js';
 
 /** Parameter names, their defaults and where each default comes from. */
 export const COST_DEFAULTS: Readonly<Record<string, CostParam>> = {

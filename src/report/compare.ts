@@ -7,7 +7,7 @@
  * Browser-safe.
  */
 import { VtdError } from '../errors.js';
-import type { ReplayReport, RunReport } from './report-types.js';
+import type { ReplayReport, RunReport } from './types.js';
 import { formatBytes, formatCount, formatMs, formatNs, formatPercent, formatRatio } from './svg.js';
 
 // ------------------------------------------------------------------ the metrics of a run

@@ -13,7 +13,7 @@
  *
  * Browser-safe: no Node imports.
  */
-import { VtdError } from '../errors.js';
+import { VtdError } from '../../errors.js';
 
 /** Version of the generators' output: bumped whenever a seed would give different bytes. */
 export const GEN_VERSION = 1;

@@ -4,8 +4,8 @@
  * of any length is written as it is generated, never held whole in memory.
  */
 import { VtdError } from '../errors.js';
-import { openOutput, parseCommandArgs, type OptionSpec } from './cli-util.js';
-import { GEN_KINDS, generate, genFlags, genOptionsFromArgs, type GenKind } from './gen.js';
+import { openOutput, parseCommandArgs, type OptionSpec } from './util.js';
+import { GEN_KINDS, generate, genFlags, genOptionsFromArgs, type GenKind } from '../sources/gen/index.js';
 
 export const usage = `  gen KIND               a seeded synthetic workload (attach/map/unmap/dma, docs/workloads/gen.md), KIND
                          network, storage or accelerator; the leading comment records every option

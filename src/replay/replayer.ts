@@ -3,13 +3,13 @@
  * format defines, as JSON text in canonical form: keys `i`, `op`, then the
  * op's fields; lowercase hex with `0x`, no leading zeros; `fault` two digits.
  */
-import { Iommu, TranslateResult } from './iommu.js';
-import { optionsFromHeader, type Trace, type TraceOp } from './trace.js';
-import { GuestDriver, type DriverOptions, type LoweredOp } from './workload/driver.js';
-import { ShadowSync, type SyncMode } from './shadow/sync.js';
-import { Type1Backend, type Type1Options } from './shadow/type1.js';
-import { IommufdBackend, type IommufdOptions } from './shadow/iommufd.js';
-import { DEFAULT_MAX_MAPPINGS, MemlockAccount, emptyErrors, memlockLimitBytes, type Backend, type BackendStats } from './shadow/backend.js';
+import { Iommu, TranslateResult } from '../iommu.js';
+import { optionsFromHeader, type Trace, type TraceOp } from '../trace/parse.js';
+import { GuestDriver, type DriverOptions, type LoweredOp } from '../guest/driver.js';
+import { ShadowSync, type SyncMode } from '../shadow/sync.js';
+import { Type1Backend, type Type1Options } from '../shadow/type1.js';
+import { IommufdBackend, type IommufdOptions } from '../shadow/iommufd.js';
+import { DEFAULT_MAX_MAPPINGS, MemlockAccount, emptyErrors, memlockLimitBytes, type Backend, type BackendStats } from '../shadow/backend.js';
 
 /** How a replay runs: the guest-driver model for workload ops, and an optional shadowed backend. */
 export interface ReplayOptions {

@@ -14,7 +14,7 @@
  */
 import { VtdError } from '../errors.js';
 import { formatValue, hitRate, metricsFor, type MetricValue } from './compare.js';
-import type { ReplayReport, RunReport, Sample, Strategy } from './report-types.js';
+import type { ReplayReport, RunReport, Sample, Strategy } from './types.js';
 import {
   barChart, colorOf, dashOf, escapeXml as esc, formatBytes, formatCount, formatCpus, formatNs, formatPercent, formatRatio, nsAxisFormat,
   gauges, lineChart, stackedBars, type LineSeries,

@@ -8,7 +8,7 @@
  *
  * `src/trace.ts` is the matching parser. Browser-safe: no Node imports.
  */
-import { formatRid, type TraceConfig } from './trace.js';
+import { formatRid, type TraceConfig } from './parse.js';
 
 /** "0x" and lower-case hex. */
 export const hex = (v: number | bigint): string => '0x' + v.toString(16);
