@@ -1,7 +1,7 @@
 /** The embedder API: registers at every width, guest memory, translation paths, events. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Iommu, TranslateResult, VtdError, type IommuEvent } from '../src/index.js';
+import { Iommu, TranslateResult, VtdError, type IommuEvent } from '../../src/index.js';
 
 const RTADDR = 0x20, GCMD = 0x18, GSTS = 0x1c, FSTS = 0x34, FECTL = 0x38, FEDATA = 0x3c, FEADDR = 0x40;
 const SID = 0x18; // 00:03.0

@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Iommu, TranslateResult, VtdError, type IommuEvent } from '../src/index.js';
+import { Iommu, TranslateResult, VtdError, type IommuEvent } from '../../src/index.js';
 
 const RTADDR = 0x20, GCMD = 0x18, FSTS = 0x34, IQH = 0x80, IQT = 0x88, IQA = 0x90;
 const SID = 0x18; // 00:03.0

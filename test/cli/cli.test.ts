@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, CONFORMANCE } from './helpers.js';
+import { ROOT, CONFORMANCE } from '../helpers.js';
 
 const VTD = join(ROOT, 'bin', 'vtd.js');
 

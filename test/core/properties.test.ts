@@ -8,8 +8,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Iommu, TranslateResult, VtdError } from '../src/index.js';
-import { RefModel, defaultModelConfig, type ModelConfig } from './model/model.js';
+import { Iommu, TranslateResult, VtdError } from '../../src/index.js';
+import { RefModel, defaultModelConfig, type ModelConfig } from '../model/model.js';
 
 const RAM = 0x4000000n; // 64 MiB
 const ROOT = 0x100000n;

@@ -14,7 +14,7 @@ import { combineReports, compareReports, formatComparison, parseReport, type Com
 import { run, usage } from '../../src/cli/compare.js';
 import type { ReplayReport } from '../../src/report/types.js';
 import { ROOT } from '../helpers.js';
-import { makeReport, makeRun } from './report-fixtures.js';
+import { makeReport, makeRun } from './fixtures.js';
 
 function row(rows: ComparisonRow[], group: string, metric: string): ComparisonRow {
   const r = rows.find((x) => x.group === group && x.metric === metric);
@@ -258,7 +258,7 @@ test('usage lines are formatted like the rest of vtd usage', () => {
   for (const l of lines) {
     assert.ok(l.startsWith('  '), l);
     assert.ok(l.length <= 110, l);
-    // Descriptions start in column 25, as in src/cli.ts.
+    // Descriptions start in column 25, as in src/cli/main.ts.
     assert.equal(l[24], ' ', l);
     assert.notEqual(l[25], ' ', l);
   }
@@ -269,7 +269,7 @@ test('end to end through the vtd command line: exit 0, and exit 2 with the file 
   const dir = files({ 'a.json': makeReport([makeRun()]), 'b.json': makeReport([makeRun({ policy: 'lazy' })]), 'v9.json': '{"vtdReport": 9}' });
   const vtd = (args: string[]) => spawnSync(process.execPath, [
     '--import', 'tsx', '--input-type=module', '-e',
-    `import { main } from './src/cli.ts'; process.exitCode = await main(${JSON.stringify(args)});`,
+    `import { main } from './src/cli/main.ts'; process.exitCode = await main(${JSON.stringify(args)});`,
   ], { cwd: ROOT, encoding: 'utf8' });
   const ok = vtd(['compare', join(dir, 'a.json'), join(dir, 'b.json')]);
   assert.equal(ok.status, 0, ok.stderr);

@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Iommu } from '../src/index.js';
+import { Iommu } from '../../src/index.js';
 
 const GCMD = 0x18, FSTS = 0x34, IQH = 0x80, IQT = 0x88, IQA = 0x90;
 const FSTS_IQE = 0x10;

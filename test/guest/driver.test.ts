@@ -591,7 +591,7 @@ describe('lowered traces as text', () => {
     const file = join(dir, 'w.jsonl');
     writeFileSync(file, WORKLOAD);
     const cli = (args: string[], input?: string) => spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e',
-      `import { main } from ${JSON.stringify(join(REPO, 'src', 'cli.ts'))}; process.exitCode = await main(${JSON.stringify(args)});`],
+      `import { main } from ${JSON.stringify(join(REPO, 'src', 'cli', 'main.ts'))}; process.exitCode = await main(${JSON.stringify(args)});`],
     { input, encoding: 'utf8', cwd: REPO });
     const a = cli(['lower', file]);
     assert.equal(a.status, 0, a.stderr);

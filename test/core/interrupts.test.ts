@@ -1,7 +1,7 @@
 /** Interrupt remapping through the embedder API (digest §9). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Iommu, type MsiResult } from '../src/index.js';
+import { Iommu, type MsiResult } from '../../src/index.js';
 
 const IRT = 0x190000, QUEUE = 0x180000, SID = 0x18;
 
@@ -132,8 +132,8 @@ test('remapping off: every message passes unchanged', () => {
 // ---- Properties against the reference model ------------------------------------------------
 
 import fc from 'fast-check';
-import { RefModel, defaultModelConfig, type ModelMsi } from './model/model.js';
-import { CachedWindowModel, describeMsi } from './model/windows.js';
+import { RefModel, defaultModelConfig, type ModelMsi } from '../model/model.js';
+import { CachedWindowModel, describeMsi } from '../model/windows.js';
 
 const RUNS = Number(process.env.VTD_PROPERTY_RUNS ?? 200);
 

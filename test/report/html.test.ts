@@ -9,7 +9,7 @@ import { renderHtml } from '../../src/report/html.js';
 import {
   barChart, escapeXml, formatBytes, formatCompact, formatCount, formatCpus, formatNs, formatPercent, formatRatio, gauges, lineChart, nsAxisFormat, stackedBars, ticks,
 } from '../../src/report/svg.js';
-import { makeReport, makeRun } from './report-fixtures.js';
+import { makeReport, makeRun } from './fixtures.js';
 
 // ------------------------------------------------------------------ a tiny well-formedness check
 

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Iommu, type LeafMapping, DEFAULT_WALK_ENTRIES, DEFAULT_WALK_LEAVES } from '../src/index.js';
+import { Iommu, type LeafMapping, DEFAULT_WALK_ENTRIES, DEFAULT_WALK_LEAVES } from '../../src/index.js';
 
 const SID = 0x18;
 const TABLE = 0x200000n;

@@ -1,7 +1,7 @@
 /** The trace parser: every malformed input is an error naming its line; nothing passes silently. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTrace, formatRid, parseRid, VtdError } from '../src/index.js';
+import { parseTrace, formatRid, parseRid, VtdError } from '../../src/index.js';
 
 const H = '{"vtd-trace": 1, "iommu": {"aw": 48}, "devices": ["00:03.0"]}';
 

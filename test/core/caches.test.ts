@@ -10,9 +10,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Iommu, TranslateResult, type IommuEvent } from '../src/index.js';
-import { CachedWindowModel, describeOutcome, type Outcome } from './model/windows.js';
-import { defaultModelConfig } from './model/model.js';
+import { Iommu, TranslateResult, type IommuEvent } from '../../src/index.js';
+import { CachedWindowModel, describeOutcome, type Outcome } from '../model/windows.js';
+import { defaultModelConfig } from '../model/model.js';
 
 const RAM = 0x4000000n;
 const ROOT = 0x100000n, CTX = 0x101000n, QUEUE = 0x180000n, STATUS = 0x181000n;

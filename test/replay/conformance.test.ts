@@ -9,9 +9,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTrace, replayTrace } from '../src/index.js';
-import { replayWithModel } from './model/replay-model.js';
-import { conformanceCases, normalize } from './helpers.js';
+import { parseTrace, replayTrace } from '../../src/index.js';
+import { replayWithModel } from '../model/replay-model.js';
+import { conformanceCases, normalize } from '../helpers.js';
 
 function sameResult(got: string, expected: string, what: string): void {
   const g = normalize(got), e = normalize(expected);
