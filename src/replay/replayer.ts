@@ -5,11 +5,10 @@
  */
 import { Iommu, TranslateResult } from '../iommu.js';
 import { optionsFromHeader, type Trace, type TraceOp } from '../trace/parse.js';
-import { GuestDriver, type DriverOptions, type LoweredOp } from '../guest/driver.js';
-import { ShadowSync, type SyncMode } from '../shadow/sync.js';
-import { Type1Backend, type Type1Options } from '../shadow/type1.js';
-import { IommufdBackend, type IommufdOptions } from '../shadow/iommufd.js';
-import { DEFAULT_MAX_MAPPINGS, MemlockAccount, emptyErrors, memlockLimitBytes, type Backend, type BackendStats } from '../shadow/backend.js';
+import { GuestDriver, type DriverOptions, type DriverStats, type LoweredOp } from '../guest/driver.js';
+import { MemlockAccount, emptyErrors, type BackendStats } from '../shadow/backend.js';
+import { backendFactory, type BackendFactory, type BackendSpec } from '../shadow/factory.js';
+import { ShadowSync, type ShadowMetrics, type SyncMode } from '../shadow/sync.js';
 
 /** How a replay runs: the guest-driver model for workload ops, and an optional shadowed backend. */
 export interface ReplayOptions {
@@ -18,9 +17,10 @@ export interface ReplayOptions {
   /** Shadow the guest's mappings of every header device into a VFIO backend model. */
   shadow?: {
     mode: SyncMode;
-    backend: 'type1' | 'iommufd';
-    type1?: Type1Options;
-    iommufd?: IommufdOptions;
+    /** The backend of each shadowed domain: by name (with its options below), or a factory the caller built. */
+    backend: BackendSpec['backend'] | BackendFactory;
+    type1?: BackendSpec['type1'];
+    iommufd?: BackendSpec['iommufd'];
     /** Most guest table entries one sync's walk reads (ShadowOptions.maxWalkEntries). */
     maxWalkEntries?: number;
   };
@@ -31,6 +31,37 @@ export interface InvalidationTally {
   iotlbGlobal: number; iotlbDomain: number; iotlbPage: number;
   contextGlobal: number; contextDomain: number; contextDevice: number;
   iec: number;
+}
+
+/** What a replay counted so far. */
+export interface ReplayTally {
+  ops: number; results: number;
+  dmaOk: number; dmaFault: number; dmaSuppressed: number; dmaBlocked: number;
+  msiOk: number; msiBlocked: number; faultEvents: number; completionEvents: number;
+  /** Register writes (trace `wr` and the driver's), guest-memory quadwords written (trace `mem` and the driver's). */
+  registerWrites: number; memoryQwords: number;
+}
+
+/** The backends' accounting over every shadowed domain, with the limits in force (null: none). */
+export type ShadowBackendStats = BackendStats & { liveLimit: number | null; pinnedLimit: bigint | null };
+
+/**
+ * What a replay so far tells its reports (report/metrics.ts reads only
+ * this): the replay's own tallies, the core's counters, the guest-driver
+ * model's statistics, the shadow's metrics and its backends' accounting.
+ * Each read is cheap: a report samples it every few thousand operations.
+ */
+export interface ReplayView {
+  readonly tally: Readonly<ReplayTally>;
+  readonly invalidations: Readonly<InvalidationTally>;
+  /** The core's counters (Iommu.counters). */
+  counters(): Record<string, number>;
+  /** The guest-driver model's statistics; undefined before the first workload op. */
+  readonly driverStats: Readonly<DriverStats> | undefined;
+  /** Shadow sync's metrics; undefined without a shadow. */
+  readonly shadowMetrics: Readonly<ShadowMetrics> | undefined;
+  /** The backends' accounting; undefined without a shadow. */
+  backendStats(): ShadowBackendStats | undefined;
 }
 
 export function hex(v: bigint | number): string {
@@ -48,11 +79,10 @@ function toHexBytes(b: Uint8Array): string {
 }
 
 /** A replay in progress: the unit, and what happened so far. */
-export class Replayer {
+export class Replayer implements ReplayView {
   readonly iommu: Iommu;
-  readonly tally = {
+  readonly tally: ReplayTally = {
     ops: 0, results: 0, dmaOk: 0, dmaFault: 0, dmaSuppressed: 0, dmaBlocked: 0, msiOk: 0, msiBlocked: 0, faultEvents: 0, completionEvents: 0,
-    /** Register writes (trace `wr` and the driver's), guest-memory quadwords written (trace `mem` and the driver's). */
     registerWrites: 0, memoryQwords: 0,
   };
   readonly invalidations: InvalidationTally = { iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, iec: 0 };
@@ -61,6 +91,8 @@ export class Replayer {
   readonly shadow: ShadowSync | undefined;
   /** The VMM process's locked memory, shared by the backends of every shadowed domain. */
   readonly memlock = new MemlockAccount();
+  /** Builds the backend of each shadowed domain; undefined without a shadow. */
+  private readonly backends: BackendFactory | undefined;
   private readonly tr = new TranslateResult();
   private readonly emit = (op: LoweredOp): void => this.runLowered(op);
 
@@ -85,11 +117,9 @@ export class Replayer {
     });
     const sh = options.shadow;
     if (sh) {
-      // One container (type1) or IOAS (iommufd) per guest domain, as a VMM has one per vIOMMU address space.
-      const make = (did: number): Backend => sh.backend === 'type1'
-        ? new Type1Backend({ ...sh.type1, memlockAccount: this.memlock, name: `vfio-type1 domain ${did}` })
-        : new IommufdBackend({ ...sh.iommufd, memlockAccount: this.memlock, name: `iommufd domain ${did}` });
-      this.shadow = new ShadowSync(this.iommu, make, { mode: sh.mode, ram: [[0n, config.ram]], maxWalkEntries: sh.maxWalkEntries });
+      const backends = typeof sh.backend === 'string' ? backendFactory({ backend: sh.backend, type1: sh.type1, iommufd: sh.iommufd }) : sh.backend;
+      this.backends = backends;
+      this.shadow = new ShadowSync(this.iommu, (did) => backends.create(did, this.memlock), { mode: sh.mode, ram: [[0n, config.ram]], maxWalkEntries: sh.maxWalkEntries });
       // Every device the trace names is assigned: its domain is shadowed once its context is present.
       for (const sid of trace.header.devices) this.shadow.attach(sid);
     }
@@ -109,9 +139,9 @@ export class Replayer {
    * per container), the pinned figures are the process's (the limit is per
    * process). Undefined without a shadow.
    */
-  backendStats(): (BackendStats & { liveLimit: number | null; pinnedLimit: bigint | null }) | undefined {
-    const sh = this.options.shadow;
-    if (!this.shadow || !sh) return undefined;
+  backendStats(): ShadowBackendStats | undefined {
+    const f = this.backends;
+    if (!this.shadow || !f) return undefined;
     const all = [...this.shadow.backends().values()].map((b) => b.stats());
     const sum: BackendStats = {
       maps: 0, unmaps: 0, mappedBytes: 0n, unmappedBytes: 0n, liveMappings: 0, liveHighWater: 0,
@@ -130,9 +160,19 @@ export class Replayer {
       for (const [k, v] of Object.entries(s.mapSizeHistogram)) sum.mapSizeHistogram[k] = (sum.mapSizeHistogram[k] ?? 0) + v;
       for (const [k, v] of Object.entries(s.unmapSizeHistogram)) sum.unmapSizeHistogram[k] = (sum.unmapSizeHistogram[k] ?? 0) + v;
     }
-    const liveLimit = sh.backend === 'type1' ? (sh.type1?.dmaEntryLimit ?? 65535) : (sh.iommufd?.maxMappings ?? DEFAULT_MAX_MAPPINGS);
-    const pinnedLimit = memlockLimitBytes((sh.backend === 'type1' ? sh.type1 : sh.iommufd)?.memlockLimitKiB);
-    return { ...sum, liveLimit, pinnedLimit };
+    return { ...sum, liveLimit: f.liveLimit, pinnedLimit: f.pinnedLimit };
+  }
+
+  counters(): Record<string, number> {
+    return this.iommu.counters();
+  }
+
+  get driverStats(): Readonly<DriverStats> | undefined {
+    return this.driver?.stats;
+  }
+
+  get shadowMetrics(): Readonly<ShadowMetrics> | undefined {
+    return this.shadow?.metrics;
   }
 
   /** Ends the replay: the driver drains its flush queues (their invalidations reach the shadow). */

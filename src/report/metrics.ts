@@ -2,16 +2,17 @@
  * Metrics of a replay, gathered into the report's RunReport: what the guest
  * did (through the driver model), what the unit did (its counters), what the
  * shadowed backend did, the cost model, and a timeline of cumulative samples.
+ * A replay is read only through its documented `ReplayView`.
  *
  * Browser-safe.
  */
-import type { Replayer } from '../replay/replayer.js';
+import type { ReplayView } from '../replay/replayer.js';
 import { modelCost, costParams, type CostOverrides } from './cost.js';
 import type { BackendMetrics, GuestMetrics, RunReport, Sample, Strategy, UnitMetrics } from './types.js';
 
 /** Guest metrics so far. */
-export function guestMetrics(r: Replayer, c: Record<string, number> = r.iommu.counters()): GuestMetrics {
-  const d = r.driver?.stats;
+export function guestMetrics(r: ReplayView, c: Record<string, number> = r.counters()): GuestMetrics {
+  const d = r.driverStats;
   const t = r.tally;
   return {
     attaches: d?.attaches ?? 0,
@@ -30,13 +31,13 @@ export function guestMetrics(r: Replayer, c: Record<string, number> = r.iommu.co
 }
 
 /** Unit metrics from the core's counters (translation activity; the shadow's own walks are reported under backend). */
-export function unitMetrics(r: Replayer, c: Record<string, number> = r.iommu.counters()): UnitMetrics {
+export function unitMetrics(r: ReplayView, c: Record<string, number> = r.counters()): UnitMetrics {
   const levels = (c['walk.level1'] ?? 0) + (c['walk.level2'] ?? 0) + (c['walk.level3'] ?? 0) + (c['walk.level4'] ?? 0) + (c['walk.level5'] ?? 0);
   return {
     translations: c['translate'] ?? 0,
     walks: c['walk.count'] ?? 0,
     // The core counts the shadow's range walks in the same per-level counters: take them out.
-    entriesRead: levels - (r.shadow?.metrics.entriesRead ?? 0) + (c['walk.rootReads'] ?? 0) + (c['walk.ctxReads'] ?? 0),
+    entriesRead: levels - (r.shadowMetrics?.entriesRead ?? 0) + (c['walk.rootReads'] ?? 0) + (c['walk.ctxReads'] ?? 0),
     iotlbHits: c['iotlb.hit'] ?? 0,
     iotlbMisses: c['iotlb.miss'] ?? 0,
     contextHits: c['ctx.hit'] ?? 0,
@@ -46,9 +47,9 @@ export function unitMetrics(r: Replayer, c: Record<string, number> = r.iommu.cou
 }
 
 /** Backend metrics (shadow sync and the backend's own accounting), or null without a shadow. */
-export function backendMetrics(r: Replayer, s = r.backendStats()): BackendMetrics | null {
-  if (!r.shadow || !s) return null;
-  const m = r.shadow.metrics;
+export function backendMetrics(r: ReplayView, s = r.backendStats()): BackendMetrics | null {
+  const m = r.shadowMetrics;
+  if (!m || !s) return null;
   const errors: Record<string, number> = {};
   for (const [k, v] of Object.entries(s.errors)) if (v) errors[k] = v;
   return {
@@ -81,9 +82,9 @@ export class Timeline {
   readonly samples: Sample[] = [];
   constructor(readonly every: number, private readonly params = costParams()) {}
 
-  take(r: Replayer): void {
+  take(r: ReplayView): void {
     // One read of the counters and one of the backends per sample.
-    const c = r.iommu.counters();
+    const c = r.counters();
     const s = r.backendStats();
     const g = guestMetrics(r, c);
     const u = unitMetrics(r, c);
@@ -113,8 +114,8 @@ export function sampleInterval(ops: number, target = 400): number {
 }
 
 /** The run's report, after the replay finished. */
-export function runReport(r: Replayer, strategy: Strategy, timeline: Timeline, wallMs: number, overrides: CostOverrides = {}): RunReport {
-  const c = r.iommu.counters();
+export function runReport(r: ReplayView, strategy: Strategy, timeline: Timeline, wallMs: number, overrides: CostOverrides = {}): RunReport {
+  const c = r.counters();
   const guest = guestMetrics(r, c);
   const backend = backendMetrics(r);
   const params = costParams(overrides);
