@@ -67,7 +67,7 @@ export function run(args: string[]): number {
     throw e;
   }
   const c = compareReports(ra, rb, { threshold: a.threshold, nameA: a.files[0], nameB: a.files[1] });
-  // One short table: a reader gone away (EPIPE) is handled by src/cli.ts's standard-output error handler.
+  // One short table: a reader gone away (EPIPE) is handled by src/cli/main.ts's standard-output error handler.
   process.stdout.write(formatComparison(c));
   if (htmlOut) {
     const note = `A: ${a.files[0]} (trace ${ra.trace.name}, ${ra.runs.length} run${ra.runs.length > 1 ? 's' : ''}); `

@@ -1,5 +1,5 @@
 /**
- * `vtd gen`: writes a seeded synthetic workload (src/workload/gen.ts,
+ * `vtd gen`: writes a seeded synthetic workload (src/sources/gen/,
  * docs/workloads/gen.md) to standard output or a file, streamed: a workload
  * of any length is written as it is generated, never held whole in memory.
  */

@@ -1,6 +1,6 @@
 /**
- * What the commands' CLIs share (Node only: imported by src/cli.ts and the
- * *-cli.ts modules, never by the library): option parsing (Node's own
+ * What the commands' CLIs share (Node only: imported by src/cli/main.ts and the
+ * command modules beside it, never by the library): option parsing (Node's own
  * `parseArgs`), reading a trace by lines, writing to standard output when the
  * reader may go away, and writing output files whole or not at all.
  */
@@ -228,7 +228,7 @@ function writeAll(fd: number, b: Uint8Array): void {
 /**
  * Writes `text` to standard output synchronously (so a command that produces
  * millions of lines learns at once that nobody reads them). EPIPE becomes
- * `StdoutClosed`, which src/cli.ts turns into a quiet exit 0.
+ * `StdoutClosed`, which src/cli/main.ts turns into a quiet exit 0.
  */
 export function writeStdout(text: string): void {
   try {

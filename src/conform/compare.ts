@@ -64,7 +64,7 @@ export interface Verdict {
 
 // ---------------------------------------------------------------- a cacheless replayer
 
-/** Result lines of a unit with every cache off, formatted exactly as replay.ts does. */
+/** Result lines of a unit with every cache off, formatted exactly as replay/replayer.ts does. */
 class FreshStepper {
   readonly iommu: Iommu;
   private readonly tr = new TranslateResult();

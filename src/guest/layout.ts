@@ -8,7 +8,7 @@
  * public implementations for every field.
  *
  * Used by everything on the host that plays the guest: the guest-driver
- * model (workload/driver.ts), the conformance generator and its comparison
+ * model (guest/driver.ts), the conformance generator and its comparison
  * (conform/), the ftrace importer's descriptor decoder and the tests' guest
  * helpers. The plain-TS reference model (test/model/) keeps its own copy on
  * purpose: it is the independent second reading of the specification the

@@ -6,7 +6,7 @@
  * is decided once: keys in the format's order, no spaces, addresses and
  * values as lower-case "0x..." hex, requester ids as "bb:dd.f".
  *
- * `src/trace.ts` is the matching parser. Browser-safe: no Node imports.
+ * `src/trace/parse.ts` is the matching parser. Browser-safe: no Node imports.
  */
 import { formatRid, type TraceConfig } from './parse.js';
 

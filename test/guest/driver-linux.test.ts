@@ -15,7 +15,7 @@
  * descriptor just before it. Linux logs an attach after its invalidations and
  * a map or unmap before them.
  *
- *   npx tsx --test test/workload/driver-linux.test.ts
+ *   npx tsx --test test/guest/driver-linux.test.ts
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

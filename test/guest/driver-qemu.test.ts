@@ -3,7 +3,7 @@
  * and on this project's replayer must give the same result lines. QEMU is
  * required: without it this test fails (as test/qemu/qemu.test.ts does).
  *
- *   npx tsx --test test/workload/driver-qemu.test.ts
+ *   npx tsx --test test/guest/driver-qemu.test.ts
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

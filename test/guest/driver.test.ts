@@ -1,11 +1,11 @@
 /**
- * The guest-driver model (src/workload/driver.ts): its lowering, applied to a
+ * The guest-driver model (src/guest/driver.ts): its lowering, applied to a
  * real unit, must give the translations the workload describes; its
  * invalidations must be the ones Linux 6.1 issues (checked against a real
- * Linux 6.1 trace, test/workload/driver-linux.test.ts); its lowered traces
+ * Linux 6.1 trace, test/guest/driver-linux.test.ts); its lowered traces
  * must replay identically here and on QEMU 7.2 (driver-qemu.test.ts).
  *
- *   npx tsx --test test/workload/driver.test.ts
+ *   npx tsx --test test/guest/driver.test.ts
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,5 +1,5 @@
 /**
- * `vtd import` (src/workload/ftrace.ts, import-cli.ts): parsing both layouts,
+ * `vtd import` (src/sources/ftrace/, src/cli/import.ts): parsing both layouts,
  * line-numbered errors, domain attribution with and without invalidations,
  * the consistency of every output, the two real captures in
  * test/fixtures/realtraces, and replays of the imported traces through the
@@ -50,7 +50,7 @@ function traceError(f: () => unknown, line: number, message: RegExp): void {
 
 /**
  * The consistency invariant, checked on the formatted output (parsed by
- * src/trace.ts): no map overlaps a live mapping of its domain, every unmap
+ * src/trace/parse.ts): no map overlaps a live mapping of its domain, every unmap
  * covers pages mapped in its domain, and every dma translates (in this
  * simple model) to the gpa QEMU logged.
  */
