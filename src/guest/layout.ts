@@ -4,7 +4,7 @@
  * structures a guest driver writes (root and context entries, second-level
  * paging entries, invalidation descriptors, IRTEs) and of the register
  * commands it issues. Section numbers (§) refer to the VT-d digest
- * (../shared/spec/vtd-digest.md), which cites the specification and its
+ * (docs/DESIGN.md, "Sources"), which cites the specification and its
  * public implementations for every field.
  *
  * Used by everything on the host that plays the guest: the guest-driver
