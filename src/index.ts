@@ -7,8 +7,8 @@ export { BATCH_WORDS, BATCH_WRITE, BREQ_IOVA, BREQ_SID, BREQ_LEN, BRESP_OUT, BRE
 export type { IommuOptions, IommuEvent, Direction, GuestMemoryHooks, MsiResult, LeafMapping, ContextInfo, RangeScan, LeafVisitor } from './iommu.js';
 export { VtdError } from './errors.js';
 export type { VtdErrorCode } from './errors.js';
-export { parseTrace, optionsFromHeader, parseRid, formatRid } from './trace.js';
-export type { Trace, TraceOp, TraceHeader, TraceConfig } from './trace.js';
-export { Replayer, replayTrace } from './replay.js';
+export { parseTrace, optionsFromHeader, parseRid, formatRid } from './trace/parse.js';
+export type { Trace, TraceOp, TraceHeader, TraceConfig } from './trace/parse.js';
+export { Replayer, replayTrace } from './replay/replayer.js';
 export { ShadowSync, mergeRuns, Type1Backend, IommufdBackend, RecordingBackend } from './shadow/index.js';
 export type { Backend, BackendResult, BackendStats, Mapping, Perm, Errno, SyncMode, Run, ShadowOptions, ShadowMetrics } from './shadow/index.js';

@@ -28,7 +28,7 @@ test('npm pack succeeds', () => {
 });
 
 test('the package holds the library, the CLI, README and LICENSE', () => {
-  for (const f of ['LICENSE', 'README.md', 'package.json', 'bin/vtd.js', 'dist/index.js', 'dist/index.d.ts', 'dist/cli.js', 'dist/generated/wasm.js']) {
+  for (const f of ['LICENSE', 'README.md', 'package.json', 'bin/vtd.js', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/generated/wasm.js']) {
     assert.ok(files.includes(f), `${f} is missing from the package`);
   }
   assert.match(readFileSync(join(ROOT, 'LICENSE'), 'utf8'), /^MIT License\n\nCopyright \(c\) 2026 the vtd-wasm authors\n/);

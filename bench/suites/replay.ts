@@ -8,13 +8,13 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { generate } from '../../src/workload/gen.js';
+import { generate } from '../../src/sources/gen/index.js';
 import type { BenchContext, Suite } from '../lib/context.js';
 
 const CHILD = `
-import { main } from '../src/cli.ts';
-import { parseTraceLines } from '../src/trace.ts';
-import { fileLines } from '../src/workload/cli-util.ts';
+import { main } from '../src/cli/main.ts';
+import { parseTraceLines } from '../src/trace/parse.ts';
+import { fileLines } from '../src/cli/util.ts';
 const [mode, file, ...rest] = process.argv.slice(2);
 const t0 = performance.now();
 let ops = 0;

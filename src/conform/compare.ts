@@ -17,8 +17,8 @@
  * difference ends the comparison.
  */
 import { Iommu, TranslateResult } from '../iommu.js';
-import { faultHex, hex, Replayer } from '../replay.js';
-import { optionsFromHeader, type Trace, type TraceConfig, type TraceOp } from '../trace.js';
+import { faultHex, hex, Replayer } from '../replay/replayer.js';
+import { optionsFromHeader, type Trace, type TraceConfig, type TraceOp } from '../trace/parse.js';
 import { DEVIATIONS, deviation, type DetectContext, type DwordDiff, type Taint, type WindowCause } from './deviations.js';
 import { byIndex, diffResults, faultPresenceDiffers, parseResult, type FieldDiff, type Result } from './results.js';
 import { decodeMsi, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
@@ -64,7 +64,7 @@ export interface Verdict {
 
 // ---------------------------------------------------------------- a cacheless replayer
 
-/** Result lines of a unit with every cache off, formatted exactly as replay.ts does. */
+/** Result lines of a unit with every cache off, formatted exactly as replay/replayer.ts does. */
 class FreshStepper {
   readonly iommu: Iommu;
   private readonly tr = new TranslateResult();

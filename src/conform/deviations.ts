@@ -26,7 +26,7 @@
  * only resembles one (wrong fault reason, no all-ones entry on the path, ...)
  * stays unexplained.
  */
-import type { TraceConfig, TraceOp } from '../trace.js';
+import type { TraceConfig, TraceOp } from '../trace/parse.js';
 import type { Iommu } from '../iommu.js';
 import type { Result } from './results.js';
 import { decodeMsi, levelSpan, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
@@ -343,7 +343,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     qemu: 'assert(size == 4) in the register write handler: QEMU dies',
     architected: 'two 4-byte writes, low dword first',
     reason: 'digest §11.1 (QEMU-RUN for 0x38); DESIGN.md deviation 11',
-    fixture: 'test/iommu.test.ts',
+    fixture: 'test/core/iommu.test.ts',
     taint: 'all',
     detect: {},
   },
@@ -541,7 +541,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     qemu: 'PASID-based IOTLB (0x6) and PASID-cache (0x7) descriptors complete with no effect',
     architected: 'they need scalable mode: invalid descriptor, IQE',
     reason: 'digest §7.5-7.6 and §11.4; DESIGN.md deviation 17',
-    fixture: 'test/properties.test.ts',
+    fixture: 'test/core/properties.test.ts',
     taint: 'all',
     detect: {
       queue(q) {

@@ -4,7 +4,7 @@
  * answers, then the header and the (shrunk) ops with their comments.
  */
 import type { Verdict } from './compare.js';
-import { renderTrace } from './gen.js';
+import { renderTrace } from './gen/index.js';
 import { describe, parseResult } from './results.js';
 import type { TraceShape } from './shrink.js';
 

@@ -5,11 +5,11 @@
  * what is new.
  */
 import { QemuError, qemuAvailable, runTraceOnQemuWithStats, type QemuRunOptions } from '../qemu/harness.js';
-import { replayTrace } from '../replay.js';
-import { parseTrace, type Trace } from '../trace.js';
+import { replayTrace } from '../replay/replayer.js';
+import { parseTrace, type Trace } from '../trace/parse.js';
 import { compareTrace, type Verdict } from './compare.js';
 import { DEVIATIONS } from './deviations.js';
-import { renderTrace, traceForSeed, type GeneratedTrace } from './gen.js';
+import { renderTrace, traceForSeed, type GeneratedTrace } from './gen/index.js';
 import { fileDifference } from './report.js';
 import { shrinkTrace, signature } from './shrink.js';
 

@@ -17,9 +17,9 @@
  * the first (in trace order) that keeps the difference wins, so the result
  * does not depend on timing.
  */
-import { parseTrace } from '../trace.js';
+import { parseTrace } from '../trace/parse.js';
 import type { Verdict } from './compare.js';
-import { renderTrace, type GeneratedTrace, type Unit } from './gen.js';
+import { renderTrace, type GeneratedTrace, type Unit } from './gen/index.js';
 
 export type TraceShape = Pick<GeneratedTrace, 'header' | 'units'>;
 

@@ -21,7 +21,7 @@
  * A driver-like trace never has a request through a dirty entry.
  */
 import type { Iommu, IommuEvent } from '../iommu.js';
-import type { TraceOp } from '../trace.js';
+import type { TraceOp } from '../trace/parse.js';
 import type { WindowCause } from './deviations.js';
 import { decodeMsi, levelSpan, readQ, walkDma } from './walk.js';
 

@@ -3,12 +3,12 @@
  * offsets, GCMD/GSTS bits, and the encoders and decoders of the in-memory
  * structures a guest driver writes (root and context entries, second-level
  * paging entries, invalidation descriptors, IRTEs) and of the register
- * commands it issues. Section numbers (§) refer to the VT-d digest (docs/DESIGN.md,
- * Sources), which cites the specification and its
+ * commands it issues. Section numbers (§) refer to the VT-d digest
+ * (docs/DESIGN.md, "Sources"), which cites the specification and its
  * public implementations for every field.
  *
  * Used by everything on the host that plays the guest: the guest-driver
- * model (workload/driver.ts), the conformance generator and its comparison
+ * model (guest/driver.ts), the conformance generator and its comparison
  * (conform/), the ftrace importer's descriptor decoder and the tests' guest
  * helpers. The plain-TS reference model (test/model/) keeps its own copy on
  * purpose: it is the independent second reading of the specification the

@@ -33,7 +33,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatRid, parseTrace, type Trace, type TraceConfig, type TraceOp } from '../trace.js';
+import { formatRid, parseTrace, type Trace, type TraceConfig, type TraceOp } from '../trace/parse.js';
 import { QemuError } from './errors.js';
 import { QtestSession, type QtestReply } from './qtest.js';
 

@@ -11,3 +11,4 @@ export { Type1Backend, excludeRanges, type Type1Options } from './type1.js';
 export { IommufdBackend, type IommufdOptions } from './iommufd.js';
 export { RecordingBackend, parseLog, parseLogLine, replayLog, type LogEntry, type RecordingOptions } from './recording.js';
 export { ShadowSync, mergeRuns, WALK_LIMIT, type SyncMode, type Run, type ShadowOptions, type ShadowMetrics } from './sync.js';
+export { backendFactory, type BackendSpec, type BackendFactory } from './factory.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTrace, replayTrace } from '../../src/index.js';
 import { compareTrace } from '../../src/conform/compare.js';
-import { renderTrace, traceForSeed } from '../../src/conform/gen.js';
+import { renderTrace, traceForSeed } from '../../src/conform/gen/index.js';
 import { plantDifference } from '../../src/conform/run.js';
 import { qemuAvailable } from '../../src/qemu/harness.js';
 import { ROOT } from '../helpers.js';

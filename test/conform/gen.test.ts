@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import { parseTrace, replayTrace, type Trace } from '../../src/index.js';
 import { planMachine } from '../../src/qemu/harness.js';
 import { compareTrace, replayWithoutCaches } from '../../src/conform/compare.js';
-import { renderTrace, traceArbitrary, traceForSeed } from '../../src/conform/gen.js';
+import { renderTrace, traceArbitrary, traceForSeed } from '../../src/conform/gen/index.js';
 
 /** What the harness refuses, what the format leaves undefined, what aborts QEMU 7.2: never in a generated trace. */
 function assertRunnable(trace: Trace, what: string): void {

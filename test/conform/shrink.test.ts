@@ -7,11 +7,11 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseTrace, replayTrace, type Trace } from '../../src/index.js';
 import { compareTrace, type Verdict } from '../../src/conform/compare.js';
-import { renderTrace, traceForSeed, type GeneratedTrace, type Unit } from '../../src/conform/gen.js';
+import { renderTrace, traceForSeed, type GeneratedTrace, type Unit } from '../../src/conform/gen/index.js';
 import { fileDifference } from '../../src/conform/report.js';
 import { plantDifference, type QemuAlteration } from '../../src/conform/run.js';
 import { shrinkTrace, signature } from '../../src/conform/shrink.js';
-import { formatOp } from '../../src/trace-writer.js';
+import { formatOp } from '../../src/trace/write.js';
 
 /** A stand-in for QEMU: our core, then the alteration. */
 const plantedCheck = (alter: QemuAlteration) => async (text: string): Promise<Verdict> => {

@@ -10,7 +10,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseTrace } from '../../src/trace.js';
+import { parseTrace } from '../../src/trace/parse.js';
 import { CONFORMANCE } from '../helpers.js';
 import { QemuError, ensureFirmware, qemuAvailable, runTraceOnQemu, runTraceOnQemuWithStats } from '../../src/qemu/harness.js';
 
