@@ -99,11 +99,13 @@ export let ctxFpdOut: bool = false;
 /**
  * Reads and checks the root and context entries of `sid` (digest §5.1 steps
  * 3.1-3.8). Returns 0 and sets ctxWordOut (the context-cache word) and
- * ctxDidOut, or a fault reason.
+ * ctxDidOut, or a fault reason. `isRequest`: the lookup of a request, counted
+ * in walk.rootReads / walk.ctxReads; other lookups (shadow sync's `contextOf`)
+ * are not, so those counters say what requests cost.
  */
-export function readContext(sid: u32): u32 {
+export function readContext(sid: u32, isRequest: bool = false): u32 {
   ctxFpdOut = false;
-  count(C_ROOT_READS);
+  if (isRequest) count(C_ROOT_READS);
   const rootAt = rootTableAddr + (<u64>(sid >> 8) << 4);
   const rootLo = unitRead64(rootAt);
   if (memError) return FR_ROOT_ACCESS;
@@ -112,7 +114,7 @@ export function readContext(sid: u32): u32 {
   if (!bit64(rootLo, ROOT_P_BIT)) return FR_ROOT_NOT_PRESENT;
   if ((rootLo & rootLoReserved()) != 0 || rootHi != 0) return FR_ROOT_RESERVED;
 
-  count(C_CTX_READS);
+  if (isRequest) count(C_CTX_READS);
   const ctxAt = (rootLo & pointerMask()) + (<u64>(sid & 0xff) << 4);
   const lo = unitRead64(ctxAt);
   if (memError) return FR_CTX_ACCESS;
@@ -270,7 +272,7 @@ function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     did = ccDid(sid);
   } else {
     count(C_CTX_MISS);
-    const r = readContext(sid);
+    const r = readContext(sid, true);
     if (r != 0) return fault(sid, r, iova, isWrite, ctxFpdOut);
     word = ctxWordOut;
     did = ctxDidOut;

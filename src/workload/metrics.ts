@@ -35,8 +35,8 @@ export function unitMetrics(r: Replayer, c: Record<string, number> = r.iommu.cou
   return {
     translations: c['translate'] ?? 0,
     walks: c['walk.count'] ?? 0,
-    // The core counts the shadow's range walks in the same per-level counters: take them out.
-    entriesRead: levels - (r.shadow?.metrics.entriesRead ?? 0) + (c['walk.rootReads'] ?? 0) + (c['walk.ctxReads'] ?? 0),
+    // The walk.level* counters count request walks only (the shadow's range walks count under rangeWalk.*).
+    entriesRead: levels + (c['walk.rootReads'] ?? 0) + (c['walk.ctxReads'] ?? 0),
     iotlbHits: c['iotlb.hit'] ?? 0,
     iotlbMisses: c['iotlb.miss'] ?? 0,
     contextHits: c['ctx.hit'] ?? 0,
