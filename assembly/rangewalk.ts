@@ -15,8 +15,8 @@
 //
 // Each entry is classified by `classifyEntry` (slpte.ts), the rule the request
 // walk uses too. Entries that would fault a request (reserved bits, unreadable
-// tables) map nothing and are counted in `rwBad`; a path whose rights AND to nothing
-// (e.g. write-only under read-only) maps nothing either.
+// tables) map nothing and are counted in `rwBad`; a path whose rights AND to
+// nothing (e.g. write-only under read-only) maps nothing either.
 //
 // The work of one call is bounded, whatever the tables hold: it stops when the
 // block fills (`cap` records) or when it has read `budget` entries, and

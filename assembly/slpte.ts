@@ -7,8 +7,8 @@
 // R = W = 0 means not present. PS = 1 makes the entry a leaf at the levels
 // CAP.SLLPS advertises (level 2: 2 MiB, level 3: 1 GiB; this unit advertises
 // both) and is reserved at the other levels above 1; it is not a size bit at
-// level 1, where every entry is a leaf. SNP (bit 11) is reserved in non-leaf entries,
-// and in leaves unless ECAP.SC. TM (bit 62) is reserved unless ECAP.DT.
+// level 1, where every entry is a leaf. SNP (bit 11) is reserved in non-leaf
+// entries, and in leaves unless ECAP.SC. TM (bit 62) is reserved unless ECAP.DT.
 // Bits 6:2 are left ignored as QEMU 7.2 leaves them (digest §4.2 note X: the
 // sources disagree, and faulting on them would reject tables Linux writes).
 //
