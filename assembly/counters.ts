@@ -83,7 +83,13 @@ import { tryAlloc } from "./alloc";
 // @ts-ignore: decorator
 @inline export const C_IEC_HIT: u32 = C_QI_ERRORS + 9;
 // @ts-ignore: decorator
-@inline export const C_IEC_MISS: u32 = C_QI_ERRORS + 10; // 59: the last named counter; the block ends before 64
+@inline export const C_IEC_MISS: u32 = C_QI_ERRORS + 10;
+/** Range walks (shadow sync, rangewalk.ts), apart from the request walks of `C_WALKS`. */
+// @ts-ignore: decorator
+@inline export const C_RANGE_WALKS: u32 = C_QI_ERRORS + 11;
+/** Entries the range walks read (all levels), apart from `C_WALK_L1`.. which count request walks. */
+// @ts-ignore: decorator
+@inline export const C_RANGE_WALK_ENTRIES: u32 = C_QI_ERRORS + 12; // 61: the last named counter; the block ends before 64
 // @ts-ignore: decorator
 @inline export const C_FAULT_REASON: u32 = 64; // 64..319: faults by reason code 0..255
 // @ts-ignore: decorator
@@ -97,7 +103,8 @@ export const COUNTER_NAMES: string =
   "ccmd.global\nccmd.domain\nccmd.device\niotlbInv.global\niotlbInv.domain\niotlbInv.page\n" +
   "qi.type0\nqi.context\nqi.iotlb\nqi.devtlb\nqi.iec\nqi.wait\nqi.type6\nqi.type7\nqi.type8\nqi.type9\nqi.type10\nqi.type11\nqi.type12\nqi.type13\nqi.type14\nqi.type15\n" +
   "qi.errors\nqi.completionEvents\nreg.reads\nreg.writes\n" +
-  "ir.requests\nir.remapped\nir.compatPassed\nir.posted\nir.faults\niec.hit\niec.miss";
+  "ir.requests\nir.remapped\nir.compatPassed\nir.posted\nir.faults\niec.hit\niec.miss\n" +
+  "rangeWalk.count\nrangeWalk.entries";
 
 export let counterBase: usize = 0;
 

@@ -22,7 +22,7 @@ import { ccWord, ccDid, ccWidth, ccFill, ccEnabled, CC_FPD_BIT, CC_TT_SHIFT, CC_
 import { FR_ROOT_NOT_PRESENT, FR_CTX_NOT_PRESENT, FR_CTX_INVALID, FR_ADDR_BEYOND_AW, FR_WRITE, FR_READ, FR_PAGING_ENTRY_ACCESS, FR_ROOT_ACCESS, FR_CTX_ACCESS, FR_ROOT_RESERVED, FR_CTX_RESERVED, FR_PAGING_RESERVED, FR_INTERRUPT_ADDR, isQualified, recordFault } from "./faults";
 import { unitRead64, memError } from "./guestmem";
 import { iotlbLookup, iotlbLookup4k, iotlbEnabled, iotlbFill, hitLevel, V_FLAGS, V_NEAR_INTR } from "./iotlb";
-import { SL_PS_BIT, SL_RW_MASK, rsvdTable, rsvdLeaf, slAddrMask } from "./slpte";
+import { SL_RW_MASK, SL_INDEX_MASK, SLE_LEAF, SLE_NOT_PRESENT, SLE_RESERVED, classifyEntry, levelShift, slEntryAddr } from "./slpte";
 import { pmrBlocks, pmrActive } from "./pmr";
 import { frontLookup, frontFill } from "./frontcache";
 import { FLAG_DT, FLAG_PT, MAX_REQUEST_LEN, ST_BLOCKED, ST_FAULT, ST_FPD, ST_INTERRUPT, ST_INVALID, ST_OK } from "./abi";
@@ -99,11 +99,13 @@ export let ctxFpdOut: bool = false;
 /**
  * Reads and checks the root and context entries of `sid` (digest §5.1 steps
  * 3.1-3.8). Returns 0 and sets ctxWordOut (the context-cache word) and
- * ctxDidOut, or a fault reason.
+ * ctxDidOut, or a fault reason. `isRequest`: the lookup of a request, counted
+ * in walk.rootReads / walk.ctxReads; other lookups (shadow sync's `contextOf`)
+ * are not, so those counters say what requests cost.
  */
-export function readContext(sid: u32): u32 {
+export function readContext(sid: u32, isRequest: bool = false): u32 {
   ctxFpdOut = false;
-  count(C_ROOT_READS);
+  if (isRequest) count(C_ROOT_READS);
   const rootAt = rootTableAddr + (<u64>(sid >> 8) << 4);
   const rootLo = unitRead64(rootAt);
   if (memError) return FR_ROOT_ACCESS;
@@ -112,7 +114,7 @@ export function readContext(sid: u32): u32 {
   if (!bit64(rootLo, ROOT_P_BIT)) return FR_ROOT_NOT_PRESENT;
   if ((rootLo & rootLoReserved()) != 0 || rootHi != 0) return FR_ROOT_RESERVED;
 
-  count(C_CTX_READS);
+  if (isRequest) count(C_CTX_READS);
   const ctxAt = (rootLo & pointerMask()) + (<u64>(sid & 0xff) << 4);
   const lo = unitRead64(ctxAt);
   if (memError) return FR_CTX_ACCESS;
@@ -152,23 +154,20 @@ export let walkLevel: u32 = 0;
 export function walkTables(table: u64, levels: u32, iova: u64, isWrite: bool): u32 {
   count(C_WALKS);
   let rw: u64 = SL_RW_MASK;
-  const addrMask = slAddrMask();
   for (let level = levels; level >= 1; level--) {
-    const shift: u32 = 12 + 9 * (level - 1);
-    const entry = unitRead64(table + (((iova >> shift) & 0x1ff) << 3));
+    const entry = unitRead64(table + (((iova >> levelShift(level)) & SL_INDEX_MASK) << 3));
     count(C_WALK_L1 + level - 1);
     if (memError) return level == levels ? FR_CTX_INVALID : FR_PAGING_ENTRY_ACCESS;
-    if ((entry & SL_RW_MASK) == 0) return isWrite ? FR_WRITE : FR_READ;
-    const leaf = level == 1 || ((level == 2 || level == 3) && bit64(entry, SL_PS_BIT));
-    const rsvd = leaf && level > 1 ? load<u64>(rsvdLeaf + (<usize>level << 3)) : load<u64>(rsvdTable + (<usize>level << 3));
-    if ((entry & rsvd) != 0) return FR_PAGING_RESERVED;
+    const kind = classifyEntry(entry, level);
+    if (kind == SLE_NOT_PRESENT) return isWrite ? FR_WRITE : FR_READ;
+    if (kind == SLE_RESERVED) return FR_PAGING_RESERVED;
     rw &= entry;
-    if (leaf) {
-      walkValue = (entry & addrMask & ~rangeMask64(0, shift)) | rw;
+    if (kind == SLE_LEAF) {
+      walkValue = slEntryAddr(entry) | rw; // rw holds only R and W: it started as SL_RW_MASK
       walkLevel = level;
       return 0;
     }
-    table = entry & addrMask;
+    table = slEntryAddr(entry);
   }
   return FR_CTX_INVALID; // unreachable: level 1 is always a leaf
 }
@@ -219,7 +218,7 @@ function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 
   }
   v = iotlbLookup(did, iova);
   if ((v & need) == 0 || (v & V_NEAR_INTR) != 0) return false;
-  const pageMask = (<u64>1 << (12 + 9 * (hitLevel - 1))) - 1;
+  const pageMask = (<u64>1 << levelShift(hitLevel)) - 1;
   outAddr = (v & ~pageMask & ~V_FLAGS) | (iova & pageMask);
   return true;
 }
@@ -273,7 +272,7 @@ function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     did = ccDid(sid);
   } else {
     count(C_CTX_MISS);
-    const r = readContext(sid);
+    const r = readContext(sid, true);
     if (r != 0) return fault(sid, r, iova, isWrite, ctxFpdOut);
     word = ctxWordOut;
     did = ctxDidOut;
@@ -311,7 +310,7 @@ function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     if ((v & need) == 0) return fault(sid, isWrite ? FR_WRITE : FR_READ, iova, isWrite, fpd);
     if (!probing) iotlbFill(did, iova, level, v);
   }
-  const pageMask = rangeMask64(0, 12 + 9 * (level - 1));
+  const pageMask = rangeMask64(0, levelShift(level));
   const out = (v & ~pageMask & ~V_FLAGS) | (iova & pageMask);
   if (overlapsInterruptRange(out, len)) return fault(sid, FR_INTERRUPT_ADDR, iova, isWrite, fpd);
   // Both architected caches hold this translation: remember its 4 KiB page in

@@ -36,8 +36,8 @@ export function unitMetrics(r: ReplayView, c: Record<string, number> = r.counter
   return {
     translations: c['translate'] ?? 0,
     walks: c['walk.count'] ?? 0,
-    // The core counts the shadow's range walks in the same per-level counters: take them out.
-    entriesRead: levels - (r.shadowMetrics?.entriesRead ?? 0) + (c['walk.rootReads'] ?? 0) + (c['walk.ctxReads'] ?? 0),
+    // The walk.level* counters count request walks only (the shadow's range walks count under rangeWalk.*).
+    entriesRead: levels + (c['walk.rootReads'] ?? 0) + (c['walk.ctxReads'] ?? 0),
     iotlbHits: c['iotlb.hit'] ?? 0,
     iotlbMisses: c['iotlb.miss'] ?? 0,
     contextHits: c['ctx.hit'] ?? 0,

@@ -169,3 +169,24 @@ test('a budget too small to reach a leaf still makes progress (no resume loop)',
     at = r.resume;
   }
 });
+
+test('range walks count under rangeWalk.*, never in the request walk counters (walk.*)', () => {
+  const u = unit();
+  u.writeGuestQwords(TABLE, [0x201003n]);
+  u.writeGuestQwords(0x201000, [0x202003n, 0x40000081n]);
+  u.writeGuestQwords(0x202000, [0x203003n]);
+  u.writeGuestQwords(0x203000, [0x7000003n]);
+  const r = u.walkRange(TABLE, 4, 0n, 1n << 48n);
+  const s = u.walkRange(TABLE, 4, 0n, 0x2000n);
+  const c = u.counters();
+  assert.equal(c['rangeWalk.entries'], r.entriesRead + s.entriesRead);
+  assert.equal(c['rangeWalk.count'], 2);
+  for (const n of ['walk.count', 'walk.level1', 'walk.level2', 'walk.level3', 'walk.level4', 'walk.level5']) assert.equal(c[n], 0, n);
+  // A request walk still counts there, and only there.
+  u.writeGuestQwords(0x101180, [TABLE | 1n, (7n << 8n) | 2n]);
+  u.mmioWrite(0x18, 4, 0x80000000); // TE
+  assert.equal(u.translate(SID, 0x123, 'r').gpa, 0x7000123);
+  const d = u.counters();
+  assert.deepEqual([d['walk.count'], d['walk.level4'], d['walk.level3'], d['walk.level2'], d['walk.level1']], [1, 1, 1, 1, 1]);
+  assert.equal(d['rangeWalk.entries'], c['rangeWalk.entries']);
+});
