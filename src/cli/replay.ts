@@ -11,7 +11,7 @@
 import { VtdError } from '../errors.js';
 import { Replayer, type ReplayOptions } from '../replay/replayer.js';
 import { parseTraceLines, formatRid, type TraceHeader } from '../trace/parse.js';
-import { AtomicFile, fileLines, flagsAndValues, parseCommandArgs, stdinLines, writeStdout, type OptionSpec } from './util.js';
+import { AtomicFile, fileLines, flagsAndValues, parseCommandArgs, Spool, stdinLines, type OptionSpec } from './util.js';
 import { parseCostOverrides } from '../report/cost.js';
 import { runReport, sampleInterval, Timeline } from '../report/metrics.js';
 import { costParams } from '../report/cost.js';
@@ -123,6 +123,16 @@ function plans(a: Args): Plan[] {
   return out;
 }
 
+/** Trace operations in the lines: those neither blank nor comments, less the header. */
+function countOps(lines: Iterable<string>): number {
+  let n = 0;
+  for (const l of lines) {
+    const s = l.trim();
+    if (s !== '' && s[0] !== '#') n++;
+  }
+  return Math.max(0, n - 1);
+}
+
 /** A progress bar on standard error (only when asked for or when it is a terminal). */
 class Progress {
   private last = 0;
@@ -168,11 +178,12 @@ export function run(args: string[]): number {
   // Standard input is read once and kept (several runs replay it); a file is streamed once per run.
   const stdin = a.file === '-' ? [...stdinLines()] : undefined;
   const source = (): Iterable<string> => stdin ?? fileLines(a.file);
-  // Nothing half-done: every line is parsed and checked before the first result is printed (the
-  // pass also counts the ops, for the progress bar and the timeline). Memory stays constant for a file.
-  const { header, ops: checked } = parseTraceLines(source());
-  let total = 0;
-  for (const _ of checked) total++;
+  // One cheap pass counts the ops (for the progress bar and the timeline's sampling) and finds
+  // undecodable bytes; every line is then parsed and checked once, by the replay itself.
+  const total = countOps(source());
+  const headLines = source()[Symbol.iterator]();
+  const { header } = parseTraceLines({ [Symbol.iterator]: () => headLines });
+  headLines.return?.(); // closes the file: the runs read it again
   if (a.values.has('--shadow') && !header.config.cm) {
     process.stderr.write('vtd: warning: --shadow on a trace without caching mode: the guest does not invalidate after a map, so the shadow misses new mappings (digest section 8.1)\n');
   }
@@ -183,6 +194,10 @@ export function run(args: string[]): number {
   let workloadOps = 0;
   const every = sampleInterval(total);
   const printResults = !a.flags.has('--no-results');
+  // Nothing half-done: result lines wait in a spool until every run has replayed the whole trace;
+  // a malformed line or a workload op the guest-driver model refuses, anywhere, prints none.
+  const spool = printResults ? new Spool() : undefined;
+  try {
   for (let k = 0; k < runs.length; k++) {
     const p = runs[k];
     const { ops } = parseTraceLines(source());
@@ -192,7 +207,7 @@ export function run(args: string[]): number {
     // Result lines of the first run go out in blocks as they come (nothing accumulates).
     let pending: string[] = [];
     const flush = (): void => {
-      if (pending.length) writeStdout(pending.join('\n') + '\n');
+      if (pending.length) spool!.write(pending.join('\n') + '\n');
       pending = [];
     };
     const t0 = performance.now();
@@ -228,6 +243,10 @@ export function run(args: string[]): number {
       first = r;
       firstMs = ms;
     }
+  }
+  spool?.release();
+  } finally {
+    spool?.discard();
   }
   const rec = recorded(source());
   const durationSeconds = rec.rate && rec.ops ? rec.ops / rec.rate : undefined;

@@ -4,7 +4,8 @@
  * `parseArgs`), reading a trace by lines, writing to standard output when the
  * reader may go away, and writing output files whole or not at all.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, mkdtempSync, openSync, readSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { VtdError } from '../errors.js';
@@ -236,6 +237,59 @@ export function writeStdout(text: string): void {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EPIPE') throw new StdoutClosed();
     throw e;
+  }
+}
+
+/**
+ * Standard output held back until a command has succeeded ("nothing half-done"): `write` appends to
+ * an anonymous temporary file (unlinked at once, so memory stays constant and nothing is left behind
+ * even if the process is killed), `release` copies it to standard output, `discard` drops it. A
+ * command streams its input once and still prints nothing when the input turns out malformed.
+ */
+export class Spool {
+  private fd: number | undefined;
+  private size = 0;
+  constructor() {
+    const dir = mkdtempSync(join(tmpdir(), 'vtd-spool-'));
+    const path = join(dir, 'out');
+    this.fd = openSync(path, 'w+', 0o600);
+    unlinkSync(path);
+    rmdirSync(dir);
+  }
+
+  write(text: string): void {
+    if (this.fd === undefined) throw new Error('spool used after release or discard');
+    const b = Buffer.from(text, 'utf8');
+    writeAll(this.fd, b);
+    this.size += b.length;
+  }
+
+  /** Copies what was written to standard output (a reader gone away ends quietly: StdoutClosed). */
+  release(): void {
+    const fd = this.fd;
+    if (fd === undefined) return;
+    try {
+      const buf = Buffer.allocUnsafe(1 << 20);
+      for (let pos = 0; pos < this.size;) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, this.size - pos), pos);
+        if (n <= 0) throw new Error('the spooled output could not be read back');
+        try {
+          writeAll(1, buf.subarray(0, n));
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code === 'EPIPE') throw new StdoutClosed();
+          throw e;
+        }
+        pos += n;
+      }
+    } finally {
+      this.discard();
+    }
+  }
+
+  discard(): void {
+    if (this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
   }
 }
 

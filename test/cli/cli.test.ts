@@ -290,6 +290,24 @@ test('nothing half-done: a malformed line at the end of a file prints no result 
   assert.equal(ok.stdout.split('\n').length - 1, 5000);
 });
 
+test('nothing half-done: a workload op the guest-driver model refuses, after many results, prints no result either', () => {
+  const dir = tmp();
+  const f = join(dir, 'refused.jsonl');
+  // A good workload, then an unmap of what was never mapped: the driver model refuses it only when it gets there.
+  const good = readFileSync(join(ROOT, 'examples', 'network-small.jsonl'), 'utf8');
+  writeFileSync(f, good + '{"op":"unmap","domain":1,"iova":"0x7fff0000000","len":4096}\n');
+  const r = vtd(['replay', f]);
+  assert.equal(r.status, 2, r.stderr);
+  assert.match(r.stderr, /^vtd: line \d+: /);
+  assert.doesNotMatch(r.stderr, NO_STACK);
+  assert.equal(r.stdout, '');
+  // Without the bad op, the same trace prints its result lines.
+  writeFileSync(f, good);
+  const ok = vtd(['replay', f]);
+  assert.equal(ok.status, 0, ok.stderr);
+  assert.ok(ok.stdout.split('\n').length > 1000);
+});
+
 test('import of input with no known ftrace event is exit 2 naming the kinds, and writes nothing', () => {
   const dir = tmp();
   const g = join(dir, 'garbage.txt');
