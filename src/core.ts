@@ -115,18 +115,6 @@ export type ContextInfo =
 /** A leaf as a range walk passes it (no object is built per leaf); return false to stop before this leaf. */
 export type LeafVisitor = (iova: bigint, gpa: bigint, level: number, read: boolean, write: boolean) => boolean;
 
-/** The interrupt a remapMsi/remapIoapic call delivered or posted (as the result block holds it). */
-export interface InterruptOut {
-  /** The address in compatibility format, or the posted-interrupt descriptor's address. */
-  addrLo: number; addrHi: number;
-  /** The data in compatibility format, or the posted vector. */
-  data: number;
-  /** The interrupt-table index, undefined when the message passed unchanged. */
-  index: number | undefined;
-  /** Posted: the urgent bit. */
-  urgent: boolean;
-}
-
 /** Embedder-owned guest memory (external mode). Return false when the access fails. */
 export interface GuestMemoryHooks {
   read(gpa: number, dst: Uint8Array): boolean;
@@ -239,11 +227,12 @@ export class Core {
   }
 
   private refresh(): void {
-    if (this.buffer !== this.x.memory.buffer) {
-      this.buffer = this.x.memory.buffer;
-      this.u8 = new Uint8Array(this.buffer);
-      this.u32 = new Uint32Array(this.buffer);
-    }
+    // Growing linear memory detaches the old buffer, and a view of a detached buffer has length 0:
+    // testing that is much cheaper than fetching `memory.buffer` on every call.
+    if (this.u32 !== undefined && this.u32.length !== 0) return;
+    this.buffer = this.x.memory.buffer;
+    this.u8 = new Uint8Array(this.buffer);
+    this.u32 = new Uint32Array(this.buffer);
   }
 
   /**
@@ -477,15 +466,18 @@ export class Core {
     return this.guard(() => this.x.remapIoapic(sid, hasSid ? 1 : 0, rteLo >>> 0, rteHi >>> 0));
   }
 
-  /** The interrupt the last remapMsi/remapIoapic delivered (ST_OK) or posted (ST_POSTED). */
-  interruptOut(): InterruptOut {
-    const r = this.resultIdx;
-    const data = this.u32[r + abi.RESULT_WORD2 / 4], index = this.u32[r + abi.RESULT_WORD3 / 4];
-    return {
-      addrLo: this.u32[r + abi.RESULT_VALUE / 4], addrHi: this.u32[r + abi.RESULT_VALUE / 4 + 1],
-      data, index: index === abi.NO_INDEX ? undefined : index, urgent: (data & abi.POSTED_URGENT) !== 0,
-    };
+  /** The interrupt the last remapMsi/remapIoapic delivered (ST_OK) or posted (ST_POSTED): address low and high words. */
+  get irAddrLo(): number { return this.u32[this.resultIdx + abi.RESULT_VALUE / 4]; }
+  get irAddrHi(): number { return this.u32[this.resultIdx + abi.RESULT_VALUE / 4 + 1]; }
+  /** The data in compatibility format, or the posted vector (and POSTED_URGENT). */
+  get irData(): number { return this.u32[this.resultIdx + abi.RESULT_WORD2 / 4]; }
+  /** The interrupt-table index, undefined when the message passed unchanged. */
+  get irIndex(): number | undefined {
+    const index = this.u32[this.resultIdx + abi.RESULT_WORD3 / 4];
+    return index === abi.NO_INDEX ? undefined : index;
   }
+  /** Posted: the urgent bit. */
+  get irUrgent(): boolean { return (this.irData & abi.POSTED_URGENT) !== 0; }
 
   // ---- events and counters ----
   /**

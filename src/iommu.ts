@@ -491,19 +491,19 @@ export class Iommu {
   }
 
   private msiResult(st: number): MsiResult {
+    const c = this.core;
     if (st === Status.OK) {
-      const o = this.core.interruptOut();
-      const lo = o.addrLo, hi = o.addrHi, data = o.data;
-      return {
+      const lo = c.irAddrLo, hi = c.irAddrHi, data = c.irData, index = c.irIndex;
+      const r: MsiResult = {
         ok: true, posted: false, addr: (BigInt(hi) << 32n) | BigInt(lo), data,
         destination: ((hi >>> 8) << 8) | ((lo >>> 12) & 0xff), vector: data & 0xff, deliveryMode: (data >>> 8) & 7,
         triggerMode: (data >>> 15) & 1, destinationMode: (lo >>> 2) & 1, redirectionHint: (lo >>> 3) & 1,
-        ...(o.index !== undefined ? { index: o.index } : {}),
       };
+      if (index !== undefined) r.index = index;
+      return r;
     }
     if (st === Status.POSTED) {
-      const o = this.core.interruptOut();
-      return { ok: true, posted: true, descriptor: (BigInt(o.addrHi) << 32n) | BigInt(o.addrLo), vector: o.data & 0xff, urgent: o.urgent, index: o.index! };
+      return { ok: true, posted: true, descriptor: (BigInt(c.irAddrHi) << 32n) | BigInt(c.irAddrLo), vector: c.irData & 0xff, urgent: c.irUrgent, index: c.irIndex! };
     }
     const reason = st & Status.REASON_MASK;
     return (st & Status.FPD) !== 0 ? { ok: false, reason } : { ok: false, fault: reason, reason };
