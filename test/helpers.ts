@@ -2,6 +2,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Iommu } from '../src/index.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const CONFORMANCE = join(ROOT, 'test', 'fixtures', 'conformance');
@@ -44,4 +45,28 @@ export function normalize(line: string): Record<string, unknown> {
 
 export function hexQ(...q: (number | bigint)[]): bigint[] {
   return q.map((x) => BigInt(x));
+}
+
+/**
+ * A unit (aw 48) whose guest memory is the embedder's (a Map of bytes), with 4-level tables mapping
+ * iova 0 of SID 00:03.0 to 0x7000000 and translation enabled. `onRead` sees each read the unit makes
+ * and answers whether it succeeds (it may also throw, as a hook may).
+ */
+export function externalMemoryUnit(onRead: (gpa: number) => boolean): { unit: Iommu; mem: Map<number, number> } {
+  const mem = new Map<number, number>();
+  const unit = Iommu.create({
+    aw: 48,
+    guestMemory: {
+      read(gpa, dst) { const ok = onRead(gpa); for (let i = 0; i < dst.length; i++) dst[i] = mem.get(gpa + i) ?? 0; return ok; },
+      write(gpa, src) { src.forEach((b, i) => mem.set(gpa + i, b)); return true; },
+    },
+  });
+  const put = (gpa: number, q: bigint) => { for (let i = 0; i < 8; i++) mem.set(gpa + i, Number((q >> BigInt(8 * i)) & 0xffn)); };
+  put(0x100000, 0x101001n);
+  put(0x101180, 0x110001n); put(0x101188, 0x502n);
+  put(0x110000, 0x111003n); put(0x111000, 0x112003n); put(0x112000, 0x113003n); put(0x113000, 0x7000003n);
+  unit.mmioWrite(0x20, 8, 0x100000n); // RTADDR
+  unit.mmioWrite(0x18, 4, 0x40000000); // GCMD.SRTP
+  unit.mmioWrite(0x18, 4, 0x80000000); // GCMD.TE
+  return { unit, mem };
 }

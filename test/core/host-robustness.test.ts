@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Iommu, TranslateResult, VtdError, type IommuEvent } from '../../src/index.js';
+import { externalMemoryUnit } from '../helpers.js';
 
 const RTADDR = 0x20, GCMD = 0x18, FSTS = 0x34, IQH = 0x80, IQT = 0x88, IQA = 0x90;
 const SID = 0x18; // 00:03.0
@@ -148,23 +149,9 @@ test('a listener may call the unit: events arrive after the call that raised the
 });
 
 test('a guestMemory hook that throws: the access fails as the bus would, then a GUEST_MEMORY_HOOK error', () => {
-  const mem = new Map<number, number>();
   const boom = new Error('hook failed');
   let failAt = -1;
-  const u = Iommu.create({
-    aw: 48,
-    guestMemory: {
-      read(gpa, dst) { if (gpa === failAt) throw boom; for (let i = 0; i < dst.length; i++) dst[i] = mem.get(gpa + i) ?? 0; return true; },
-      write(gpa, src) { src.forEach((b, i) => mem.set(gpa + i, b)); return true; },
-    },
-  });
-  const put = (gpa: number, q: bigint) => { for (let i = 0; i < 8; i++) mem.set(gpa + i, Number((q >> BigInt(8 * i)) & 0xffn)); };
-  put(0x100000, 0x101001n);
-  put(0x101180, 0x110001n); put(0x101188, 0x502n);
-  put(0x110000, 0x111003n); put(0x111000, 0x112003n); put(0x112000, 0x113003n); put(0x113000, 0x7000003n);
-  u.mmioWrite(RTADDR, 8, 0x100000n);
-  u.mmioWrite(GCMD, 4, 0x40000000);
-  u.mmioWrite(GCMD, 4, 0x80000000);
+  const { unit: u } = externalMemoryUnit((gpa) => { if (gpa === failAt) throw boom; return true; });
   failAt = 0x100000; // the root entry
   assert.throws(() => u.translate(SID, 0x123, 'r'),
     (e: unknown) => e instanceof VtdError && e.code === 'GUEST_MEMORY_HOOK' && (e as Error & { cause?: unknown }).cause === boom);

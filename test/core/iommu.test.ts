@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Iommu, TranslateResult, VtdError, type IommuEvent } from '../../src/index.js';
+import { externalMemoryUnit } from '../helpers.js';
 
 const RTADDR = 0x20, GCMD = 0x18, GSTS = 0x1c, FSTS = 0x34, FECTL = 0x38, FEDATA = 0x3c, FEADDR = 0x40;
 const SID = 0x18; // 00:03.0
@@ -197,22 +198,8 @@ test('guest memory outside RAM is a host error; the unit reads it as a memory er
 });
 
 test('guest memory owned by the embedder (external mode)', () => {
-  const mem = new Map<number, number>();
   const reads: number[] = [];
-  const u = Iommu.create({
-    aw: 48,
-    guestMemory: {
-      read(gpa, dst) { reads.push(gpa); for (let i = 0; i < dst.length; i++) dst[i] = mem.get(gpa + i) ?? 0; return gpa < 0x10000000; },
-      write(gpa, src) { src.forEach((b, i) => mem.set(gpa + i, b)); return true; },
-    },
-  });
-  const put = (gpa: number, q: bigint) => { for (let i = 0; i < 8; i++) mem.set(gpa + i, Number((q >> BigInt(8 * i)) & 0xffn)); };
-  put(0x100000, 0x101001n);
-  put(0x101180, 0x110001n); put(0x101188, 0x502n);
-  put(0x110000, 0x111003n); put(0x111000, 0x112003n); put(0x112000, 0x113003n); put(0x113000, 0x7000003n);
-  u.mmioWrite(RTADDR, 8, 0x100000n);
-  u.mmioWrite(GCMD, 4, 0x40000000);
-  u.mmioWrite(GCMD, 4, 0x80000000);
+  const { unit: u, mem } = externalMemoryUnit((gpa) => { reads.push(gpa); return gpa < 0x10000000; });
   const r = u.translate(SID, 0x123, 'w');
   assert.ok(r.ok);
   assert.equal(r.gpa, 0x7000123);
