@@ -47,6 +47,18 @@
 /** Posted interrupts (CAP.PI). */
 // @ts-ignore: decorator
 @inline export const FLAG_PI: u32 = 1 << 8;
+/** Scalable mode (ECAP.SMTS; second-stage translation ECAP.SLTS unless only first-stage is offered). */
+// @ts-ignore: decorator
+@inline export const FLAG_SM: u32 = 1 << 9;
+/** First-stage translation (ECAP.FLTS) in place of second-stage, as QEMU's x-flts. Needs FLAG_SM. */
+// @ts-ignore: decorator
+@inline export const FLAG_FLTS: u32 = 1 << 10;
+/** Requests with PASID (ECAP.PASID, PSS 0). Needs FLAG_SM. */
+// @ts-ignore: decorator
+@inline export const FLAG_PASID: u32 = 1 << 11;
+/** Nested translation (ECAP.NEST, with FLTS and SLTS both). Needs FLAG_SM. */
+// @ts-ignore: decorator
+@inline export const FLAG_NEST: u32 = 1 << 12;
 
 /** configure succeeded. */
 // @ts-ignore: decorator
@@ -63,6 +75,9 @@
 /** configure: the instance was configured already. */
 // @ts-ignore: decorator
 @inline export const CFG_TWICE: i32 = 4;
+/** configure: a scalable-mode flag breaks a rule (flts/pasid/nest without sm, pasid with dt, flts/nest with aw 39). */
+// @ts-ignore: decorator
+@inline export const CFG_BAD_SM: i32 = 5;
 
 // ---- guest memory (writeGuest, readGuest) ------------------------------------------------
 
@@ -112,6 +127,24 @@
 // @ts-ignore: decorator
 @inline export const MAX_REQUEST_LEN: u32 = 4096;
 
+// ---- translatePasid: the request's attributes ---------------------------------------------
+
+/** translatePasid flags: a write request. */
+// @ts-ignore: decorator
+@inline export const TREQ_WRITE: u32 = 1;
+/** translatePasid flags: a supervisor (privileged) request. */
+// @ts-ignore: decorator
+@inline export const TREQ_PRIV: u32 = 2;
+/** translatePasid flags: an execute request. */
+// @ts-ignore: decorator
+@inline export const TREQ_EXE: u32 = 4;
+/** probe flags: the request has a PASID (the pasid argument). */
+// @ts-ignore: decorator
+@inline export const TREQ_PASID: u32 = 8;
+/** Largest PASID (20 bits). */
+// @ts-ignore: decorator
+@inline export const PASID_MAX: u32 = 0xfffff;
+
 // ---- the result block (byte offsets) ---------------------------------------------------------
 
 /** u64: the output address, register value, leaf, context word or resume address. */
@@ -141,9 +174,31 @@
 /** Request: the bit of the sid word that makes it a write. */
 // @ts-ignore: decorator
 @inline export const BREQ_WRITE: u32 = 1 << 16;
-/** Request: u32 length in bytes. */
+/** Request: u32 length in bytes (bits 12:0; with BREQ_PASID, bits 31:24 hold PASID bits 19:12, 23:13 are 0). */
 // @ts-ignore: decorator
 @inline export const BREQ_LEN: u32 = 12;
+/**
+ * Request: the bit of the sid word that makes it a request with PASID (scalable mode). The PASID is
+ * then split: bits 11:0 in the sid word from BREQ_PASID_LO_SHIFT, bits 19:12 in the length word from
+ * BREQ_PASID_HI_SHIFT. A request without it is read exactly as before (one test of this bit).
+ */
+// @ts-ignore: decorator
+@inline export const BREQ_PASID: u32 = 1 << 17;
+/** Request with PASID: a supervisor request. */
+// @ts-ignore: decorator
+@inline export const BREQ_PRIV: u32 = 1 << 18;
+/** Request with PASID: an execute request. */
+// @ts-ignore: decorator
+@inline export const BREQ_EXE: u32 = 1 << 19;
+/** Request with PASID: PASID bits 11:0 sit in the sid word from this bit. */
+// @ts-ignore: decorator
+@inline export const BREQ_PASID_LO_SHIFT: u32 = 20;
+/** Request with PASID: PASID bits 19:12 sit in the length word from this bit. */
+// @ts-ignore: decorator
+@inline export const BREQ_PASID_HI_SHIFT: u32 = 24;
+/** Request with PASID: the length bits of the length word. */
+// @ts-ignore: decorator
+@inline export const BREQ_LEN_MASK: u32 = 0xffffff;
 /** Response: u64 output address. */
 // @ts-ignore: decorator
 @inline export const BRESP_OUT: u32 = 0;
@@ -267,6 +322,12 @@
 /** EV_INVALIDATION a: the interrupt entry cache. */
 // @ts-ignore: decorator
 @inline export const INV_IEC: u32 = 4;
+/** EV_INVALIDATION a: a PASID-based IOTLB invalidation (descriptor 0x6); c = PASID, granularity 2 or 3. */
+// @ts-ignore: decorator
+@inline export const INV_PASID_IOTLB: u32 = 5;
+/** EV_INVALIDATION a: a PASID-cache invalidation (descriptor 0x7); c = PASID, granularity 0, 1 or 3 (the G field). */
+// @ts-ignore: decorator
+@inline export const INV_PASID_CACHE: u32 = 6;
 /** EV_INVALIDATION c: the function mask's shift (the SID is bits 15:0). */
 // @ts-ignore: decorator
 @inline export const EVC_FM_SHIFT: u32 = 16;

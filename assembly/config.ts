@@ -2,10 +2,14 @@
 // from it (digest §2). CAP and ECAP equal what QEMU 7.2 reports for the same
 // options (digest §2.3), extended for aw = 57 (SAGAW bit 11, MGAW 56) and for
 // more than one fault-recording register (CAP.NFR = nfr - 1), as the trace
-// format fixes it.
+// format fixes it. Scalable mode (sm, flts, pasid) gives QEMU 10's values
+// (trace format "Scalable mode"): sm sets SMTS, SLTS and SRS; flts replaces
+// SLTS and SRS by FLTS and sets CAP.FS1GP; pasid sets PASID (PSS 0). Beyond
+// QEMU: nest sets NEST with FLTS, SLTS and SRS (both stages), and a first-stage
+// unit of aw 57 sets CAP.FS5LP (5-level first-stage tables).
 
 import { bitMask64, rangeMask64 } from "./bits";
-import { FLAG_CM, FLAG_DT, FLAG_EIM, FLAG_IR, FLAG_PI, FLAG_PMR, FLAG_PT, FLAG_SC } from "./abi";
+import { FLAG_CM, FLAG_DT, FLAG_EIM, FLAG_FLTS, FLAG_IR, FLAG_NEST, FLAG_PASID, FLAG_PI, FLAG_PMR, FLAG_PT, FLAG_SC, FLAG_SM } from "./abi";
 
 // ---- CAP fields (digest §2.1) --------------------------------------------
 // @ts-ignore: decorator
@@ -35,7 +39,11 @@ import { FLAG_CM, FLAG_DT, FLAG_EIM, FLAG_IR, FLAG_PI, FLAG_PMR, FLAG_PT, FLAG_S
 // @ts-ignore: decorator
 @inline export const CAP_DRD_BIT: u32 = 55;
 // @ts-ignore: decorator
+@inline export const CAP_FS1GP_BIT: u32 = 56;
+// @ts-ignore: decorator
 @inline export const CAP_PI_BIT: u32 = 59;
+// @ts-ignore: decorator
+@inline export const CAP_FS5LP_BIT: u32 = 60;
 
 // ---- ECAP fields (digest §2.2) -------------------------------------------
 // @ts-ignore: decorator
@@ -54,6 +62,18 @@ import { FLAG_CM, FLAG_DT, FLAG_EIM, FLAG_IR, FLAG_PI, FLAG_PMR, FLAG_PT, FLAG_S
 @inline export const ECAP_IRO_SHIFT: u32 = 8;
 // @ts-ignore: decorator
 @inline export const ECAP_MHMV_SHIFT: u32 = 20;
+// @ts-ignore: decorator
+@inline export const ECAP_NEST_BIT: u32 = 26;
+// @ts-ignore: decorator
+@inline export const ECAP_SRS_BIT: u32 = 31;
+// @ts-ignore: decorator
+@inline export const ECAP_PASID_BIT: u32 = 40;
+// @ts-ignore: decorator
+@inline export const ECAP_SMTS_BIT: u32 = 43;
+// @ts-ignore: decorator
+@inline export const ECAP_SLTS_BIT: u32 = 46;
+// @ts-ignore: decorator
+@inline export const ECAP_FLTS_BIT: u32 = 47;
 
 /** Number of domain ids, encoded: 6 = 64 Ki (QEMU 7.2). */
 // @ts-ignore: decorator
@@ -87,6 +107,20 @@ export let entryAddrBits: u32 = 39;
 export let pointerBits: u32 = 39;
 /** SAGAW: which context AW values are supported (bit n = AW n). */
 export let sagaw: u32 = 0b00010;
+/** Scalable mode offered (ECAP.SMTS): RTADDR.TTM and IQA.DW are writable. */
+export let smMode: bool = false;
+/** PGTT 001 (first-stage) is valid: ECAP.FLTS. */
+export let fsSupported: bool = false;
+/** PGTT 010 (second-stage) is valid: ECAP.SLTS. */
+export let ssSupported: bool = false;
+/** PGTT 011 (nested) is valid: ECAP.NEST. */
+export let nestSupported: bool = false;
+/** Supervisor requests (ECAP.SRS): the PASID entry's SRE is honoured. */
+export let srsSupported: bool = false;
+/** First-stage 1 GiB pages (CAP.FS1GP). */
+export let fs1gp: bool = false;
+/** First-stage 5-level paging (CAP.FS5LP): FSPM 01 is valid. */
+export let fs5lp: bool = false;
 export let capValue: u64 = 0;
 export let ecapValue: u64 = 0;
 
@@ -95,7 +129,19 @@ export let ecapValue: u64 = 0;
   return (cfgFlags & f) != 0;
 }
 
-/** Validates and stores the configuration; returns 0 or an error code (errors.ts). */
+/**
+ * The scalable-mode rules of the trace format: flts, pasid and nest need sm; pasid excludes dt;
+ * first-stage translation (flts or nest) needs aw 48 or 57. False when `flags` breaks one.
+ */
+export function smFlagsValid(aw: u32, flags: u32): bool {
+  const sm = (flags & FLAG_SM) != 0;
+  if (!sm && (flags & (FLAG_FLTS | FLAG_PASID | FLAG_NEST)) != 0) return false;
+  if ((flags & FLAG_PASID) != 0 && (flags & FLAG_DT) != 0) return false;
+  if ((flags & (FLAG_FLTS | FLAG_NEST)) != 0 && aw == 39) return false;
+  return true;
+}
+
+/** Stores the configuration (validated by the caller) and derives CAP and ECAP. */
 export function setConfig(aw: u32, flags: u32, nfr: u32): void {
   cfgAw = aw;
   cfgFlags = flags;
@@ -119,6 +165,15 @@ export function setConfig(aw: u32, flags: u32, nfr: u32): void {
   cap |= (<u64>MAMV_VALUE) << CAP_MAMV_SHIFT;
   cap |= bitMask64(CAP_DWD_BIT) | bitMask64(CAP_DRD_BIT);
   if (hasFlag(FLAG_PI)) cap |= bitMask64(CAP_PI_BIT);
+  smMode = hasFlag(FLAG_SM);
+  nestSupported = smMode && hasFlag(FLAG_NEST);
+  fsSupported = smMode && (hasFlag(FLAG_FLTS) || nestSupported);
+  ssSupported = smMode && (!hasFlag(FLAG_FLTS) || nestSupported);
+  srsSupported = ssSupported; // QEMU 10 reports SRS with SLTS only
+  fs1gp = fsSupported;
+  fs5lp = fsSupported && aw == 57;
+  if (fs1gp) cap |= bitMask64(CAP_FS1GP_BIT);
+  if (fs5lp) cap |= bitMask64(CAP_FS5LP_BIT);
   capValue = cap;
 
   let ecap: u64 = bitMask64(ECAP_QI_BIT);
@@ -128,6 +183,12 @@ export function setConfig(aw: u32, flags: u32, nfr: u32): void {
   if (hasFlag(FLAG_PT)) ecap |= bitMask64(ECAP_PT_BIT);
   if (hasFlag(FLAG_SC)) ecap |= bitMask64(ECAP_SC_BIT);
   ecap |= (<u64>IRO_VALUE) << ECAP_IRO_SHIFT;
+  if (smMode) ecap |= bitMask64(ECAP_SMTS_BIT);
+  if (ssSupported) ecap |= bitMask64(ECAP_SLTS_BIT);
+  if (srsSupported) ecap |= bitMask64(ECAP_SRS_BIT);
+  if (fsSupported) ecap |= bitMask64(ECAP_FLTS_BIT);
+  if (nestSupported) ecap |= bitMask64(ECAP_NEST_BIT);
+  if (smMode && hasFlag(FLAG_PASID)) ecap |= bitMask64(ECAP_PASID_BIT); // PSS 0 (bits 39:35)
   ecapValue = ecap;
 }
 

@@ -89,7 +89,13 @@ import { tryAlloc } from "./alloc";
 @inline export const C_RANGE_WALKS: u32 = C_QI_ERRORS + 11;
 /** Entries the range walks read (all levels), apart from `C_WALK_L1`.. which count request walks. */
 // @ts-ignore: decorator
-@inline export const C_RANGE_WALK_ENTRIES: u32 = C_QI_ERRORS + 12; // 61: the last named counter; the block ends before 64
+@inline export const C_RANGE_WALK_ENTRIES: u32 = C_QI_ERRORS + 12; // 61
+/** First-stage walks (PGTT 001 and 011), apart from `C_WALKS` which counts second-stage walks. */
+// @ts-ignore: decorator
+@inline export const C_FS_WALKS: u32 = C_QI_ERRORS + 13; // 62
+/** Accessed/Dirty updates the unit wrote to first-stage entries. */
+// @ts-ignore: decorator
+@inline export const C_AD_WRITES: u32 = C_QI_ERRORS + 14; // 63: the last named counter; the block ends before 64
 // @ts-ignore: decorator
 @inline export const C_FAULT_REASON: u32 = 64; // 64..319: faults by reason code 0..255
 // @ts-ignore: decorator
@@ -104,7 +110,7 @@ export const COUNTER_NAMES: string =
   "qi.type0\nqi.context\nqi.iotlb\nqi.devtlb\nqi.iec\nqi.wait\nqi.type6\nqi.type7\nqi.type8\nqi.type9\nqi.type10\nqi.type11\nqi.type12\nqi.type13\nqi.type14\nqi.type15\n" +
   "qi.errors\nqi.completionEvents\nreg.reads\nreg.writes\n" +
   "ir.requests\nir.remapped\nir.compatPassed\nir.posted\nir.faults\niec.hit\niec.miss\n" +
-  "rangeWalk.count\nrangeWalk.entries";
+  "rangeWalk.count\nrangeWalk.entries\nwalk.firstStage\nwalk.adWrites";
 
 export let counterBase: usize = 0;
 

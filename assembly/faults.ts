@@ -44,6 +44,104 @@ import { EV_FAULT_MSI } from "./abi";
 // @ts-ignore: decorator
 @inline export const FR_INTERRUPT_ADDR: u32 = 0xe;
 
+// ---- Scalable-mode fault reasons (VT-d spec §7.1.3 table; Linux
+// dma_remap_sm_fault_reasons; digest §5.4): used when RTADDR.TTM = 01 --------
+// @ts-ignore: decorator
+@inline export const FR_SM_BAD_RTA: u32 = 0x30;
+// @ts-ignore: decorator
+@inline export const FR_SM_PASID_IN_LEGACY: u32 = 0x31;
+// @ts-ignore: decorator
+@inline export const FR_SM_ROOT_ACCESS: u32 = 0x38;
+// @ts-ignore: decorator
+@inline export const FR_SM_ROOT_NOT_PRESENT: u32 = 0x39;
+// @ts-ignore: decorator
+@inline export const FR_SM_ROOT_RESERVED: u32 = 0x3a;
+// @ts-ignore: decorator
+@inline export const FR_SM_CTX_ACCESS: u32 = 0x40;
+// @ts-ignore: decorator
+@inline export const FR_SM_CTX_NOT_PRESENT: u32 = 0x41;
+// @ts-ignore: decorator
+@inline export const FR_SM_CTX_RESERVED: u32 = 0x42;
+// @ts-ignore: decorator
+@inline export const FR_SM_CTX_INVALID: u32 = 0x43;
+// @ts-ignore: decorator
+@inline export const FR_SM_PASIDE_CLEAR: u32 = 0x45;
+// @ts-ignore: decorator
+@inline export const FR_SM_PASID_BEYOND_DIR: u32 = 0x46;
+// @ts-ignore: decorator
+@inline export const FR_SM_DIR_ACCESS: u32 = 0x50;
+// @ts-ignore: decorator
+@inline export const FR_SM_DIR_NOT_PRESENT: u32 = 0x51;
+// @ts-ignore: decorator
+@inline export const FR_SM_DIR_RESERVED: u32 = 0x52;
+// @ts-ignore: decorator
+@inline export const FR_SM_PE_ACCESS: u32 = 0x58;
+// @ts-ignore: decorator
+@inline export const FR_SM_PE_NOT_PRESENT: u32 = 0x59;
+// @ts-ignore: decorator
+@inline export const FR_SM_PE_RESERVED: u32 = 0x5a;
+// @ts-ignore: decorator
+@inline export const FR_SM_PE_INVALID: u32 = 0x5b;
+// @ts-ignore: decorator
+@inline export const FR_SM_ERE_CLEAR: u32 = 0x5c;
+// @ts-ignore: decorator
+@inline export const FR_SM_SRE_CLEAR: u32 = 0x5d;
+/** First-stage entry access error (below the top table). */
+// @ts-ignore: decorator
+@inline export const FR_SM_FS_ACCESS: u32 = 0x70;
+// @ts-ignore: decorator
+@inline export const FR_SM_FS_NOT_PRESENT: u32 = 0x71;
+// @ts-ignore: decorator
+@inline export const FR_SM_FS_RESERVED: u32 = 0x72;
+/** Access error reading the top first-stage table (FSPTPTR, "FL-PML4"). */
+// @ts-ignore: decorator
+@inline export const FR_SM_FS_TOP_ACCESS: u32 = 0x73;
+/** Nested: a first-stage table address is beyond the second stage's input width. */
+// @ts-ignore: decorator
+@inline export const FR_SM_NEST_FS_BEYOND: u32 = 0x74;
+/** Nested: the second stage denies reading the top first-stage table. */
+// @ts-ignore: decorator
+@inline export const FR_SM_NEST_TOP_READ: u32 = 0x75;
+/** Nested: the second stage denies reading a first-stage table below the top. */
+// @ts-ignore: decorator
+@inline export const FR_SM_NEST_FS_READ: u32 = 0x76;
+/** Nested: the second stage denies the write of an Accessed/Dirty update to a first-stage entry. */
+// @ts-ignore: decorator
+@inline export const FR_SM_NEST_FS_WRITE: u32 = 0x77;
+// @ts-ignore: decorator
+@inline export const FR_SM_SS_ACCESS: u32 = 0x78;
+// @ts-ignore: decorator
+@inline export const FR_SM_SS_RESERVED: u32 = 0x7a;
+// @ts-ignore: decorator
+@inline export const FR_SM_SS_BAD_PTR: u32 = 0x7b;
+// @ts-ignore: decorator
+@inline export const FR_SM_NON_CANONICAL: u32 = 0x80;
+// @ts-ignore: decorator
+@inline export const FR_SM_USER_SUPERVISOR: u32 = 0x81;
+// @ts-ignore: decorator
+@inline export const FR_SM_ADDR_BEYOND: u32 = 0x83;
+// @ts-ignore: decorator
+@inline export const FR_SM_WRITE: u32 = 0x85;
+// @ts-ignore: decorator
+@inline export const FR_SM_READ: u32 = 0x86;
+// @ts-ignore: decorator
+@inline export const FR_SM_INTERRUPT_ADDR: u32 = 0x87;
+
+/**
+ * The scalable-mode reason for a reason the second-stage walk (translate.ts walkTables, shared
+ * with legacy mode) or the request tail returned in its legacy code; SM codes pass unchanged.
+ */
+export function smReason(r: u32): u32 {
+  if (r == FR_CTX_INVALID) return FR_SM_SS_BAD_PTR; // the top table could not be read
+  if (r == FR_ADDR_BEYOND_AW) return FR_SM_ADDR_BEYOND;
+  if (r == FR_WRITE) return FR_SM_WRITE;
+  if (r == FR_READ) return FR_SM_READ;
+  if (r == FR_PAGING_ENTRY_ACCESS) return FR_SM_SS_ACCESS;
+  if (r == FR_PAGING_RESERVED) return FR_SM_SS_RESERVED;
+  if (r == FR_INTERRUPT_ADDR) return FR_SM_INTERRUPT_ADDR;
+  return r;
+}
+
 // ---- FSTS / FECTL / FRCD fields --------------------------------------------
 // @ts-ignore: decorator
 @inline export const FSTS_PFO: u32 = 1 << 0;
@@ -74,12 +172,36 @@ import { EV_FAULT_MSI } from "./abi";
 @inline export const FRCD_T_BIT: u32 = 62;
 // @ts-ignore: decorator
 @inline export const FRCD_FR_SHIFT: u32 = 32;
+/** Of the high qword: PRIV (bit 93 of the record), EXE (94), PP (95), PV (123:104). */
+// @ts-ignore: decorator
+@inline export const FRCD_PRIV_BIT: u32 = 29;
+// @ts-ignore: decorator
+@inline export const FRCD_EXE_BIT: u32 = 30;
+// @ts-ignore: decorator
+@inline export const FRCD_PP_BIT: u32 = 31;
+// @ts-ignore: decorator
+@inline export const FRCD_PV_SHIFT: u32 = 40;
+// @ts-ignore: decorator
+@inline export const FRCD_PV_LEN: u32 = 20;
 
-/** Faults suppressed by FPD = 1 ("qualified", digest §5.2): 2h-7h, Ch-Eh. */
+/**
+ * Faults suppressed by FPD = 1 ("qualified", digest §5.2): 2h-7h, Ch-Eh; in scalable mode every
+ * reason from 41h on except a context entry's reserved bits (42h), so not 30h-3Ah (root table and
+ * root entry, read before any FPD) nor 40h (the context entry could not be read).
+ */
 // @ts-ignore: decorator
 @inline export function isQualified(reason: u32): bool {
   return (reason >= FR_CTX_NOT_PRESENT && reason <= FR_PAGING_ENTRY_ACCESS)
-    || (reason >= FR_PAGING_RESERVED && reason <= FR_INTERRUPT_ADDR);
+    || (reason >= FR_PAGING_RESERVED && reason <= FR_INTERRUPT_ADDR)
+    || (reason >= FR_SM_CTX_NOT_PRESENT && reason != FR_SM_CTX_RESERVED);
+}
+
+/** The high-qword bits of a fault record for a request with PASID `pasid` (PP = 1, PV, PRIV, EXE). */
+export function frcdPasidBits(pasid: u32, priv: bool, exe: bool): u64 {
+  let b: u64 = bitMask64(FRCD_PP_BIT) | (<u64>(pasid & 0xfffff) << FRCD_PV_SHIFT);
+  if (priv) b |= bitMask64(FRCD_PRIV_BIT);
+  if (exe) b |= bitMask64(FRCD_EXE_BIT);
+  return b;
 }
 
 /** Index of the record hardware writes next (round-robin over nfr records). */
@@ -94,9 +216,10 @@ let nextRecord: u32 = 0;
  * Records a DMA-remapping or interrupt-remapping fault as hardware does
  * (digest §6.3), and raises the fault event if it is a new interrupt
  * condition. The caller has already applied FPD. `fi` is the fault info
- * (lo qword), `isRead` sets T.
+ * (lo qword), `isRead` sets T, `pasidBits` are ORed into the high qword
+ * (PP, PV, PRIV, EXE of a request with PASID: `frcdPasidBits`).
  */
-export function recordFault(sid: u32, reason: u32, fi: u64, isRead: bool): void {
+export function recordFault(sid: u32, reason: u32, fi: u64, isRead: bool, pasidBits: u64 = 0): void {
   count(C_FAULTS);
   count(C_FAULT_REASON + (reason & 0xff));
   const fsts = reg32(FSTS_REG);
@@ -122,7 +245,7 @@ export function recordFault(sid: u32, reason: u32, fi: u64, isRead: bool): void 
   setReg64(at, fi & ~(<u64>0xfff));
   let hi: u64 = bitMask64(FRCD_F_BIT) | (<u64>(reason & 0xff) << FRCD_FR_SHIFT) | <u64>(sid & 0xffff);
   if (isRead) hi |= bitMask64(FRCD_T_BIT);
-  setReg64(at + 8, hi);
+  setReg64(at + 8, hi | pasidBits);
   count(C_FAULTS_RECORDED);
   if ((fsts & FSTS_PPF) == 0) {
     setReg32(FSTS_REG, (reg32(FSTS_REG) & ~(<u32>0xff << FSTS_FRI_SHIFT)) | (nextRecord << FSTS_FRI_SHIFT));

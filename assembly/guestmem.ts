@@ -217,6 +217,13 @@ export function unitWrite32(gpa: u64, value: u32): bool {
   return copyIn(gpa, scratch, 4);
 }
 
+/** Writes a 64-bit value for the unit (first-stage Accessed/Dirty updates). False on failure. */
+export function unitWrite64(gpa: u64, value: u64): bool {
+  if (!memInRam(gpa, 8)) return false;
+  store<u64>(scratch, value);
+  return copyIn(gpa, scratch, 8);
+}
+
 // ---- Host (guest CPU) accesses ----------------------------------------------
 
 /** Copies `len` bytes from linear memory `src` to guest `gpa`. False when out of memory or refused. */

@@ -11,11 +11,12 @@ import { ccLiveCount } from "./ctxcache";
 import { eventBase } from "./events";
 import { memAddRegion, memInRam, memFrameCount, copyIn, copyOut, GPA_LIMIT } from "./guestmem";
 import { iotlbCapacity, iotlbLive } from "./iotlb";
-import { translate as translateOne, translateFast, outAddr, outAddr2, splitLen, setProbing, probeDid, readContext, walkValue, walkLevel, ctxWordOut, ctxDidOut } from "./translate";
+import { translate as translateOne, translateFast, outAddr, outAddr2, splitLen, setProbing, probeDid, readContext, walkValue, walkLevel, ctxWordOut, ctxDidOut, setRequest, NO_PASID } from "./translate";
+import { smMode } from "./config";
 import { irRemap, irRemapIoapic, irOutAddr, irOutData, irIndex } from "./irstate";
 import { rangeWalk, rwResume, rwEntries, rwBad } from "./rangewalk";
 import { configureUnit, isConfigured, mmioRead as unitRead, mmioWrite as unitWrite } from "./unit";
-import { BATCH_BAD_REQUEST, BATCH_CAP, CFG_NO_MEMORY, BATCH_RECORD, BREQ_IOVA, BREQ_LEN, BREQ_SID, BREQ_WRITE, BRESP_OUT, BRESP_STATUS, IO_SIZE, MAX_REQUEST_LEN, MEM_BAD_LENGTH, MEM_EXHAUSTED, MEM_OK, MEM_OUTSIDE_RAM, RANGE_CAP, RESULT_VALUE, RESULT_WORD2, RESULT_WORD3, ST_INVALID } from "./abi";
+import { BATCH_BAD_REQUEST, BATCH_CAP, CFG_NO_MEMORY, BATCH_RECORD, BREQ_IOVA, BREQ_LEN, BREQ_SID, BREQ_WRITE, BREQ_PASID, BREQ_PRIV, BREQ_EXE, BREQ_PASID_LO_SHIFT, BREQ_PASID_HI_SHIFT, BREQ_LEN_MASK, TREQ_WRITE, TREQ_PRIV, TREQ_EXE, TREQ_PASID, PASID_MAX, BRESP_OUT, BRESP_STATUS, IO_SIZE, MAX_REQUEST_LEN, MEM_BAD_LENGTH, MEM_EXHAUSTED, MEM_OK, MEM_OUTSIDE_RAM, RANGE_CAP, RESULT_VALUE, RESULT_WORD2, RESULT_WORD3, ST_INVALID } from "./abi";
 
 
 let ioBuf: usize = 0;
@@ -115,6 +116,23 @@ export function translate(sid: u32, iovaLo: u32, iovaHi: u32, len: u32, isWrite:
   return st;
 }
 
+/**
+ * As `translate`, for a request with PASID `pasid` (scalable mode): `flags` TREQ_WRITE, TREQ_PRIV
+ * (supervisor), TREQ_EXE (execute). Requests with PASID never take the fast path (it serves
+ * requests without PASID only). ST_INVALID on a unit without scalable mode or for a PASID above
+ * 20 bits or a bad length.
+ */
+export function translatePasid(sid: u32, iovaLo: u32, iovaHi: u32, len: u32, flags: u32, pasid: u32): u32 {
+  if (!smMode || pasid > PASID_MAX) return ST_INVALID;
+  const iova = (<u64>iovaHi << 32) | <u64>iovaLo;
+  setRequest(pasid, (flags & TREQ_PRIV) != 0, (flags & TREQ_EXE) != 0);
+  const st = translateOne(sid & 0xffff, iova, len, (flags & TREQ_WRITE) != 0);
+  setRequest(NO_PASID, false, false);
+  if (st == 0 && (<u32>iova & 0xfff) + len > 0x1000) store<u64>(result, outAddr2, RESULT_WORD2);
+  store<u64>(result, outAddr, RESULT_VALUE);
+  return st;
+}
+
 /** The counters a fast-path hit stands for, added once per call rather than once per request. */
 function countFastHits(n: u32): void {
   countN(C_TRANSLATE, n);
@@ -142,13 +160,29 @@ export function translateBatch(n: u32): u32 {
     const s = batchResp + <usize>i * BATCH_RECORD;
     const w = load<u32>(q, BREQ_SID);
     const iova = load<u64>(q, BREQ_IOVA);
-    const len = load<u32>(q, BREQ_LEN);
+    let len = load<u32>(q, BREQ_LEN);
+    let st: u32 = 0;
+    let split: u32 = 0;
+    if ((w & BREQ_PASID) != 0) {
+      // A request with PASID (abi.ts BREQ_PASID): its PASID is split over the two words.
+      const lenBits = len & BREQ_LEN_MASK;
+      if (!smMode || lenBits - 1 >= MAX_REQUEST_LEN) {
+        countFastHits(fast);
+        return BATCH_BAD_REQUEST | i;
+      }
+      setRequest((w >>> BREQ_PASID_LO_SHIFT) | ((len >>> BREQ_PASID_HI_SHIFT) << (32 - BREQ_PASID_LO_SHIFT)),
+        (w & BREQ_PRIV) != 0, (w & BREQ_EXE) != 0);
+      st = translateOne(w & 0xffff, iova, lenBits, (w & BREQ_WRITE) != 0);
+      setRequest(NO_PASID, false, false);
+      store<u64>(s, outAddr, BRESP_OUT);
+      store<u64>(s, <u64>st | (<u64>splitLen << 32), BRESP_STATUS);
+      if (st == 0) ok++;
+      continue;
+    }
     if (len - 1 >= MAX_REQUEST_LEN) { // len 0 wraps
       countFastHits(fast);
       return BATCH_BAD_REQUEST | i;
     }
-    let st: u32 = 0;
-    let split: u32 = 0;
     if (translateFast(w & 0xffff, iova, len, (w & BREQ_WRITE) != 0)) fast++;
     else {
       st = translateOne(w & 0xffff, iova, len, (w & BREQ_WRITE) != 0);
@@ -163,18 +197,22 @@ export function translateBatch(n: u32): u32 {
 }
 
 /**
- * Probes a one-byte request without side effects: the request path of `translate` itself (translate.ts
+ * Probes a one-byte request without side effects (`flags` as translatePasid's, plus TREQ_PASID when
+ * `pasid` is the request's PASID; no Accessed/Dirty writes either): the request path of `translate` itself (translate.ts
  * `probing`), run without cache lookups or fills and without recording a fault; the counters are
  * restored afterwards. Returns the status `translate` would return on a unit with empty caches; the
  * result block holds the output address, then the leaf level (0 when no table was walked: translation
  * off, pass-through, the interrupt range) and the context's DID. The leaf entry (frame | W | R) is in
  * the response block's first u64.
  */
-export function probe(sid: u32, iovaLo: u32, iovaHi: u32, isWrite: u32): u32 {
+export function probe(sid: u32, iovaLo: u32, iovaHi: u32, flags: u32, pasid: u32): u32 {
+  if ((flags & TREQ_PASID) != 0 && (!smMode || pasid > PASID_MAX)) return ST_INVALID;
   const saved = counterSave;
   memory.copy(saved, counterBase, <usize>COUNTER_COUNT << 3);
   setProbing(true);
-  const st = translateOne(sid & 0xffff, (<u64>iovaHi << 32) | <u64>iovaLo, 1, isWrite != 0);
+  if ((flags & TREQ_PASID) != 0) setRequest(pasid, (flags & TREQ_PRIV) != 0, (flags & TREQ_EXE) != 0);
+  const st = translateOne(sid & 0xffff, (<u64>iovaHi << 32) | <u64>iovaLo, 1, (flags & TREQ_WRITE) != 0);
+  setRequest(NO_PASID, false, false);
   const did = probeDid;
   setProbing(false);
   memory.copy(counterBase, saved, <usize>COUNTER_COUNT << 3);

@@ -131,7 +131,7 @@ import { bitMask64, fieldMask64 } from "./bits";
 @inline export const IQ_OFFSET_LEN: u32 = 15;
 
 // ---- IQA (§10.4.23), 64 bits: 63:12 IQA | 11 DW | 10:3 Rsvd | 2:0 QS ---------
-// DW needs scalable mode: not writable here.
+// DW is writable only with scalable mode (unit.ts).
 // @ts-ignore: decorator
 @inline export const IQA_ADDR_SHIFT: u32 = 12;
 // @ts-ignore: decorator
@@ -140,6 +140,17 @@ import { bitMask64, fieldMask64 } from "./bits";
 @inline export const IQA_QS_SHIFT: u32 = 0;
 // @ts-ignore: decorator
 @inline export const IQA_QS_LEN: u32 = 3;
+/** IQA.DW (bit 11): 256-bit descriptors (scalable mode only). */
+// @ts-ignore: decorator
+@inline export const IQA_DW_BIT: u32 = 11;
+/** RTADDR.TTM (11:10): translation table mode, latched by SRTP: 00 legacy, 01 scalable. */
+// @ts-ignore: decorator
+@inline export const RTADDR_TTM_SHIFT: u32 = 10;
+// @ts-ignore: decorator
+@inline export const RTADDR_TTM_LEN: u32 = 2;
+/** TTM value of scalable mode. */
+// @ts-ignore: decorator
+@inline export const TTM_SCALABLE: u32 = 1;
 
 // ---- ICS (§10.4.24), 32 bits: 31:1 Rsvd | 0 IWC (RW1C) -----------------------
 // @ts-ignore: decorator

@@ -14,13 +14,18 @@
 // Rights are checked after the whole walk is known to be well formed, so a
 // malformed entry reports Ch whatever the access (QEMU 7.2 reports 5h/6h).
 
-import { bit64, extract64, rangeMask64 } from "./bits";
-import { cfgAw, sagaw, hasFlag, pointerMask } from "./config";
-import { ROOT_P_BIT, CTX_P_BIT, CTX_FPD_BIT, CTX_TT_SHIFT, CTX_TT_LEN, CTX_AW_SHIFT, CTX_AW_LEN, CTX_DID_SHIFT, CTX_DID_LEN, TT_DEVTLB, TT_PASSTHROUGH, rootLoReserved, ctxLoReserved, ctxHiReserved } from "./context";
-import { count, C_TRANSLATE, C_TRANSLATE_OK, C_UNTRANSLATED, C_PASSTHROUGH, C_INTERRUPT_RANGE, C_CTX_HIT, C_CTX_MISS, C_IOTLB_HIT, C_IOTLB_MISS, C_WALKS, C_WALK_L1, C_ROOT_READS, C_CTX_READS, C_FAULTS_FPD } from "./counters";
+import { bit64, bitMask64, extract64, rangeMask64 } from "./bits";
+import { cfgAw, sagaw, hasFlag, pointerMask, srsSupported } from "./config";
+import { ROOT_P_BIT, CTX_P_BIT, CTX_FPD_BIT, CTX_TT_SHIFT, CTX_TT_LEN, CTX_AW_SHIFT, CTX_AW_LEN, CTX_DID_SHIFT, CTX_DID_LEN, TT_DEVTLB, TT_PASSTHROUGH, TT_UNTRANSLATED, rootLoReserved, ctxLoReserved, ctxHiReserved } from "./context";
+import { count, C_TRANSLATE, C_TRANSLATE_OK, C_UNTRANSLATED, C_PASSTHROUGH, C_INTERRUPT_RANGE, C_CTX_HIT, C_CTX_MISS, C_IOTLB_HIT, C_IOTLB_MISS, C_WALKS, C_WALK_L1, C_ROOT_READS, C_CTX_READS, C_FAULTS_FPD, C_FS_WALKS, C_AD_WRITES } from "./counters";
 import { ccWord, ccDid, ccWidth, ccFill, ccEnabled, CC_FPD_BIT, CC_TT_SHIFT, CC_AW_SHIFT } from "./ctxcache";
-import { FR_ROOT_NOT_PRESENT, FR_CTX_NOT_PRESENT, FR_CTX_INVALID, FR_ADDR_BEYOND_AW, FR_WRITE, FR_READ, FR_PAGING_ENTRY_ACCESS, FR_ROOT_ACCESS, FR_CTX_ACCESS, FR_ROOT_RESERVED, FR_CTX_RESERVED, FR_PAGING_RESERVED, FR_INTERRUPT_ADDR, isQualified, recordFault } from "./faults";
-import { unitRead64, memError } from "./guestmem";
+import { FR_ROOT_NOT_PRESENT, FR_CTX_NOT_PRESENT, FR_CTX_INVALID, FR_ADDR_BEYOND_AW, FR_WRITE, FR_READ, FR_PAGING_ENTRY_ACCESS, FR_ROOT_ACCESS, FR_CTX_ACCESS, FR_ROOT_RESERVED, FR_CTX_RESERVED, FR_PAGING_RESERVED, FR_INTERRUPT_ADDR, FR_SM_BAD_RTA, FR_SM_PASID_IN_LEGACY, FR_SM_PASIDE_CLEAR, FR_SM_ERE_CLEAR, FR_SM_SRE_CLEAR, FR_SM_NON_CANONICAL, FR_SM_USER_SUPERVISOR, FR_SM_WRITE, FR_SM_NEST_FS_WRITE, isQualified, recordFault, smReason, frcdPasidBits } from "./faults";
+import { unitRead64, unitWrite64, memError } from "./guestmem";
+import { smReadContext, smReadPasidEntry, smCtx0, smCtx1, smFpd, peQw0, peQw1, peQw2, pePgtt, fsWalk, fsFrame, fsLevel, fsWritable, fsUser, fsUsed, fsUsedAddr, fsUsedValue, fsUsedSsWritable } from "./smwalk";
+import { SMCE_PASIDE_BIT, SMCE_RID_PASID_SHIFT, SMCE_RID_PASID_LEN, SMCE_PDTS_SHIFT, SMCE_PDTS_LEN } from "./smcontext";
+import { PE_AW_SHIFT, PE_AW_LEN, PE_DID_SHIFT, PE_DID_LEN, PE_SRE_BIT, PE_WPE_BIT, PE_FSPM_SHIFT, PE_FSPM_LEN, PGTT_PT, PGTT_SS, PGTT_NESTED, FSPM_5LEVEL } from "./pasidentry";
+import { FS_A_BIT, FS_D_BIT } from "./fspte";
+import { TTM_SCALABLE } from "./regfields";
 import { iotlbLookup, iotlbLookup4k, iotlbEnabled, iotlbFill, hitLevel, V_FLAGS, V_NEAR_INTR } from "./iotlb";
 import { SL_RW_MASK, SL_INDEX_MASK, SLE_LEAF, SLE_NOT_PRESENT, SLE_RESERVED, classifyEntry, levelShift, slEntryAddr } from "./slpte";
 import { pmrBlocks, pmrActive } from "./pmr";
@@ -35,6 +40,9 @@ import { FLAG_DT, FLAG_PT, MAX_REQUEST_LEN, ST_BLOCKED, ST_FAULT, ST_FPD, ST_INT
  * boundary; see `translate` for how such a request is split.
  */
 
+/** reqPasid of a request without PASID. */
+// @ts-ignore: decorator
+@inline export const NO_PASID: u32 = 0xffffffff;
 // @ts-ignore: decorator
 @inline const INTR_LO: u64 = 0xfee00000;
 // @ts-ignore: decorator
@@ -42,11 +50,29 @@ import { FLAG_DT, FLAG_PT, MAX_REQUEST_LEN, ST_BLOCKED, ST_FAULT, ST_FPD, ST_INT
 
 /** Root-table address latched by GCMD.SRTP. */
 export let rootTableAddr: u64 = 0;
+/** RTADDR.TTM latched by GCMD.SRTP (always 0 on a unit without scalable mode). */
+export let rootTtm: u32 = 0;
 /** Mirrors GSTS.TES. */
 export let translationEnabled: bool = false;
 
-export function setRootTable(addr: u64): void {
+export function setRootTable(addr: u64, ttm: u32): void {
   rootTableAddr = addr;
+  rootTtm = ttm;
+}
+
+// ---- The request's attributes (set by the entry points, read by the request path) ----
+
+/** PASID of the request being translated, or NO_PASID for a request without PASID. */
+export let reqPasid: u32 = NO_PASID;
+/** A supervisor request / an execute request (only with a PASID). */
+export let reqPriv: bool = false;
+export let reqExe: bool = false;
+
+/** Sets the attributes of the requests that follow (pasid NO_PASID: without PASID). */
+export function setRequest(pasid: u32, priv: bool, exe: bool): void {
+  reqPasid = pasid;
+  reqPriv = priv;
+  reqExe = exe;
 }
 export function setTranslationEnabled(on: bool): void {
   translationEnabled = on;
@@ -175,12 +201,14 @@ export function walkTables(table: u64, levels: u32, iova: u64, isWrite: bool): u
 // ---- The request ------------------------------------------------------------
 
 function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 {
+  // The second-stage walk and the request tail speak legacy codes; a scalable-mode table gets SM ones.
+  if (rootTtm == TTM_SCALABLE) reason = smReason(reason);
   if (fpd && isQualified(reason)) {
     if (probing) return ST_FAULT | ST_FPD | reason;
     count(C_FAULTS_FPD);
     return ST_FAULT | ST_FPD | reason;
   }
-  if (!probing) recordFault(sid, reason, iova, !isWrite);
+  if (!probing) recordFault(sid, reason, iova, !isWrite, reqPasid == NO_PASID ? 0 : frcdPasidBits(reqPasid, reqPriv, reqExe));
   return ST_FAULT | reason;
 }
 
@@ -265,6 +293,17 @@ function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     return finish(iova, len);
   }
 
+  if (rootTtm != 0) {
+    if (rootTtm != TTM_SCALABLE) return fault(sid, FR_SM_BAD_RTA, iova, isWrite, false);
+    // Requests without PASID hit the context cache, which holds their RID_PASID translation
+    // when it is second-stage or pass-through; everything else resolves the PASID entry.
+    const cached = probing || reqPasid != NO_PASID ? 0 : ccWord(sid);
+    if (cached == 0) return translatePageSm(sid, iova, len, isWrite);
+    count(C_CTX_HIT);
+    return translateTail(sid, iova, len, isWrite, cached, ccDid(sid));
+  }
+  if (reqPasid != NO_PASID) return fault(sid, FR_SM_PASID_IN_LEGACY, iova, isWrite, false);
+
   let word = probing ? 0 : ccWord(sid);
   let did: u32;
   if (word != 0) {
@@ -282,6 +321,15 @@ function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
       ccFill(sid, word, did, agaw < cfgAw ? agaw : cfgAw);
     }
   }
+  return translateTail(sid, iova, len, isWrite, word, did);
+}
+
+/**
+ * The rest of a request once its context is known as a context-cache word (second-stage table |
+ * AW | TT | FPD) and DID: a legacy context, or the second-stage or pass-through PASID entry of a
+ * scalable-mode request.
+ */
+function translateTail(sid: u32, iova: u64, len: u32, isWrite: bool, word: u64, did: u32): u32 {
   const fpd = bit64(word, CC_FPD_BIT);
   const tt = <u32>extract64(word, CC_TT_SHIFT, 2);
   if (tt == TT_PASSTHROUGH) {
@@ -316,8 +364,110 @@ function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   // Both architected caches hold this translation: remember its 4 KiB page in
   // the front cache unless that page touches the interrupt range.
   const page = out & ~(<u64>0xfff);
-  if (ccEnabled && !probing && (page > INTR_HI || page + 0xfff < INTR_LO)) frontFill(sid, iova, page | (v & SL_RW_MASK));
+  // (Only for requests without PASID: the front cache is keyed by SID and page alone.)
+  if (ccEnabled && !probing && reqPasid == NO_PASID && (page > INTR_HI || page + 0xfff < INTR_LO)) frontFill(sid, iova, page | (v & SL_RW_MASK));
   return finish(out, len);
+}
+
+// ---- Scalable mode ----------------------------------------------------------------
+
+/**
+ * A page request under a scalable-mode root table whose context is not cached (or that has a
+ * PASID): root, context, PASID directory and PASID entry (smwalk.ts), then per PGTT: pass-through,
+ * second-stage (the legacy tail), first-stage or nested (translateFirstStage).
+ */
+function translatePageSm(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
+  count(C_CTX_MISS);
+  let r = smReadContext(rootTableAddr, sid, true);
+  if (r != 0) return fault(sid, r, iova, isWrite, smFpd);
+  const hasPasid = reqPasid != NO_PASID;
+  if (hasPasid && !bit64(smCtx0, SMCE_PASIDE_BIT)) return fault(sid, FR_SM_PASIDE_CLEAR, iova, isWrite, smFpd);
+  const pasid = hasPasid ? reqPasid : <u32>extract64(smCtx1, SMCE_RID_PASID_SHIFT, SMCE_RID_PASID_LEN);
+  r = smReadPasidEntry(smCtx0 & pointerMask(), <u32>extract64(smCtx0, SMCE_PDTS_SHIFT, SMCE_PDTS_LEN), pasid);
+  if (r != 0) return fault(sid, r, iova, isWrite, smFpd);
+  const fpd = smFpd;
+  const did = <u32>extract64(peQw1, PE_DID_SHIFT, PE_DID_LEN);
+  probeDid = did;
+  // ECAP.ERS = 0: no execute requests. Supervisor requests need ECAP.SRS and the entry's SRE.
+  if (reqExe) return fault(sid, FR_SM_ERE_CLEAR, iova, isWrite, fpd);
+  if (reqPriv && !(srsSupported && bit64(peQw2, PE_SRE_BIT))) return fault(sid, FR_SM_SRE_CLEAR, iova, isWrite, fpd);
+  const fpdBit: u64 = fpd ? <u64>1 << CC_FPD_BIT : 0;
+  if (pePgtt == PGTT_PT || pePgtt == PGTT_SS) {
+    const aw = <u32>extract64(peQw0, PE_AW_SHIFT, PE_AW_LEN);
+    const tt: u64 = pePgtt == PGTT_PT ? TT_PASSTHROUGH : TT_UNTRANSLATED;
+    const word = (pePgtt == PGTT_PT ? 0 : peQw0 & pointerMask()) | (<u64>aw << CC_AW_SHIFT) | (tt << CC_TT_SHIFT) | fpdBit;
+    if (!hasPasid && ccEnabled && !probing) {
+      const agaw: u32 = 30 + 9 * aw;
+      ccFill(sid, word, did, agaw < cfgAw ? agaw : cfgAw);
+    }
+    return translateTail(sid, iova, len, isWrite, word, did);
+  }
+  return translateFirstStage(sid, iova, len, isWrite, did, fpd);
+}
+
+/** PGTT 001 and 011: the first-stage walk (nested: through the second stage), rights, Accessed/Dirty. */
+function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: u32, fpd: bool): u32 {
+  const levels: u32 = <u32>extract64(peQw2, PE_FSPM_SHIFT, PE_FSPM_LEN) == FSPM_5LEVEL ? 5 : 4;
+  // Canonical: the bits above the top level's index copy its highest bit (bit 47 or 56).
+  const top = levelShift(levels) + 8;
+  const high = <i64>iova >> top;
+  if (high != 0 && high != -1) return fault(sid, FR_SM_NON_CANONICAL, iova, isWrite, fpd);
+  const nested = pePgtt == PGTT_NESTED;
+  let ssTable: u64 = 0, ssLevels: u32 = 0, ssWidth: u32 = 0;
+  if (nested) {
+    const aw = <u32>extract64(peQw0, PE_AW_SHIFT, PE_AW_LEN);
+    ssTable = peQw0 & pointerMask();
+    ssLevels = aw + 2;
+    const agaw: u32 = 30 + 9 * aw;
+    ssWidth = agaw < cfgAw ? agaw : cfgAw;
+  }
+  count(C_FS_WALKS);
+  let r = fsWalk(peQw2 & pointerMask(), levels, iova, ssTable, ssLevels, ssWidth);
+  if (r != 0) return fault(sid, r, iova, isWrite, fpd);
+  if (!reqPriv && !fsUser) return fault(sid, FR_SM_USER_SUPERVISOR, iova, isWrite, fpd);
+  // Supervisor writes to read-only pages are allowed unless WPE (x86 CR0.WP).
+  if (isWrite && !fsWritable && (!reqPriv || bit64(peQw2, PE_WPE_BIT))) return fault(sid, FR_SM_WRITE, iova, isWrite, fpd);
+  // The Accessed flag of every entry used and Dirty of a written leaf: nested, the second stage
+  // must let the unit write each entry that needs an update (else 77h, and nothing is written).
+  let updates: u32 = 0;
+  for (let i: u32 = 0; i < fsUsed; i++) {
+    const want = fsUsedValue(i) | adBits(i, isWrite);
+    if (want == fsUsedValue(i)) continue;
+    if (!fsUsedSsWritable(i)) return fault(sid, FR_SM_NEST_FS_WRITE, iova, isWrite, fpd);
+    updates++;
+  }
+  const pageMask = rangeMask64(0, levelShift(fsLevel));
+  let out = fsFrame | (iova & pageMask);
+  let leafValue: u64 = fsFrame | (fsWritable ? 2 : 0) | 1;
+  let leafLevel = fsLevel;
+  if (nested) {
+    if ((out >> ssWidth) != 0) return fault(sid, FR_ADDR_BEYOND_AW, iova, isWrite, fpd);
+    r = walkTables(ssTable, ssLevels, out, isWrite);
+    if (r != 0) return fault(sid, r, iova, isWrite, fpd);
+    if ((walkValue & (isWrite ? 2 : 1)) == 0) return fault(sid, isWrite ? FR_WRITE : FR_READ, iova, isWrite, fpd);
+    const ssMask = rangeMask64(0, levelShift(walkLevel));
+    out = (walkValue & ~ssMask & ~SL_RW_MASK) | (out & ssMask);
+    if (walkLevel < leafLevel) leafLevel = walkLevel;
+    leafValue = (out & ~(<u64>0xfff)) | (leafValue & walkValue & SL_RW_MASK);
+  }
+  walkValue = leafValue;
+  walkLevel = leafLevel;
+  if (overlapsInterruptRange(out, len)) return fault(sid, FR_INTERRUPT_ADDR, iova, isWrite, fpd);
+  // The translation succeeded: now (never before) the flags are written, each entry from the value
+  // the walk read, so an update can only set A or D (docs/DESIGN.md, "Accessed and Dirty").
+  if (updates != 0 && !probing) {
+    for (let i: u32 = 0; i < fsUsed; i++) {
+      const want = fsUsedValue(i) | adBits(i, isWrite);
+      if (want != fsUsedValue(i) && unitWrite64(fsUsedAddr(i), want)) count(C_AD_WRITES);
+    }
+  }
+  return finish(out, len);
+}
+
+/** The flags entry `i` of the last first-stage walk must hold after a request: A, and D on the leaf of a write. */
+// @ts-ignore: decorator
+@inline function adBits(i: u32, isWrite: bool): u64 {
+  return bitMask64(FS_A_BIT) | (isWrite && i == fsUsed - 1 ? bitMask64(FS_D_BIT) : 0);
 }
 
 // @ts-ignore: decorator

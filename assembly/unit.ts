@@ -2,7 +2,7 @@
 // the MMIO entry points and every register side effect.
 
 import { bitMask64, extract64, fieldMask64, rangeMask64 } from "./bits";
-import { setConfig, capValue, ecapValue, cfgAw, cfgNfr, hasFlag, NFR_MAX, MAMV_VALUE, pointerMask } from "./config";
+import { setConfig, smFlagsValid, smMode, capValue, ecapValue, cfgAw, cfgNfr, hasFlag, NFR_MAX, MAMV_VALUE, pointerMask } from "./config";
 import { count, countersInit, C_REG_READS, C_REG_WRITES } from "./counters";
 import { ctxCacheInit } from "./ctxcache";
 import { eventsInit } from "./events";
@@ -15,10 +15,16 @@ import { irInit, latchIrta } from "./irstate";
 import { pmenWritten, PMEN_EPM, PMR_GRAIN_BITS } from "./pmr";
 import { qiEnable, qiDisable, qiProcess, qiEnabled, icsWritten, iectlWritten } from "./qi";
 import { regsInit, defineReg32, defineReg64, reg32, setReg32, reg64, setReg64, guestRead, guestWriteBytes, VER_REG, CAP_REG, ECAP_REG, GCMD_REG, GSTS_REG, RTADDR_REG, CCMD_REG, FSTS_REG, FECTL_REG, FEDATA_REG, FEADDR_REG, FEUADDR_REG, PMEN_REG, PLMBASE_REG, PLMLIMIT_REG, PHMBASE_REG, PHMLIMIT_REG, IQH_REG, IQT_REG, IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, IRTA_REG, IVA_REG, IOTLB_REG, FRCD_REG } from "./regs";
-import { GCMD_TE, GCMD_SRTP, GCMD_QIE, GCMD_IRE, GCMD_SIRTP, GCMD_CFI, GCMD_ALL, GSTS_TES, GSTS_RTPS, GSTS_IRES, GSTS_IRTPS, GSTS_CFIS, VER_MAX_SHIFT, CCMD_ICC_BIT, CCMD_CIRG_SHIFT, CCMD_CAIG_SHIFT, CCMD_G_LEN, CCMD_FM_SHIFT, CCMD_FM_LEN, CCMD_SID_SHIFT, CCMD_SID_LEN, CCMD_DID_SHIFT, CCMD_DID_LEN, IOTLB_IVT_BIT, IOTLB_IIRG_SHIFT, IOTLB_IAIG_SHIFT, IOTLB_G_LEN, IOTLB_DID_SHIFT, IOTLB_DID_LEN, IVA_ADDR_SHIFT, IVA_ADDR_LEN, IVA_IH_BIT, IVA_AM_SHIFT, IVA_AM_LEN, EDATA_IMD_LEN, EADDR_MA_SHIFT, EADDR_MA_LEN, EUADDR_MUA_LEN, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_QS_SHIFT, IQA_QS_LEN, ICS_IWC, IRTA_EIME_BIT, IRTA_S_SHIFT, IRTA_S_LEN, ccmdWritable, ccmdWriteOnly, iotlbWritable, ivaWritable } from "./regfields";
+import { GCMD_TE, GCMD_SRTP, GCMD_QIE, GCMD_IRE, GCMD_SIRTP, GCMD_CFI, GCMD_ALL, GSTS_TES, GSTS_RTPS, GSTS_IRES, GSTS_IRTPS, GSTS_CFIS, VER_MAX_SHIFT, CCMD_ICC_BIT, CCMD_CIRG_SHIFT, CCMD_CAIG_SHIFT, CCMD_G_LEN, CCMD_FM_SHIFT, CCMD_FM_LEN, CCMD_SID_SHIFT, CCMD_SID_LEN, CCMD_DID_SHIFT, CCMD_DID_LEN, IOTLB_IVT_BIT, IOTLB_IIRG_SHIFT, IOTLB_IAIG_SHIFT, IOTLB_G_LEN, IOTLB_DID_SHIFT, IOTLB_DID_LEN, IVA_ADDR_SHIFT, IVA_ADDR_LEN, IVA_IH_BIT, IVA_AM_SHIFT, IVA_AM_LEN, EDATA_IMD_LEN, EADDR_MA_SHIFT, EADDR_MA_LEN, EUADDR_MUA_LEN, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_QS_SHIFT, IQA_QS_LEN, IQA_DW_BIT, RTADDR_TTM_SHIFT, RTADDR_TTM_LEN, ICS_IWC, IRTA_EIME_BIT, IRTA_S_SHIFT, IRTA_S_LEN, ccmdWritable, ccmdWriteOnly, iotlbWritable, ivaWritable } from "./regfields";
 import { slpteInit } from "./slpte";
+import { fsInit } from "./fspte";
+import { smWalkInit } from "./smwalk";
+import { smRootInit } from "./smroot";
+import { smContextInit } from "./smcontext";
+import { pasidDirInit } from "./pasiddir";
+import { pasidEntryInit } from "./pasidentry";
 import { setRootTable, setTranslationEnabled } from "./translate";
-import { CFG_BAD_AW, CFG_BAD_NFR, CFG_NO_MEMORY, CFG_OK, CFG_TWICE, FLAG_EIM, FLAG_IR, FLAG_PMR } from "./abi";
+import { CFG_BAD_SM, CFG_BAD_AW, CFG_BAD_NFR, CFG_NO_MEMORY, CFG_OK, CFG_TWICE, FLAG_EIM, FLAG_IR, FLAG_PMR } from "./abi";
 
 
 let configured = false;
@@ -27,9 +33,15 @@ export function configureUnit(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, 
   if (configured) return CFG_TWICE;
   if (aw != 39 && aw != 48 && aw != 57) return CFG_BAD_AW;
   if (nfr < 1 || nfr > NFR_MAX) return CFG_BAD_NFR;
+  if (!smFlagsValid(aw, flags)) return CFG_BAD_SM;
   setConfig(aw, flags, nfr);
   if (!regsInit() || !countersInit() || !eventsInit() || !memInit() || !slpteInit()
-    || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache) || !irInit(contextCache)) return CFG_NO_MEMORY;
+    || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache) || !irInit(contextCache)
+    || !fsInit() || !smWalkInit()) return CFG_NO_MEMORY;
+  smRootInit();
+  smContextInit();
+  pasidDirInit();
+  pasidEntryInit();
   // The front cache sits on both architected caches: only when both are on.
   if (contextCache && !frontCacheInit(iotlbCapacity() < 1 << 18 ? iotlbCapacity() : 1 << 18)) return CFG_NO_MEMORY;
   defineRegisters();
@@ -53,7 +65,8 @@ function defineRegisters(): void {
   defineReg64(ECAP_REG, ecapValue, 0, 0, 0);
   defineReg32(GCMD_REG, 0, GCMD_ALL, 0, 0); // acted on, then cleared: reads 0
   defineReg32(GSTS_REG, 0, 0, 0, 0);
-  defineReg64(RTADDR_REG, 0, ptr, 0, 0); // TTM needs scalable mode: not writable
+  // TTM (11:10) is writable only with scalable mode; a legacy unit ignores it (reads 0), as QEMU's.
+  defineReg64(RTADDR_REG, 0, ptr | (smMode ? fieldMask64(RTADDR_TTM_SHIFT, RTADDR_TTM_LEN) : 0), 0, 0);
   defineReg64(CCMD_REG, 0, ccmdWritable(), 0, ccmdWriteOnly());
   // FSTS: PFO, AFO, APF, IQE, ICE, ITE are RW1C; PPF and FRI read-only.
   // W1C bits are not in the writable mask: writing 0 to them changes nothing.
@@ -72,7 +85,8 @@ function defineRegisters(): void {
   }
   defineReg64(IQH_REG, 0, 0, 0, 0);
   defineReg64(IQT_REG, 0, fieldMask64(IQ_OFFSET_SHIFT, IQ_OFFSET_LEN), 0, 0);
-  defineReg64(IQA_REG, 0, ptr | fieldMask64(IQA_QS_SHIFT, IQA_QS_LEN), 0, 0); // DW needs scalable mode
+  // DW (256-bit descriptors) exists only with scalable mode.
+  defineReg64(IQA_REG, 0, ptr | fieldMask64(IQA_QS_SHIFT, IQA_QS_LEN) | (smMode ? bitMask64(IQA_DW_BIT) : 0), 0, 0);
   defineReg32(ICS_REG, 0, 0, ICS_IWC, 0);
   defineReg32(IECTL_REG, ECTL_IM, ECTL_IM, 0, 0);
   defineReg32(IEDATA_REG, 0, imd, 0, 0);
@@ -148,7 +162,8 @@ function setStatus(bit: u32, on: bool): void {
 function gcmdWritten(v: u32): void {
   const sts = reg32(GSTS_REG);
   if ((v & GCMD_SRTP) != 0) {
-    setRootTable(reg64(RTADDR_REG) & pointerMask());
+    const rtaddr = reg64(RTADDR_REG);
+    setRootTable(rtaddr & pointerMask(), <u32>extract64(rtaddr, RTADDR_TTM_SHIFT, RTADDR_TTM_LEN));
     setStatus(GSTS_RTPS, true); // the latch completes at once
   }
   if (((v ^ sts) & GCMD_TE) != 0) {
