@@ -7,8 +7,10 @@ import { ccInvalidateAll, ccInvalidateDomain, ccInvalidateDevice } from "./ctxca
 import { count, C_CCMD_GLOBAL, C_IOTLB_GLOBAL } from "./counters";
 import { pushEvent } from "./events";
 import { frontFlush } from "./frontcache";
+import { rootTtm } from "./translate";
+import { TTM_SCALABLE } from "./regfields";
 import { iotlbInvalidateAll, iotlbInvalidateDomain, iotlbInvalidatePages } from "./iotlb";
-import { EV_INVALIDATION, INV_CONTEXT, INV_IOTLB } from "./abi";
+import { EV_INVALIDATION, INV_CONTEXT, INV_IOTLB, INV_PASID_IOTLB, INV_PASID_CACHE } from "./abi";
 
 /** Granularities, as CIRG/CAIG, IIRG/IAIG and the descriptors' G fields encode them. */
 // @ts-ignore: decorator
@@ -21,7 +23,9 @@ import { EV_INVALIDATION, INV_CONTEXT, INV_IOTLB } from "./abi";
 /** Context-cache invalidation; returns the granularity performed (0 = none). */
 export function invalidateContext(g: u32, did: u32, sid: u32, fm: u32): u32 {
   frontFlush();
-  if (g == G_GLOBAL) ccInvalidateAll();
+  // Under scalable-mode tables the cached DIDs are the PASID entries', not the context entries'
+  // (which have none): a domain-selective invalidation drops every entry (over-invalidation).
+  if (g == G_GLOBAL || (g == G_DOMAIN && rootTtm == TTM_SCALABLE)) ccInvalidateAll();
   else if (g == G_DOMAIN) ccInvalidateDomain(did);
   else if (g == G_DEVICE_OR_PAGE) ccInvalidateDevice(sid, fm);
   else return 0;
@@ -41,4 +45,40 @@ export function invalidateIotlb(g: u32, did: u32, addr: u64, am: u32, ih: u32): 
   const page = g == G_DEVICE_OR_PAGE ? addr & ~((<u64>1 << (am + 12)) - 1) : 0;
   pushEvent(EV_INVALIDATION, INV_IOTLB, did, 0, page, <u64>am | (<u64>ih << 8) | (<u64>g << 16));
   return g;
+}
+
+// ---- Scalable mode (descriptors 0x6 and 0x7) ----------------------------------------
+//
+// What this unit caches in scalable mode (docs/DESIGN.md, "Scalable-mode caches"):
+//   - the context cache, per SID, holds for a request without PASID its RID_PASID
+//     PASID entry when that is second-stage or pass-through (DID of the PASID
+//     entry): it is also this unit's PASID cache;
+//   - the IOTLB holds second-stage translations tagged by DID only;
+//   - first-stage and nested translations and requests with PASID are not
+//     cached (every such request reads the tables).
+// Each invalidation below therefore drops a superset of what it names, which
+// the architecture allows; nothing it names can survive.
+
+/**
+ * PASID-based IOTLB invalidation: g 2 (every mapping of `pasid` in `did`) or 3 (the 2^am pages
+ * at `addr` of `pasid` in `did`). Drops the DID's (or those pages') IOTLB entries whatever their PASID.
+ */
+export function invalidatePasidIotlb(g: u32, did: u32, pasid: u32, addr: u64, am: u32, ih: u32): void {
+  frontFlush();
+  if (g == G_DEVICE_OR_PAGE) iotlbInvalidatePages(did, addr, am);
+  else iotlbInvalidateDomain(did);
+  const page = g == G_DEVICE_OR_PAGE ? addr & ~((<u64>1 << (am + 12)) - 1) : 0;
+  pushEvent(EV_INVALIDATION, INV_PASID_IOTLB, did, pasid, page, <u64>am | (<u64>ih << 8) | (<u64>g << 16));
+}
+
+/**
+ * PASID-cache invalidation: g 0 (every PASID of `did`), 1 (`pasid` in `did`) or 3 (global). The
+ * cached PASID entries are the context-cache entries (domain-selective drops those of DID; a
+ * PASID-selective one drops every entry of the DID).
+ */
+export function invalidatePasidCache(g: u32, did: u32, pasid: u32): void {
+  frontFlush();
+  if (g == G_DEVICE_OR_PAGE) ccInvalidateAll();
+  else ccInvalidateDomain(did);
+  pushEvent(EV_INVALIDATION, INV_PASID_CACHE, did, pasid, 0, <u64>g << 16);
 }

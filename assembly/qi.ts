@@ -1,40 +1,46 @@
 // Queued invalidation (digest §7.4-7.6).
 //
 // The queue is 2^(QS+8) 128-bit descriptors at the base latched from IQA when
-// QI is enabled. IQT (written by software) and IQH (advanced by the unit) hold
-// byte offsets in bits 18:4. Processing runs on an IQT write, on enabling QI
+// QI is enabled, or with IQA.DW = 1 (scalable mode only) 2^(QS+7) 256-bit
+// ones. IQT (written by software) and IQH (advanced by the unit) hold byte
+// offsets in bits 18:4 (18:5 with DW = 1: IQT bit 4 set is a queue error). Processing runs on an IQT write, on enabling QI
 // with a non-empty queue, and when software clears FSTS.IQE. Every pass is
 // bounded by the queue size, so no queue content can make the unit loop.
 //
 // Descriptor layouts and their reserved bits are in qidesc.ts. Types 0x1-0x5
-// are handled; 0x6-0x8 need scalable mode and 0x9-0xA page requests, so they
-// are invalid here, as are 0x0 and 0xB-0xF. An invalid descriptor, a fetch
+// are handled; 0x6 and 0x7 (PASID-based IOTLB, PASID cache) only on a
+// scalable-mode unit and with DW = 1 (they are 256-bit descriptors); 0x8 and
+// 0x9-0xA (device-TLBs with PASID, page requests) are invalid here, as are 0x0
+// and 0xB-0xF. With DW = 1, QW2 and QW3 of a 128-bit type must be zero. An invalid descriptor, a fetch
 // error, a failed status write or a tail beyond the queue sets FSTS.IQE with
 // IQH left on the offending descriptor; nothing more is fetched until IQE is
 // cleared.
 
 import { bit64, extract64, fieldMask64 } from "./bits";
-import { MAMV_VALUE, MHMV_VALUE } from "./config";
+import { MAMV_VALUE, MHMV_VALUE, smMode } from "./config";
 import { count, C_QI_DESC, C_QI_ERRORS, C_COMPLETION_EVENTS } from "./counters";
 import { pushEvent } from "./events";
 import { raiseStatus, FSTS_IQE, ECTL_IM, ECTL_IP } from "./faults";
 import { unitRead64, unitWrite32, memError } from "./guestmem";
-import { invalidateContext, invalidateIotlb } from "./invalidate";
-import { QI_TYPE_SHIFT, QI_TYPE_LEN, QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN, QI_TYPE_CC, QI_TYPE_IOTLB, QI_TYPE_DEV_IOTLB, QI_TYPE_IEC, QI_TYPE_WAIT, QI_G_SHIFT, QI_G_LEN, QI_ADDR_SHIFT, QI_ADDR_LEN, QI_CC_DID_SHIFT, QI_CC_DID_LEN, QI_CC_SID_SHIFT, QI_CC_SID_LEN, QI_CC_FM_SHIFT, QI_CC_FM_LEN, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN, QI_IOTLB_IH_BIT, QI_DEV_SID_SHIFT, QI_DEV_SID_LEN, QI_DEV_S_BIT, QI_IEC_G_BIT, QI_IEC_IM_SHIFT, QI_IEC_IM_LEN, QI_IEC_IIDX_SHIFT, QI_IEC_IIDX_LEN, QI_WAIT_IF_BIT, QI_WAIT_SW_BIT, QI_WAIT_DATA_SHIFT, QI_WAIT_DATA_LEN, QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN, qiCcReservedLo, qiCcReservedHi, qiIotlbReservedLo, qiIotlbReservedHi, qiDevReservedLo, qiDevReservedHi, qiIecReservedLo, qiIecReservedHi, qiWaitReservedLo, qiWaitReservedHi } from "./qidesc";
-import { GSTS_QIES, ICS_IWC, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_ADDR_SHIFT, IQA_ADDR_LEN, IQA_QS_SHIFT, IQA_QS_LEN } from "./regfields";
+import { invalidateContext, invalidateIotlb, invalidatePasidIotlb, invalidatePasidCache } from "./invalidate";
+import { QI_TYPE_SHIFT, QI_TYPE_LEN, QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN, QI_TYPE_CC, QI_TYPE_IOTLB, QI_TYPE_DEV_IOTLB, QI_TYPE_IEC, QI_TYPE_WAIT, QI_G_SHIFT, QI_G_LEN, QI_ADDR_SHIFT, QI_ADDR_LEN, QI_CC_DID_SHIFT, QI_CC_DID_LEN, QI_CC_SID_SHIFT, QI_CC_SID_LEN, QI_CC_FM_SHIFT, QI_CC_FM_LEN, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN, QI_IOTLB_IH_BIT, QI_DEV_SID_SHIFT, QI_DEV_SID_LEN, QI_DEV_S_BIT, QI_IEC_G_BIT, QI_IEC_IM_SHIFT, QI_IEC_IM_LEN, QI_IEC_IIDX_SHIFT, QI_IEC_IIDX_LEN, QI_WAIT_IF_BIT, QI_WAIT_SW_BIT, QI_WAIT_DATA_SHIFT, QI_WAIT_DATA_LEN, QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN, qiCcReservedLo, qiCcReservedHi, qiIotlbReservedLo, qiIotlbReservedHi, qiDevReservedLo, qiDevReservedHi, qiIecReservedLo, qiIecReservedHi, qiWaitReservedLo, qiWaitReservedHi, QI_TYPE_PASID_IOTLB, QI_TYPE_PASID_CACHE, QI_P_DID_SHIFT, QI_P_DID_LEN, QI_P_PASID_SHIFT, QI_P_PASID_LEN, QI_PIOTLB_G_PASID, QI_PIOTLB_G_PAGE, QI_PC_G_DOMAIN, QI_PC_G_PASID, QI_PC_G_GLOBAL, qiPasidReservedLo, qiPiotlbReservedHi, qiPcReservedHi } from "./qidesc";
+import { GSTS_QIES, ICS_IWC, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_ADDR_SHIFT, IQA_ADDR_LEN, IQA_QS_SHIFT, IQA_QS_LEN, IQA_DW_BIT } from "./regfields";
 import { reg32, setReg32, reg64, setReg64, IQH_REG, IQT_REG, IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, FSTS_REG, GSTS_REG } from "./regs";
 import { iecInvalidate } from "./irstate";
 import { EV_COMPLETION_MSI, EV_INVALIDATION, INV_DEVTLB, INV_IEC } from "./abi";
 
 let queueBase: u64 = 0;
 let queueBytes: u64 = 0;
+/** IQA.DW latched at enable: 256-bit descriptors. */
+let wide: bool = false;
 
 /** GCMD.QIE set: latch IQA, reset the head, run anything already queued. */
 export function qiEnable(): void {
   const iqa = reg64(IQA_REG);
   queueBase = iqa & fieldMask64(IQA_ADDR_SHIFT, IQA_ADDR_LEN);
   // 2^(QS+8) descriptors of 16 bytes
-  queueBytes = (<u64>1 << (extract64(iqa, IQA_QS_SHIFT, IQA_QS_LEN) + 8)) << 4;
+  queueBytes = (<u64>1 << (extract64(iqa, IQA_QS_SHIFT, IQA_QS_LEN) + 8)) << 4; // 2^QS pages either way
+  wide = bit64(iqa, IQA_DW_BIT); // writable only with scalable mode
   setReg64(IQH_REG, 0);
   setReg32(GSTS_REG, reg32(GSTS_REG) | GSTS_QIES);
   qiProcess();
@@ -59,7 +65,7 @@ function queueError(): void {
 export function qiProcess(): void {
   if (!qiEnabled() || (reg32(FSTS_REG) & FSTS_IQE) != 0) return;
   const tail = reg64(IQT_REG) & fieldMask64(IQ_OFFSET_SHIFT, IQ_OFFSET_LEN);
-  if (tail >= queueBytes) {
+  if (tail >= queueBytes || (wide && (tail & 0x10) != 0)) {
     queueError();
     return;
   }
@@ -67,24 +73,52 @@ export function qiProcess(): void {
   while (head != tail) {
     const at = queueBase + head;
     const lo = unitRead64(at);
-    const fetchFailed = memError;
-    const hi = fetchFailed ? 0 : unitRead64(at + 8);
-    if (fetchFailed || memError || !execute(lo, hi)) {
+    let failed = memError;
+    const hi = failed ? 0 : unitRead64(at + 8);
+    failed = failed || memError;
+    let upper: u64 = 0; // QW2 | QW3 of a 256-bit descriptor
+    if (wide && !failed) {
+      upper = unitRead64(at + 16);
+      failed = memError;
+      if (!failed) upper |= unitRead64(at + 24);
+      failed = failed || memError;
+    }
+    if (failed || !execute(lo, hi, upper)) {
       queueError();
       return;
     }
-    head += 16;
+    head += wide ? 32 : 16;
     if (head >= queueBytes) head = 0;
     setReg64(IQH_REG, head);
   }
 }
 
-/** Validates and performs one descriptor; false when it is invalid (IQE). */
-function execute(lo: u64, hi: u64): bool {
+/** Validates and performs one descriptor; false when it is invalid (IQE). `upper`: QW2 | QW3 (0 with DW = 0). */
+function execute(lo: u64, hi: u64, upper: u64): bool {
   // A 4-bit field: the counter block has a slot for each of its 16 values (0xF included).
   const type = <u32>extract64(lo, QI_TYPE_SHIFT, QI_TYPE_LEN);
   count(C_QI_DESC + type);
   if ((lo & fieldMask64(QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN)) != 0) return false;
+  // None of the descriptor types this unit implements has a field in QW2 or QW3.
+  if (upper != 0) return false;
+  if (type == QI_TYPE_PASID_IOTLB) {
+    if (!smMode || !wide) return false;
+    if ((lo & qiPasidReservedLo()) != 0 || (hi & qiPiotlbReservedHi()) != 0) return false;
+    const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);
+    const am = <u32>extract64(hi, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN);
+    if (g < QI_PIOTLB_G_PASID || (g == QI_PIOTLB_G_PAGE && am > MAMV_VALUE)) return false;
+    invalidatePasidIotlb(g, <u32>extract64(lo, QI_P_DID_SHIFT, QI_P_DID_LEN), <u32>extract64(lo, QI_P_PASID_SHIFT, QI_P_PASID_LEN),
+      hi & fieldMask64(QI_ADDR_SHIFT, QI_ADDR_LEN), am, <u32>extract64(hi, QI_IOTLB_IH_BIT, 1));
+    return true;
+  }
+  if (type == QI_TYPE_PASID_CACHE) {
+    if (!smMode || !wide) return false;
+    if ((lo & qiPasidReservedLo()) != 0 || (hi & qiPcReservedHi()) != 0) return false;
+    const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);
+    if (g != QI_PC_G_DOMAIN && g != QI_PC_G_PASID && g != QI_PC_G_GLOBAL) return false;
+    invalidatePasidCache(g, <u32>extract64(lo, QI_P_DID_SHIFT, QI_P_DID_LEN), <u32>extract64(lo, QI_P_PASID_SHIFT, QI_P_PASID_LEN));
+    return true;
+  }
   if (type == QI_TYPE_CC) {
     if ((lo & qiCcReservedLo()) != 0 || (hi & qiCcReservedHi()) != 0) return false;
     const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);

@@ -23,9 +23,20 @@
 // 0x5 invalidation wait (§6.5.2.8)
 //   QW0  63:32 status data | 31:7 Rsvd | 6 FN | 5 SW | 4 IF | 3:0 type
 //   QW1  63:2 status address | 1:0 Rsvd
+// 0x6 PASID-based IOTLB invalidate (§6.5.2.4), 256-bit descriptors only (IQA.DW = 1)
+//   QW0  63:52 Rsvd | 51:32 PASID | 31:16 DID | 15:6 Rsvd | 5:4 G | 3:0 type
+//   QW1  63:12 ADDR | 11:7 Rsvd | 6 IH | 5:0 AM
+//   QW2, QW3 Rsvd
+//   G: 10 every mapping of PASID in DID, 11 page-selective within PASID (00, 01 invalid)
+// 0x7 PASID-cache invalidate (§6.5.2.2), 256-bit descriptors only
+//   QW0  63:52 Rsvd | 51:32 PASID | 31:16 DID | 15:6 Rsvd | 5:4 G | 3:0 type
+//   QW1, QW2, QW3 Rsvd
+//   G: 00 every PASID of DID, 01 PASID-selective in DID, 11 global (10 invalid)
+// With IQA.DW = 1 every descriptor occupies 256 bits: the 128-bit types above in
+// QW0/QW1, with QW2 and QW3 reserved (zero).
 // Bit 7 of the wait descriptor (PD, page-request drain) is left reserved: this
-// unit has no page requests. Types 0x6-0x8 are the PASID-based forms (scalable
-// mode) and 0x9/0xA page-request responses: this unit treats them as invalid.
+// unit has no page requests. Type 0x8 (PASID-based device-TLB; this unit offers
+// no device-TLBs with PASIDs) and 0x9/0xA page-request responses are invalid.
 
 import { fieldMask64 } from "./bits";
 
@@ -149,6 +160,28 @@ import { fieldMask64 } from "./bits";
 // @ts-ignore: decorator
 @inline export const QI_WAIT_ADDR_LEN: u32 = 62;
 
+// ---- 0x6 PASID-based IOTLB, 0x7 PASID cache ------------------------------------
+// @ts-ignore: decorator
+@inline export const QI_P_DID_SHIFT: u32 = 16;
+// @ts-ignore: decorator
+@inline export const QI_P_DID_LEN: u32 = 16;
+// @ts-ignore: decorator
+@inline export const QI_P_PASID_SHIFT: u32 = 32;
+// @ts-ignore: decorator
+@inline export const QI_P_PASID_LEN: u32 = 20;
+/** Type 6 granularities. */
+// @ts-ignore: decorator
+@inline export const QI_PIOTLB_G_PASID: u32 = 2;
+// @ts-ignore: decorator
+@inline export const QI_PIOTLB_G_PAGE: u32 = 3;
+/** Type 7 granularities. */
+// @ts-ignore: decorator
+@inline export const QI_PC_G_DOMAIN: u32 = 0;
+// @ts-ignore: decorator
+@inline export const QI_PC_G_PASID: u32 = 1;
+// @ts-ignore: decorator
+@inline export const QI_PC_G_GLOBAL: u32 = 3;
+
 // ---- Reserved bits, derived from the fields above ------------------------------
 // Each is the complement of the union of a quadword's fields (a quadword with no
 // field is reserved whole). All arguments are constants, so each mask folds to
@@ -214,4 +247,19 @@ import { fieldMask64 } from "./bits";
 // @ts-ignore: decorator
 @inline export function qiWaitReservedHi(): u64 {
   return ~fieldMask64(QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN);
+}
+
+// @ts-ignore: decorator
+@inline export function qiPasidReservedLo(): u64 {
+  return ~(typeBits() | fieldMask64(QI_G_SHIFT, QI_G_LEN) | fieldMask64(QI_P_DID_SHIFT, QI_P_DID_LEN)
+    | fieldMask64(QI_P_PASID_SHIFT, QI_P_PASID_LEN));
+}
+/** QW1 of type 6: the IOTLB descriptor's QW1 fields. */
+// @ts-ignore: decorator
+@inline export function qiPiotlbReservedHi(): u64 {
+  return qiIotlbReservedHi();
+}
+// @ts-ignore: decorator
+@inline export function qiPcReservedHi(): u64 {
+  return ~(<u64>0);
 }

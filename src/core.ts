@@ -33,8 +33,9 @@ interface CoreExports {
   writeGuest(gpa: number, len: number): number;
   readGuest(gpa: number, len: number): number;
   translate(sid: number, iovaLo: number, iovaHi: number, len: number, isWrite: number): number;
+  translatePasid(sid: number, iovaLo: number, iovaHi: number, len: number, flags: number, pasid: number): number;
   translateBatch(n: number): number;
-  probe(sid: number, iovaLo: number, iovaHi: number, isWrite: number): number;
+  probe(sid: number, iovaLo: number, iovaHi: number, flags: number, pasid: number): number;
   remapMsi(sid: number, hasSid: number, addrLo: number, addrHi: number, data: number): number;
   contextOf(sid: number): number;
   layoutRangeCapacity(): number;
@@ -51,7 +52,16 @@ interface CoreExports {
 export const CoreFlag = {
   CM: abi.FLAG_CM, IR: abi.FLAG_IR, EIM: abi.FLAG_EIM, PT: abi.FLAG_PT, SC: abi.FLAG_SC, DT: abi.FLAG_DT,
   EXTERNAL_MEMORY: abi.FLAG_EXTERNAL_MEMORY, PMR: abi.FLAG_PMR, PI: abi.FLAG_PI,
+  SM: abi.FLAG_SM, FLTS: abi.FLAG_FLTS, PASID: abi.FLAG_PASID, NEST: abi.FLAG_NEST,
 } as const;
+
+/** Attributes of a request (translatePasid's and probe's `flags`). */
+export const RequestFlag = {
+  WRITE: abi.TREQ_WRITE, PRIV: abi.TREQ_PRIV, EXE: abi.TREQ_EXE, PASID: abi.TREQ_PASID,
+} as const;
+
+/** Largest PASID (20 bits). */
+export const PASID_MAX = abi.PASID_MAX;
 
 /** Request status bits (translate, translateBatch, probe, remapMsi, remapIoapic). */
 export const Status = {
@@ -78,6 +88,14 @@ export const BREQ_IOVA = abi.BREQ_IOVA / 4, BREQ_SID = abi.BREQ_SID / 4, BREQ_LE
 export const BRESP_OUT = abi.BRESP_OUT / 4, BRESP_STATUS = abi.BRESP_STATUS / 4, BRESP_SPLIT = abi.BRESP_SPLIT / 4;
 /** The bit of a request's sid word that makes it a write. */
 export const BATCH_WRITE = abi.BREQ_WRITE;
+/**
+ * A request with PASID (scalable mode) in the batch block: BATCH_PASID in the sid word, with
+ * BATCH_PRIV / BATCH_EXE for a supervisor / execute request; PASID bits 11:0 in the sid word from
+ * bit BATCH_PASID_LO_SHIFT and bits 19:12 in the length word from bit BATCH_PASID_HI_SHIFT (the
+ * length keeps bits 12:0). A request without BATCH_PASID is read exactly as before.
+ */
+export const BATCH_PASID = abi.BREQ_PASID, BATCH_PRIV = abi.BREQ_PRIV, BATCH_EXE = abi.BREQ_EXE;
+export const BATCH_PASID_LO_SHIFT = abi.BREQ_PASID_LO_SHIFT, BATCH_PASID_HI_SHIFT = abi.BREQ_PASID_HI_SHIFT;
 const TWO32 = 2 ** 32;
 
 /** A raw event record as the core queues it (abi.ts EVR_*), decoded by `toEvent` below. */
@@ -91,7 +109,14 @@ export type IommuEvent =
   | { type: 'fault-interrupt'; addr: bigint; data: number }
   | { type: 'completion-interrupt'; addr: bigint; data: number }
   | { type: 'invalidation'; cache: 'context' | 'iotlb' | 'device-tlb' | 'interrupt-entry'; granularity: number;
-      did: number; sid: number; fm: number; addr: bigint; am: number; ih: number };
+      did: number; sid: number; fm: number; addr: bigint; am: number; ih: number }
+  /**
+   * Scalable mode: a PASID-based IOTLB invalidation (descriptor 0x6; granularity 2 every mapping of
+   * `pasid` in `did`, 3 the 2^am pages at `addr`) or a PASID-cache invalidation (0x7; granularity
+   * 0 every PASID of `did`, 1 `pasid` in `did`, 3 global).
+   */
+  | { type: 'invalidation'; cache: 'pasid-iotlb' | 'pasid-cache'; granularity: number;
+      did: number; pasid: number; addr: bigint; am: number; ih: number };
 
 const CACHE_NAMES: Record<number, 'context' | 'iotlb' | 'device-tlb' | 'interrupt-entry'> = {
   [abi.INV_CONTEXT]: 'context', [abi.INV_IOTLB]: 'iotlb', [abi.INV_DEVTLB]: 'device-tlb', [abi.INV_IEC]: 'interrupt-entry',
@@ -101,6 +126,12 @@ function toEvent(e: RawEvent): IommuEvent {
   const addr = (BigInt(e.addrHi) << 32n) | BigInt(e.addrLo);
   if (e.kind === abi.EV_FAULT_MSI) return { type: 'fault-interrupt', addr, data: e.a };
   if (e.kind === abi.EV_COMPLETION_MSI) return { type: 'completion-interrupt', addr, data: e.a };
+  if (e.a === abi.INV_PASID_IOTLB || e.a === abi.INV_PASID_CACHE) {
+    return {
+      type: 'invalidation', cache: e.a === abi.INV_PASID_IOTLB ? 'pasid-iotlb' : 'pasid-cache', granularity: (e.xLo >>> abi.EVX_G_SHIFT) & 3,
+      did: e.b, pasid: e.c, addr, am: e.xLo & abi.EVX_AM_MASK, ih: (e.xLo >>> abi.EVX_IH_SHIFT) & 1,
+    };
+  }
   return {
     type: 'invalidation', cache: CACHE_NAMES[e.a] ?? 'context', granularity: (e.xLo >>> abi.EVX_G_SHIFT) & 3,
     did: e.b, sid: e.c & 0xffff, fm: e.c >>> abi.EVC_FM_SHIFT, addr, am: e.xLo & abi.EVX_AM_MASK, ih: (e.xLo >>> abi.EVX_IH_SHIFT) & 1,
@@ -126,6 +157,7 @@ const CONFIG_ERRORS: Record<number, string> = {
   [abi.CFG_BAD_NFR]: 'nfr must be 1 to 64',
   [abi.CFG_NO_MEMORY]: 'the core could not allocate its tables within the memory budget',
   [abi.CFG_TWICE]: 'a core instance is configured once',
+  [abi.CFG_BAD_SM]: 'flts, pasid and nest need sm; pasid excludes dt; flts and nest need aw 48 or 57',
 };
 
 let compiled: WebAssembly.Module | undefined;
@@ -353,6 +385,19 @@ export class Core {
     return st;
   }
 
+  /** As `translate`, for a request with PASID (`flags`: RequestFlag WRITE, PRIV, EXE). */
+  translatePasid(sid: number, iovaLo: number, iovaHi: number, len: number, flags: number, pasid: number): number {
+    if (this.dead) return this.guard(() => 0);
+    let st: number;
+    try {
+      st = this.x.translatePasid(sid, iovaLo, iovaHi, len, flags, pasid);
+    } catch (e) {
+      this.trapped(e);
+    }
+    if (this.u32[this.eventIdx] !== 0 || this.hookError !== undefined) this.settle();
+    return st;
+  }
+
   /** The output address of the last translate (result block value). */
   get outLo(): number { return this.u32[this.resultIdx + abi.RESULT_VALUE / 4]; }
   get outHi(): number { return this.u32[this.resultIdx + abi.RESULT_VALUE / 4 + 1]; }
@@ -395,8 +440,8 @@ export class Core {
   }
 
   /** The status a one-byte request would get with empty caches (result block as the export says). */
-  probe(sid: number, iovaLo: number, iovaHi: number, isWrite: boolean): number {
-    return this.guard(() => this.x.probe(sid, iovaLo, iovaHi, isWrite ? 1 : 0));
+  probe(sid: number, iovaLo: number, iovaHi: number, isWrite: boolean, flags = 0, pasid = 0): number {
+    return this.guard(() => this.x.probe(sid, iovaLo, iovaHi, (isWrite ? abi.TREQ_WRITE : 0) | flags, pasid >>> 0));
   }
 
   /** What the last probe found: the output address, the leaf entry walked to (frame | W | R), its level, the DID. */
@@ -556,8 +601,11 @@ export class BatchPath {
     this.resp = this.core.batchResponses;
   }
 
-  /** Writes request `i` (iova as a number below 2^53, len 1..4096). */
-  set(i: number, sid: number, iova: number, dir: 'r' | 'w', len = 1): void {
+  /**
+   * Writes request `i` (iova as a number below 2^53, len 1..4096). With `attrs.pasid`, a request with
+   * that PASID (scalable mode), `attrs.priv` / `attrs.exe` a supervisor / execute request.
+   */
+  set(i: number, sid: number, iova: number, dir: 'r' | 'w', len = 1, attrs?: { pasid?: number; priv?: boolean; exe?: boolean }): void {
     if (!(i >= 0 && i < this.capacity && Number.isInteger(i))) throw new VtdError('ARGUMENT', `request index must be 0..${this.capacity - 1}`, { i });
     if (!(len >= 1 && len <= MAX_REQUEST_LEN && Number.isInteger(len))) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
     const req = this.requests;
@@ -566,6 +614,15 @@ export class BatchPath {
     req[p + BREQ_IOVA + 1] = Math.floor(iova / TWO32);
     req[p + BREQ_SID] = (sid & 0xffff) | (dir === 'w' ? abi.BREQ_WRITE : 0);
     req[p + BREQ_LEN] = len;
+    const pasid = attrs?.pasid;
+    if (pasid !== undefined) {
+      if (!Number.isInteger(pasid) || pasid < 0 || pasid > abi.PASID_MAX) throw new VtdError('ARGUMENT', 'PASID must be 0..0xfffff', { pasid });
+      req[p + BREQ_SID] = (req[p + BREQ_SID] | abi.BREQ_PASID | (attrs!.priv ? abi.BREQ_PRIV : 0) | (attrs!.exe ? abi.BREQ_EXE : 0)
+        | ((pasid & 0xfff) << abi.BREQ_PASID_LO_SHIFT)) >>> 0;
+      req[p + BREQ_LEN] = (len | ((pasid >>> 12) << abi.BREQ_PASID_HI_SHIFT)) >>> 0;
+    } else if (attrs?.priv || attrs?.exe) {
+      throw new VtdError('ARGUMENT', 'priv and exe go with a pasid', { attrs });
+    }
   }
 
   /**

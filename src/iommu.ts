@@ -13,11 +13,11 @@
  * has an allocation-free path (`translateInto`) and a batch path
  * (`batch`), neither of which uses bigint.
  */
-import { BatchPath, Core, CoreFlag, MAX_REQUEST_LEN, MemStatus, Status, type ContextInfo, type GuestMemoryHooks, type IommuEvent, type LeafVisitor } from './core.js';
+import { BatchPath, Core, CoreFlag, RequestFlag, PASID_MAX, MAX_REQUEST_LEN, MemStatus, Status, type ContextInfo, type GuestMemoryHooks, type IommuEvent, type LeafVisitor } from './core.js';
 import { VtdError } from './errors.js';
 
 export type { ContextInfo, GuestMemoryHooks, IommuEvent, LeafVisitor } from './core.js';
-export { BatchPath, BATCH_WORDS, BATCH_WRITE, BREQ_IOVA, BREQ_LEN, BREQ_SID, BRESP_OUT, BRESP_SPLIT, BRESP_STATUS } from './core.js';
+export { BatchPath, BATCH_WORDS, BATCH_WRITE, BATCH_PASID, BATCH_PRIV, BATCH_EXE, BATCH_PASID_LO_SHIFT, BATCH_PASID_HI_SHIFT, BREQ_IOVA, BREQ_LEN, BREQ_SID, BRESP_OUT, BRESP_SPLIT, BRESP_STATUS } from './core.js';
 
 /** Options of a unit. Defaults follow the trace format (trace-format.md). */
 export interface IommuOptions {
@@ -35,8 +35,17 @@ export interface IommuOptions {
   sc?: boolean;
   /** Device-TLB support, ECAP.DT. Default false. */
   dt?: boolean;
-  /** Scalable mode, ECAP.SMTS: not implemented yet (an error when true). */
+  /**
+   * Scalable mode (ECAP.SMTS, SLTS, SRS; QEMU's x-scalable-mode): RTADDR.TTM = 01 selects scalable-mode
+   * tables, IQA.DW 256-bit descriptors. Default false.
+   */
   sm?: boolean;
+  /** First-stage translation in place of second-stage (ECAP.FLTS, CAP.FS1GP; QEMU's x-flts). Needs sm and aw 48 or 57 (57: 5-level, CAP.FS5LP). Default false. */
+  flts?: boolean;
+  /** Requests with PASID (ECAP.PASID, PSS 0; QEMU's x-pasid-mode). Needs sm; excludes dt. Default false. */
+  pasid?: boolean;
+  /** Nested translation (ECAP.NEST with FLTS and SLTS; beyond QEMU). Needs sm and aw 48 or 57. Default false. */
+  nest?: boolean;
   /** Fault-recording registers, 1 to 64. Default 1. */
   nfr?: number;
   /** Bytes of guest RAM from address 0 (ignored when `ramRegions` is given). Default 256 MiB. */
@@ -56,6 +65,13 @@ export interface IommuOptions {
   /** Most bytes of linear memory the core may use (guest frames included). Default 2 GiB. */
   maxMemoryBytes?: number;
 }
+
+/**
+ * Attributes of a DMA request beyond its address and direction (scalable mode). Without `pasid` the
+ * request has no PASID (it uses the context entry's RID_PASID); `priv` (a supervisor request) and
+ * `exe` (an execute request) go with a `pasid`.
+ */
+export interface DmaRequest { pasid?: number; priv?: boolean; exe?: boolean }
 
 /** A DMA direction: the device reads ('r') or writes ('w') memory. */
 export type Direction = 'r' | 'w';
@@ -174,6 +190,22 @@ function checkDir(dir: unknown): asserts dir is Direction {
   if (dir !== 'r' && dir !== 'w') throw new VtdError('ARGUMENT', `direction must be 'r' or 'w'`, { dir });
 }
 
+/** A request's attributes as translatePasid flags, or -1 for a request without PASID. */
+function requestFlags(req: DmaRequest | undefined, sm: boolean): number {
+  if (req === undefined || req === null) return -1;
+  if (typeof req !== 'object') throw new VtdError('ARGUMENT', 'the request attributes must be an object { pasid?, priv?, exe? }', { req });
+  const { pasid, priv, exe } = req;
+  if (priv !== undefined && typeof priv !== 'boolean') throw new VtdError('ARGUMENT', 'priv must be a boolean', { priv });
+  if (exe !== undefined && typeof exe !== 'boolean') throw new VtdError('ARGUMENT', 'exe must be a boolean', { exe });
+  if (pasid === undefined) {
+    if (priv || exe) throw new VtdError('ARGUMENT', 'priv and exe go with a pasid (a request without PASID is a user, non-execute request)', { req });
+    return -1;
+  }
+  if (!Number.isInteger(pasid) || pasid < 0 || pasid > PASID_MAX) throw new VtdError('ARGUMENT', 'pasid must be an integer 0..0xfffff (20 bits)', { pasid });
+  if (!sm) throw new VtdError('ARGUMENT', 'requests with PASID need a scalable-mode unit (option sm)', { pasid });
+  return (priv ? RequestFlag.PRIV : 0) | (exe ? RequestFlag.EXE : 0);
+}
+
 function checkSid(sid: number): void {
   if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) throw new VtdError('ARGUMENT', `requester id must be 0..0xffff`, { sid });
 }
@@ -183,7 +215,7 @@ export class Iommu {
   private readonly core: Core;
   private readonly listeners = new Set<(e: IommuEvent) => void>();
   private readonly scratch = new TranslateResult();
-  readonly options: Readonly<Required<Pick<IommuOptions, 'aw' | 'cm' | 'ir' | 'eim' | 'pt' | 'sc' | 'dt' | 'nfr' | 'pmr' | 'pi'>>>;
+  readonly options: Readonly<Required<Pick<IommuOptions, 'aw' | 'cm' | 'ir' | 'eim' | 'pt' | 'sc' | 'dt' | 'nfr' | 'pmr' | 'pi' | 'sm' | 'flts' | 'pasid' | 'nest'>>>;
 
   private constructor(core: Core, options: Iommu['options']) {
     this.core = core;
@@ -209,7 +241,12 @@ export class Iommu {
   static create(opts: IommuOptions = {}): Iommu {
     const aw = opts.aw ?? 39;
     if (aw !== 39 && aw !== 48 && aw !== 57) throw new VtdError('CONFIG', 'aw must be 39, 48 or 57', { aw });
-    if (opts.sm) throw new VtdError('UNSUPPORTED', 'scalable mode (sm) is not implemented yet; legacy mode only');
+    const sm = !!opts.sm, flts = !!opts.flts, pasid = !!opts.pasid, nest = !!opts.nest;
+    if (flts && !sm) throw new VtdError('CONFIG', 'flts (first-stage translation) requires sm (scalable mode)');
+    if (pasid && !sm) throw new VtdError('CONFIG', 'pasid (requests with PASID) requires sm (scalable mode)');
+    if (nest && !sm) throw new VtdError('CONFIG', 'nest (nested translation) requires sm (scalable mode)');
+    if (pasid && opts.dt) throw new VtdError('CONFIG', 'pasid and dt exclude each other (as QEMU refuses x-pasid-mode with device-iotlb)');
+    if ((flts || nest) && aw === 39) throw new VtdError('CONFIG', `${flts ? 'flts' : 'nest'} (first-stage translation) requires aw 48 or 57`, { aw });
     if (opts.eim && !opts.ir) throw new VtdError('CONFIG', 'eim requires ir (as on QEMU: eim=on needs intremap=on)');
     const nfr = opts.nfr ?? 1;
     if (!Number.isInteger(nfr) || nfr < 1 || nfr > 64) throw new VtdError('CONFIG', 'nfr must be an integer from 1 to 64', { nfr });
@@ -218,7 +255,7 @@ export class Iommu {
       throw new VtdError('CONFIG', 'iotlbEntries must be an integer from 0 to 2^24', { iotlbEntries });
     }
     const maxBytes = opts.maxMemoryBytes ?? 2 ** 31;
-    const o = { aw, cm: !!opts.cm, ir: !!opts.ir, eim: !!opts.eim, pt: opts.pt ?? true, sc: !!opts.sc, dt: !!opts.dt, nfr, pmr: !!opts.pmr, pi: !!opts.pi } as const;
+    const o = { aw, cm: !!opts.cm, ir: !!opts.ir, eim: !!opts.eim, pt: opts.pt ?? true, sc: !!opts.sc, dt: !!opts.dt, nfr, pmr: !!opts.pmr, pi: !!opts.pi, sm, flts, pasid, nest } as const;
     if (o.pi && !o.ir) throw new VtdError('CONFIG', 'pi (posted interrupts) requires ir');
     let flags = 0;
     if (o.cm) flags |= CoreFlag.CM;
@@ -229,6 +266,10 @@ export class Iommu {
     if (o.dt) flags |= CoreFlag.DT;
     if (o.pmr) flags |= CoreFlag.PMR;
     if (o.pi) flags |= CoreFlag.PI;
+    if (sm) flags |= CoreFlag.SM;
+    if (flts) flags |= CoreFlag.FLTS;
+    if (pasid) flags |= CoreFlag.PASID;
+    if (nest) flags |= CoreFlag.NEST;
     if (opts.guestMemory) flags |= CoreFlag.EXTERNAL_MEMORY;
     const core = new Core({
       aw, flags, nfr, iotlbEntries, contextCache: opts.contextCache ?? true,
@@ -326,12 +367,16 @@ export class Iommu {
    * second page's frame does not follow the first, `split` is the bytes before the boundary and
    * `gpa2` where the rest go.
    */
-  translate(sid: number, iova: number | bigint, dir: Direction, len = 1): TranslateResult {
-    return this.translateInto(sid, iova, dir, len, new TranslateResult());
+  translate(sid: number, iova: number | bigint, dir: Direction, len = 1, req?: DmaRequest): TranslateResult {
+    return this.translateInto(sid, iova, dir, len, new TranslateResult(), req);
   }
 
-  /** As `translate`, filling `out` (no allocation for number iovas). */
-  translateInto(sid: number, iova: number | bigint, dir: Direction, len: number, out: TranslateResult): TranslateResult {
+  /**
+   * As `translate`, filling `out` (no allocation for number iovas). `req` (scalable mode): a request
+   * with `pasid`, and `priv` / `exe` for a supervisor / execute request; without it (or without
+   * `pasid`) a request without PASID, which takes the same path as before.
+   */
+  translateInto(sid: number, iova: number | bigint, dir: Direction, len: number, out: TranslateResult, req?: DmaRequest): TranslateResult {
     checkSid(sid);
     if (!Number.isInteger(len) || len < 1 || len > MAX_REQUEST_LEN) throw new VtdError('ARGUMENT', 'DMA length must be 1..4096 bytes', { len });
     checkDir(dir);
@@ -341,7 +386,9 @@ export class Iommu {
     } else {
       [lo, hi] = splitU64(iova, 'iova');
     }
-    const st = this.core.translate(sid, lo, hi, len, dir === 'w');
+    const flags = req === undefined ? -1 : requestFlags(req, this.options.sm);
+    const st = flags < 0 ? this.core.translate(sid, lo, hi, len, dir === 'w')
+      : this.core.translatePasid(sid, lo, hi, len, flags | (dir === 'w' ? RequestFlag.WRITE : 0), req!.pasid!);
     out.status = st;
     out.addrLo = this.core.outLo;
     out.addrHi = this.core.outHi;
@@ -381,15 +428,19 @@ export class Iommu {
    * (0 and 0n otherwise: translation off, pass-through, an interrupt request); `did` is the
    * context's (0 when none was read). Otherwise `fault` is the reason a request would report
    * (undefined when FPD suppresses it or the request is blocked without a fault), `reason` the
-   * reason even when suppressed; `status` is the raw status either way.
+   * reason even when suppressed; `status` is the raw status either way. `req` as `translate`'s; a
+   * probe writes no Accessed/Dirty flags. For a first-stage or nested translation `leaf` is the
+   * final frame | W | R and `level` the smaller of the two stages' leaf levels.
    */
-  probe(sid: number, iova: number | bigint, dir: Direction):
+  probe(sid: number, iova: number | bigint, dir: Direction, req?: DmaRequest):
     { ok: true; gpa: bigint; leaf: bigint; level: number; did: number; status: number }
     | { ok: false; fault?: number; reason?: number; status: number } {
     checkSid(sid);
     checkDir(dir);
     const [lo, hi] = splitU64(iova, 'iova');
-    const st = this.core.probe(sid, lo, hi, dir === 'w');
+    const flags = requestFlags(req, this.options.sm);
+    const st = flags < 0 ? this.core.probe(sid, lo, hi, dir === 'w')
+      : this.core.probe(sid, lo, hi, dir === 'w', flags | RequestFlag.PASID, req!.pasid!);
     const r = new TranslateResult();
     r.status = st;
     if (r.ok) return { ok: true, status: st, ...this.core.probeResult() };

@@ -36,6 +36,14 @@ function coverageCases(): { name: string; trace: string; expected: string[] }[] 
 const NEVER_RAISED: Record<string, string> = { FR_ATS_BLOCKED: 'no translation requests (ATS) reach the unit' };
 
 /**
+ * Scalable-mode reasons (30h-90h): the trace format carries scalable mode only from issue 13 on,
+ * and no trace of this corpus uses it yet, so test/core/scalable.test.ts ("every scalable-mode
+ * fault reason the core declares is raised") requires each of them instead. When scalable-mode
+ * coverage traces land, drop this filter so the corpus must raise them too.
+ */
+const isScalableReason = (r: number) => r >= 0x30 && r <= 0x90;
+
+/**
  * The fault reasons the core declares (`@inline export const FR_*: u32 = 0x..;`
  * in assembly/faults.ts for DMA remapping, digest §5.2, and assembly/irstate.ts
  * for interrupt remapping, §5.3), read from its sources so that a reason added
@@ -46,7 +54,7 @@ function declaredReasons(): Map<number, string> {
   for (const f of ['faults.ts', 'irstate.ts']) {
     const src = readFileSync(join(ROOT, 'assembly', f), 'utf8');
     for (const m of src.matchAll(/^@inline export const (FR_[A-Z0-9_]+): u32 = (0x[0-9a-f]+);$/gim)) {
-      if (!(m[1] in NEVER_RAISED)) out.set(Number(m[2]), m[1]);
+      if (!(m[1] in NEVER_RAISED) && !isScalableReason(Number(m[2]))) out.set(Number(m[2]), m[1]);
     }
   }
   return out;

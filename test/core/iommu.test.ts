@@ -238,7 +238,7 @@ test('options are validated', () => {
   const isCfg = (e: unknown) => e instanceof VtdError && (e.code === 'CONFIG' || e.code === 'UNSUPPORTED');
   assert.throws(() => Iommu.create({ aw: 40 as 39 }), isCfg);
   assert.throws(() => Iommu.create({ nfr: 0 }), isCfg);
-  assert.throws(() => Iommu.create({ sm: true }), isCfg);
+  assert.throws(() => Iommu.create({ flts: true }), isCfg); // flts needs sm
   assert.throws(() => Iommu.create({ eim: true }), isCfg);
   assert.throws(() => Iommu.create({ ramRegions: [] }), isCfg);
   assert.throws(() => Iommu.create({ ramRegions: [[0x2000, 0x1000]] }), isCfg);
