@@ -10,6 +10,7 @@ import { frontFlush } from "./frontcache";
 import { rootTtm } from "./translate";
 import { TTM_SCALABLE } from "./regfields";
 import { iotlbInvalidateAll, iotlbInvalidateDomain, iotlbInvalidatePages } from "./iotlb";
+import { pasidTlbInvalidate, ANY_PASID } from "./pasidtlb";
 import { EV_INVALIDATION, INV_CONTEXT, INV_IOTLB, INV_PASID_IOTLB, INV_PASID_CACHE } from "./abi";
 
 /** Granularities, as CIRG/CAIG, IIRG/IAIG and the descriptors' G fields encode them. */
@@ -37,10 +38,14 @@ export function invalidateContext(g: u32, did: u32, sid: u32, fm: u32): u32 {
 /** IOTLB invalidation; `am` and `ih` apply to page-selective. Returns the granularity performed. */
 export function invalidateIotlb(g: u32, did: u32, addr: u64, am: u32, ih: u32): u32 {
   frontFlush();
-  if (g == G_GLOBAL) iotlbInvalidateAll();
-  else if (g == G_DOMAIN) iotlbInvalidateDomain(did);
-  else if (g == G_DEVICE_OR_PAGE) iotlbInvalidatePages(did, addr, am);
-  else return 0;
+  // The PASID-tagged entries (first-stage, nested) go too, whatever their PASID: nested ones
+  // depend on the second-stage tables this names, and over-invalidation is always allowed.
+  if (g == G_GLOBAL) { iotlbInvalidateAll(); pasidTlbInvalidate(true, 0, 0, 0, 0); }
+  else if (g == G_DOMAIN) { iotlbInvalidateDomain(did); pasidTlbInvalidate(false, did, ANY_PASID, 0, 0); }
+  else if (g == G_DEVICE_OR_PAGE) {
+    iotlbInvalidatePages(did, addr, am);
+    pasidTlbInvalidate(false, did, ANY_PASID, (addr >> 12) & ~((<u64>1 << am) - 1), <u64>1 << am);
+  } else return 0;
   count(C_IOTLB_GLOBAL + g - 1);
   const page = g == G_DEVICE_OR_PAGE ? addr & ~((<u64>1 << (am + 12)) - 1) : 0;
   pushEvent(EV_INVALIDATION, INV_IOTLB, did, 0, page, <u64>am | (<u64>ih << 8) | (<u64>g << 16));
@@ -54,8 +59,11 @@ export function invalidateIotlb(g: u32, did: u32, addr: u64, am: u32, ih: u32): 
 //     PASID entry when that is second-stage or pass-through (DID of the PASID
 //     entry): it is also this unit's PASID cache;
 //   - the IOTLB holds second-stage translations tagged by DID only;
-//   - first-stage and nested translations and requests with PASID are not
-//     cached (every such request reads the tables).
+//   - the PASID-tagged IOTLB (pasidtlb.ts) holds first-stage and nested
+//     translations tagged by DID and PASID;
+//   - requests with PASID and first-stage or nested requests without PASID
+//     read the context and PASID structures on every request (no PASID cache
+//     for them).
 // Each invalidation below therefore drops a superset of what it names, which
 // the architecture allows; nothing it names can survive.
 
@@ -65,8 +73,13 @@ export function invalidateIotlb(g: u32, did: u32, addr: u64, am: u32, ih: u32): 
  */
 export function invalidatePasidIotlb(g: u32, did: u32, pasid: u32, addr: u64, am: u32, ih: u32): void {
   frontFlush();
-  if (g == G_DEVICE_OR_PAGE) iotlbInvalidatePages(did, addr, am);
-  else iotlbInvalidateDomain(did);
+  if (g == G_DEVICE_OR_PAGE) {
+    iotlbInvalidatePages(did, addr, am);
+    pasidTlbInvalidate(false, did, pasid, (addr >> 12) & ~((<u64>1 << am) - 1), <u64>1 << am);
+  } else {
+    iotlbInvalidateDomain(did);
+    pasidTlbInvalidate(false, did, pasid, 0, 0);
+  }
   const page = g == G_DEVICE_OR_PAGE ? addr & ~((<u64>1 << (am + 12)) - 1) : 0;
   pushEvent(EV_INVALIDATION, INV_PASID_IOTLB, did, pasid, page, <u64>am | (<u64>ih << 8) | (<u64>g << 16));
 }
@@ -78,7 +91,9 @@ export function invalidatePasidIotlb(g: u32, did: u32, pasid: u32, addr: u64, am
  */
 export function invalidatePasidCache(g: u32, did: u32, pasid: u32): void {
   frontFlush();
-  if (g == G_DEVICE_OR_PAGE) ccInvalidateAll();
-  else ccInvalidateDomain(did);
+  // A changed PASID entry may change every translation through it: its PASID-tagged IOTLB
+  // entries go too (software follows with a PASID-based IOTLB invalidation anyway).
+  if (g == G_DEVICE_OR_PAGE) { ccInvalidateAll(); pasidTlbInvalidate(true, 0, 0, 0, 0); }
+  else { ccInvalidateDomain(did); pasidTlbInvalidate(false, did, ANY_PASID, 0, 0); }
   pushEvent(EV_INVALIDATION, INV_PASID_CACHE, did, pasid, 0, <u64>g << 16);
 }

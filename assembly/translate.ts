@@ -26,6 +26,7 @@ import { SMCE_PASIDE_BIT, SMCE_RID_PASID_SHIFT, SMCE_RID_PASID_LEN, SMCE_PDTS_SH
 import { PE_AW_SHIFT, PE_AW_LEN, PE_DID_SHIFT, PE_DID_LEN, PE_SRE_BIT, PE_WPE_BIT, PE_FSPM_SHIFT, PE_FSPM_LEN, PGTT_PT, PGTT_SS, PGTT_NESTED, FSPM_5LEVEL } from "./pasidentry";
 import { FS_A_BIT, FS_D_BIT } from "./fspte";
 import { TTM_SCALABLE } from "./regfields";
+import { pasidTlbLookup, pasidTlbFill, ptHitLevel, ptHitFrame, ptHitRights, PT_FS_W, PT_FS_U, PT_DIRTY, PT_SS_R, PT_SS_W } from "./pasidtlb";
 import { iotlbLookup, iotlbLookup4k, iotlbEnabled, iotlbFill, hitLevel, V_FLAGS, V_NEAR_INTR } from "./iotlb";
 import { SL_RW_MASK, SL_INDEX_MASK, SLE_LEAF, SLE_NOT_PRESENT, SLE_RESERVED, classifyEntry, levelShift, slEntryAddr } from "./slpte";
 import { pmrBlocks, pmrActive } from "./pmr";
@@ -402,11 +403,11 @@ function translatePageSm(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     }
     return translateTail(sid, iova, len, isWrite, word, did);
   }
-  return translateFirstStage(sid, iova, len, isWrite, did, fpd);
+  return translateFirstStage(sid, iova, len, isWrite, did, pasid, fpd);
 }
 
 /** PGTT 001 and 011: the first-stage walk (nested: through the second stage), rights, Accessed/Dirty. */
-function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: u32, fpd: bool): u32 {
+function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: u32, pasid: u32, fpd: bool): u32 {
   const levels: u32 = <u32>extract64(peQw2, PE_FSPM_SHIFT, PE_FSPM_LEN) == FSPM_5LEVEL ? 5 : 4;
   // Canonical: the bits above the top level's index copy its highest bit (bit 47 or 56).
   const top = levelShift(levels) + 8;
@@ -421,12 +422,28 @@ function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: 
     const agaw: u32 = 30 + 9 * aw;
     ssWidth = agaw < cfgAw ? agaw : cfgAw;
   }
+  const wpe = bit64(peQw2, PE_WPE_BIT);
+  if (!probing && pasidTlbLookup(did, pasid, iova)) {
+    // A hit serves the request only when the entry covers it (pasidtlb.ts); otherwise walk.
+    const rt = ptHitRights;
+    const userOk = reqPriv || (rt & PT_FS_U) != 0;
+    const ok = isWrite ? (rt & PT_SS_W) != 0 && (rt & PT_DIRTY) != 0 && ((rt & PT_FS_W) != 0 || (reqPriv && !wpe))
+      : (rt & PT_SS_R) != 0;
+    if (userOk && ok) {
+      count(C_IOTLB_HIT);
+      const hitMask = rangeMask64(0, levelShift(ptHitLevel));
+      const hitOut = ptHitFrame | (iova & hitMask);
+      if (overlapsInterruptRange(hitOut, len)) return fault(sid, FR_INTERRUPT_ADDR, iova, isWrite, fpd);
+      return finish(hitOut, len);
+    }
+  }
+  count(C_IOTLB_MISS);
   count(C_FS_WALKS);
   let r = fsWalk(peQw2 & pointerMask(), levels, iova, ssTable, ssLevels, ssWidth);
   if (r != 0) return fault(sid, r, iova, isWrite, fpd);
   if (!reqPriv && !fsUser) return fault(sid, FR_SM_USER_SUPERVISOR, iova, isWrite, fpd);
   // Supervisor writes to read-only pages are allowed unless WPE (x86 CR0.WP).
-  if (isWrite && !fsWritable && (!reqPriv || bit64(peQw2, PE_WPE_BIT))) return fault(sid, FR_SM_WRITE, iova, isWrite, fpd);
+  if (isWrite && !fsWritable && (!reqPriv || wpe)) return fault(sid, FR_SM_WRITE, iova, isWrite, fpd);
   // The Accessed flag of every entry used and Dirty of a written leaf: nested, the second stage
   // must let the unit write each entry that needs an update (else 77h, and nothing is written).
   let updates: u32 = 0;
@@ -440,11 +457,13 @@ function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: 
   let out = fsFrame | (iova & pageMask);
   let leafValue: u64 = fsFrame | (fsWritable ? 2 : 0) | 1;
   let leafLevel = fsLevel;
+  let ssGranted: u32 = 3; // the second stage's rights on the output page (nested)
   if (nested) {
     if ((out >> ssWidth) != 0) return fault(sid, FR_ADDR_BEYOND_AW, iova, isWrite, fpd);
     r = walkTables(ssTable, ssLevels, out, isWrite);
     if (r != 0) return fault(sid, r, iova, isWrite, fpd);
     if ((walkValue & (isWrite ? 2 : 1)) == 0) return fault(sid, isWrite ? FR_WRITE : FR_READ, iova, isWrite, fpd);
+    ssGranted = <u32>(walkValue & SL_RW_MASK);
     const ssMask = rangeMask64(0, levelShift(walkLevel));
     out = (walkValue & ~ssMask & ~SL_RW_MASK) | (out & ssMask);
     if (walkLevel < leafLevel) leafLevel = walkLevel;
@@ -455,12 +474,17 @@ function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: 
   if (overlapsInterruptRange(out, len)) return fault(sid, FR_INTERRUPT_ADDR, iova, isWrite, fpd);
   // The translation succeeded: now (never before) the flags are written, each entry from the value
   // the walk read, so an update can only set A or D (docs/DESIGN.md, "Accessed and Dirty").
-  if (updates != 0 && !probing) {
+  if (probing) return finish(out, len);
+  if (updates != 0) {
     for (let i: u32 = 0; i < fsUsed; i++) {
       const want = fsUsedValue(i) | adBits(i, isWrite);
       if (want != fsUsedValue(i) && unitWrite64(fsUsedAddr(i), want)) count(C_AD_WRITES);
     }
   }
+  const dirty = isWrite || bit64(fsUsedValue(fsUsed - 1), FS_D_BIT);
+  const ssRights = nested ? ssGranted : 3;
+  pasidTlbFill(did, pasid, iova, leafLevel, out & ~rangeMask64(0, levelShift(leafLevel)),
+    (fsWritable ? PT_FS_W : 0) | (fsUser ? PT_FS_U : 0) | (dirty ? PT_DIRTY : 0) | (ssRights << 3));
   return finish(out, len);
 }
 

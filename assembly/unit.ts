@@ -19,6 +19,7 @@ import { GCMD_TE, GCMD_SRTP, GCMD_QIE, GCMD_IRE, GCMD_SIRTP, GCMD_CFI, GCMD_ALL,
 import { slpteInit } from "./slpte";
 import { fsInit } from "./fspte";
 import { smWalkInit } from "./smwalk";
+import { pasidTlbInit } from "./pasidtlb";
 import { smRootInit } from "./smroot";
 import { smContextInit } from "./smcontext";
 import { pasidDirInit } from "./pasiddir";
@@ -37,7 +38,7 @@ export function configureUnit(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, 
   setConfig(aw, flags, nfr);
   if (!regsInit() || !countersInit() || !eventsInit() || !memInit() || !slpteInit()
     || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache) || !irInit(contextCache)
-    || !fsInit() || !smWalkInit()) return CFG_NO_MEMORY;
+    || !fsInit() || !smWalkInit() || !pasidTlbInit(smMode ? iotlbCapacity() : 0)) return CFG_NO_MEMORY;
   smRootInit();
   smContextInit();
   pasidDirInit();

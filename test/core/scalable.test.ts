@@ -470,6 +470,83 @@ test('context-cache invalidation under scalable-mode tables drops the cached PAS
   assert.equal(u.translate(SID, 0x5000, 'r').fault, 0x59);
 });
 
+/** A QI (DW = 1) on unit `u` at 0x180000; returns submit(qw0, qw1). */
+function queue(u: Iommu): (qw0: bigint, qw1: bigint) => void {
+  const Q = 0x180000;
+  u.mmioWrite(0x90, 8, BigInt(Q) | 0x800n);
+  u.mmioWrite(GCMD, 4, (0x04000000 | 0x80000000) >>> 0);
+  let slot = 0;
+  return (qw0, qw1) => {
+    u.writeGuestQwords(Q + slot * 32, [qw0, qw1, 0n, 0n]);
+    slot++;
+    u.mmioWrite(0x88, 8, BigInt(slot * 32));
+    assert.equal(u.mmioRead32(FSTS) & 0x10, 0, 'descriptor accepted');
+  };
+}
+
+test('first-stage translations are cached tagged by DID and PASID; type 6 drops them by PASID and page', () => {
+  const { u, t } = smUnit({ flts: true, pasid: true }, { pgtt: PGTT.FS, fsptr: 0x120000, did: 3 });
+  u.writeGuest(0x120000, new Uint8Array(0x1000));
+  // PASID 1: same DID, its own first-stage tables.
+  u.writeGuestQwords(PTAB + 64, pasidEntry({ pgtt: PGTT.FS, fsptr: 0x130000, did: 3 }));
+  u.writeGuest(0x130000, new Uint8Array(0x1000));
+  t.mapFs(0x120000, 4, 0x7000, 0x888000);
+  t.mapFs(0x130000, 4, 0x7000, 0x999000);
+  const submit = queue(u);
+  assert.equal(u.translate(SID, 0x7000, 'r').gpa, 0x888000);
+  assert.equal(u.translate(SID, 0x7000, 'r', 1, { pasid: 1 }).gpa, 0x999000, 'PASID 1 is not served PASID 0\'s entry');
+  const c0 = u.counters();
+  assert.equal(u.translate(SID, 0x7004, 'r').gpa, 0x888004);
+  assert.equal(u.translate(SID, 0x7008, 'r', 1, { pasid: 1 }).gpa, 0x999008);
+  const c1 = u.counters();
+  assert.equal(c1['walk.firstStage'], c0['walk.firstStage'], 'both hit');
+  assert.equal(c1['iotlb.hit'], c0['iotlb.hit'] + 2);
+  // A write after a read fill walks again to set Dirty, then hits.
+  const at = t.mapFs(0x120000, 4, 0x7000, 0x888000, 7n | 0x20n);
+  assert.ok(u.translate(SID, 0x7000, 'w').ok);
+  assert.equal(t.read(at[3]) & 0x40n, 0x40n, 'D set by the walk a write needs');
+  assert.equal(u.counters()['walk.firstStage'], c1['walk.firstStage'] + 1);
+  // Remap both PASIDs; invalidate PASID 1 only (all of it in DID 3): PASID 1 sees the new frame.
+  t.mapFs(0x120000, 4, 0x7000, 0x111000);
+  t.mapFs(0x130000, 4, 0x7000, 0x222000);
+  submit(0x6n | (2n << 4n) | (3n << 16n) | (1n << 32n), 0n);
+  assert.equal(u.translate(SID, 0x7000, 'r', 1, { pasid: 1 }).gpa, 0x222000);
+  assert.ok([0x888000, 0x111000].includes(u.translate(SID, 0x7000, 'r').gpa), 'PASID 0: the old entry or the new one');
+  // Page-selective for PASID 0, AM 1 (two pages from 0x6000): the new frame.
+  submit(0x6n | (3n << 4n) | (3n << 16n), 0x6000n | 1n);
+  assert.equal(u.translate(SID, 0x7000, 'r').gpa, 0x111000);
+});
+
+test('cached first-stage entries never widen rights: user vs supervisor, read-only, nested second-stage rights', () => {
+  const { u, t } = smUnit({ nest: true, pasid: true }, { pgtt: PGTT.FS, fsptr: 0x120000, sre: true });
+  u.writeGuest(0x120000, new Uint8Array(0x1000));
+  t.mapFs(0x120000, 4, 0x7000, 0x888000, 1n); // supervisor, read-only
+  assert.ok(u.translate(SID, 0x7000, 'r', 1, { pasid: 0, priv: true }).ok);
+  assert.equal(u.translate(SID, 0x7000, 'r', 1, { pasid: 0 }).fault, 0x81, 'a user request is not served by the supervisor fill');
+  clearFaults(u);
+  t.mapFs(0x120000, 4, 0x8000, 0x889000, 5n); // user, read-only
+  assert.ok(u.translate(SID, 0x8000, 'r').ok);
+  assert.equal(u.translate(SID, 0x8000, 'w').fault, 0x85, 'a write is not served by the read fill');
+  // Nested: the second stage grants read only; a write after a cached read faults in the second stage.
+  const SL = 0x110000;
+  const n = smUnit({ nest: true }, { pgtt: PGTT.NESTED, slptr: SL, fsptr: 0x120000, did: 4 });
+  n.u.writeGuest(SL, new Uint8Array(0x1000));
+  n.u.writeGuest(0x120000, new Uint8Array(0x1000));
+  for (let p = 0x120000; p < 0x128000; p += 0x1000) n.t.mapSs(SL, 4, p, p, 3); // identity for the FS tables
+  const fsPages = new Tables(n.u, 0x300000); // first-stage tables, identity-mapped by the second stage
+  for (let p = 0x300000; p < 0x304000; p += 0x1000) n.t.mapSs(SL, 4, p, p, 3);
+  fsPages.mapFs(0x120000, 4, 0x7000, 0x5000000);
+  n.t.mapSs(SL, 4, 0x5000000, 0x666000, 1);
+  assert.equal(n.u.translate(SID, 0x7000, 'r').gpa, 0x666000);
+  assert.equal(n.u.translate(SID, 0x7000, 'w').fault, 0x85, 'second stage read-only');
+  // A type 2 domain invalidation of the second stage's DID drops the nested entry.
+  n.t.mapSs(SL, 4, 0x5000000, 0x667000, 3);
+  clearFaults(n.u);
+  const submit = queue(n.u);
+  submit(0x2n | (2n << 4n) | (4n << 16n), 0n);
+  assert.equal(n.u.translate(SID, 0x7000, 'w').gpa, 0x667000);
+});
+
 test('every scalable-mode fault reason the core declares is raised by these tests', () => {
   const src = readFileSync(join(REPO, 'assembly', 'faults.ts'), 'utf8');
   const declared = [...src.matchAll(/^@inline export const (FR_SM_[A-Z0-9_]+): u32 = (0x[0-9a-f]+);$/gim)].map((m) => [m[1], Number(m[2])] as const);
@@ -481,4 +558,3 @@ test('every scalable-mode fault reason the core declares is raised by these test
   assert.deepEqual(declared.filter(([, r]) => !seen.has(r)).map(([n, r]) => `${n} (0x${r.toString(16)})`), []);
 });
 
-void Tables;
