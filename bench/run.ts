@@ -18,8 +18,9 @@ import { msi } from './suites/msi.js';
 import { replay } from './suites/replay.js';
 import { shadow } from './suites/shadow.js';
 import { walk4 } from './suites/walk4.js';
+import { smWalk } from './suites/sm-walk.js';
 
-const SUITES: Suite[] = [walk4, iotlbHit, iotlbMiss, invalidationCost, msi, shadow, replay];
+const SUITES: Suite[] = [walk4, smWalk, iotlbHit, iotlbMiss, invalidationCost, msi, shadow, replay];
 
 /**
  * About 75 s in all on 2 cores, under the 3-minute budget: 10 benchmark.js benchmarks of maxTime each (plus one

@@ -25,6 +25,9 @@ const ST_REASON = 0xff;
 export interface CacheOptions {
   iotlbEntries: number;
   contextCache: boolean;
+  /** Scalable mode (sm-walk): the unit's sm and flts options. */
+  sm?: boolean;
+  flts?: boolean;
 }
 
 /** A Wasm unit with the image in guest memory, the root table latched and translation enabled. */
