@@ -11,6 +11,13 @@
 //
 // A list of the SIDs that hold an entry lets domain-selective and global
 // invalidation visit only live entries.
+//
+// Scalable mode: an entry is the RID_PASID PASID entry of the SID (DID = the
+// PASID entry's). Second-stage and pass-through entries use the word above
+// (TT 0 or 2). First-stage and nested ones use TT = 3 (CC_TT_FIRST_STAGE,
+// reserved in legacy contexts) with the word's bits 31:12 holding RID_PASID,
+// and the PASID entry's QW0 and QW2 in a side table of 16 bytes per SID
+// (allocated with scalable mode only). The fast path declines TT 2 and 3.
 
 import { tryAlloc } from "./alloc";
 import { count, countN, C_CTX_INVALIDATED } from "./counters";
@@ -27,18 +34,50 @@ import { CTXW_AW_SHIFT, CTXW_FPD_BIT, CTXW_TT_SHIFT } from "./abi";
 // @ts-ignore: decorator
 @inline export const CC_AW_SHIFT: u32 = CTXW_AW_SHIFT;
 
+/** TT value of a cached first-stage or nested PASID entry (scalable mode). */
+// @ts-ignore: decorator
+@inline export const CC_TT_FIRST_STAGE: u64 = 3;
+/** The RID_PASID field of a CC_TT_FIRST_STAGE word. */
+// @ts-ignore: decorator
+@inline export const CC_RID_PASID_SHIFT: u32 = 12;
+
 let ccBase: usize = 0;
+let ccSide: usize = 0; // scalable mode: u64 PASID entry QW0, u64 QW2 per SID
 let ccList: usize = 0; // u16 SIDs
 let ccLive: u32 = 0;
 /** When false the unit caches no context entries (every request reads the tables). */
 export let ccEnabled: bool = true;
 
-export function ctxCacheInit(enabled: bool): bool {
+export function ctxCacheInit(enabled: bool, scalable: bool): bool {
   ccEnabled = enabled;
   ccBase = tryAlloc(<usize>SLOTS * 16);
   ccList = tryAlloc(<usize>SLOTS * 2);
+  if (scalable && enabled) {
+    ccSide = tryAlloc(<usize>SLOTS * 16);
+    if (ccSide == 0) return false;
+  }
   ccLive = 0;
   return ccBase != 0 && ccList != 0;
+}
+
+/** Scalable mode: stores the PASID entry words a CC_TT_FIRST_STAGE entry of `sid` stands for (before ccFill). */
+export function ccFillSide(sid: u32, qw0: u64, qw2: u64): void {
+  if (ccSide == 0) return;
+  store<u64>(ccSide + (<usize>sid << 4), qw0);
+  store<u64>(ccSide + (<usize>sid << 4), qw2, 8);
+}
+
+// @ts-ignore: decorator
+@inline export function ccSideQw0(sid: u32): u64 {
+  return load<u64>(ccSide + (<usize>sid << 4));
+}
+// @ts-ignore: decorator
+@inline export function ccSideQw2(sid: u32): u64 {
+  return load<u64>(ccSide + (<usize>sid << 4), 8);
+}
+// @ts-ignore: decorator
+@inline export function ccHasSide(): bool {
+  return ccSide != 0;
 }
 
 // @ts-ignore: decorator

@@ -18,12 +18,12 @@ import { bit64, bitMask64, extract64, rangeMask64 } from "./bits";
 import { cfgAw, sagaw, hasFlag, pointerMask, srsSupported } from "./config";
 import { ROOT_P_BIT, CTX_P_BIT, CTX_FPD_BIT, CTX_TT_SHIFT, CTX_TT_LEN, CTX_AW_SHIFT, CTX_AW_LEN, CTX_DID_SHIFT, CTX_DID_LEN, TT_DEVTLB, TT_PASSTHROUGH, TT_UNTRANSLATED, rootLoReserved, ctxLoReserved, ctxHiReserved } from "./context";
 import { count, C_TRANSLATE, C_TRANSLATE_OK, C_UNTRANSLATED, C_PASSTHROUGH, C_INTERRUPT_RANGE, C_CTX_HIT, C_CTX_MISS, C_IOTLB_HIT, C_IOTLB_MISS, C_WALKS, C_WALK_L1, C_ROOT_READS, C_CTX_READS, C_FAULTS_FPD, C_FS_WALKS, C_AD_WRITES } from "./counters";
-import { ccWord, ccDid, ccWidth, ccFill, ccEnabled, CC_FPD_BIT, CC_TT_SHIFT, CC_AW_SHIFT } from "./ctxcache";
+import { ccWord, ccDid, ccWidth, ccFill, ccEnabled, ccFillSide, ccSideQw0, ccSideQw2, ccHasSide, CC_FPD_BIT, CC_TT_SHIFT, CC_AW_SHIFT, CC_TT_FIRST_STAGE, CC_RID_PASID_SHIFT } from "./ctxcache";
 import { FR_ROOT_NOT_PRESENT, FR_CTX_NOT_PRESENT, FR_CTX_INVALID, FR_ADDR_BEYOND_AW, FR_WRITE, FR_READ, FR_PAGING_ENTRY_ACCESS, FR_ROOT_ACCESS, FR_CTX_ACCESS, FR_ROOT_RESERVED, FR_CTX_RESERVED, FR_PAGING_RESERVED, FR_INTERRUPT_ADDR, FR_SM_BAD_RTA, FR_SM_PASID_IN_LEGACY, FR_SM_PASIDE_CLEAR, FR_SM_ERE_CLEAR, FR_SM_SRE_CLEAR, FR_SM_NON_CANONICAL, FR_SM_USER_SUPERVISOR, FR_SM_WRITE, FR_SM_NEST_FS_WRITE, isQualified, recordFault, smReason, frcdPasidBits } from "./faults";
 import { unitRead64, unitWrite64, memError } from "./guestmem";
 import { smReadContext, smReadPasidEntry, smCtx0, smCtx1, smFpd, peQw0, peQw1, peQw2, pePgtt, fsWalk, fsFrame, fsLevel, fsWritable, fsUser, fsUsed, fsUsedAddr, fsUsedValue, fsUsedSsWritable } from "./smwalk";
 import { SMCE_PASIDE_BIT, SMCE_RID_PASID_SHIFT, SMCE_RID_PASID_LEN, SMCE_PDTS_SHIFT, SMCE_PDTS_LEN } from "./smcontext";
-import { PE_AW_SHIFT, PE_AW_LEN, PE_DID_SHIFT, PE_DID_LEN, PE_SRE_BIT, PE_WPE_BIT, PE_FSPM_SHIFT, PE_FSPM_LEN, PGTT_PT, PGTT_SS, PGTT_NESTED, FSPM_5LEVEL } from "./pasidentry";
+import { PE_AW_SHIFT, PE_AW_LEN, PE_DID_SHIFT, PE_DID_LEN, PE_SRE_BIT, PE_WPE_BIT, PE_FSPM_SHIFT, PE_FSPM_LEN, PE_PGTT_SHIFT, PE_PGTT_LEN, PGTT_PT, PGTT_SS, PGTT_NESTED, FSPM_5LEVEL } from "./pasidentry";
 import { FS_A_BIT, FS_D_BIT } from "./fspte";
 import { TTM_SCALABLE } from "./regfields";
 import { pasidTlbLookup, pasidTlbFill, ptHitLevel, ptHitFrame, ptHitRights, PT_FS_W, PT_FS_U, PT_DIRTY, PT_SS_R, PT_SS_W } from "./pasidtlb";
@@ -236,7 +236,8 @@ function fault(sid: u32, reason: u32, iova: u64, isWrite: bool, fpd: bool): u32 
     }
   }
   const word = ccWord(sid);
-  if (word == 0 || (word & (<u64>3 << CC_TT_SHIFT)) == (<u64>TT_PASSTHROUGH << CC_TT_SHIFT)) return false;
+  // TT 2 (pass-through) and 3 (a first-stage or nested PASID entry) take the full path.
+  if (word == 0 || (word & (<u64>TT_PASSTHROUGH << CC_TT_SHIFT)) != 0) return false;
   if ((iova >> ccWidth(sid)) != 0 || !iotlbEnabled()) return false;
   const did = ccDid(sid);
   // 4 KiB pages first, with a constant page mask; then the large-page sizes.
@@ -301,6 +302,10 @@ function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     const cached = probing || reqPasid != NO_PASID ? 0 : ccWord(sid);
     if (cached == 0) return translatePageSm(sid, iova, len, isWrite);
     count(C_CTX_HIT);
+    if (((cached >> CC_TT_SHIFT) & 3) == CC_TT_FIRST_STAGE) {
+      return translateFirstStage(sid, iova, len, isWrite, ccDid(sid), <u32>extract64(cached, CC_RID_PASID_SHIFT, SMCE_RID_PASID_LEN),
+        bit64(cached, CC_FPD_BIT), ccSideQw0(sid), ccSideQw2(sid));
+    }
     return translateTail(sid, iova, len, isWrite, cached, ccDid(sid));
   }
   if (reqPasid != NO_PASID) return fault(sid, FR_SM_PASID_IN_LEGACY, iova, isWrite, false);
@@ -403,26 +408,32 @@ function translatePageSm(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
     }
     return translateTail(sid, iova, len, isWrite, word, did);
   }
-  return translateFirstStage(sid, iova, len, isWrite, did, pasid, fpd);
+  if (!hasPasid && ccEnabled && ccHasSide() && !probing) {
+    ccFillSide(sid, peQw0, peQw2);
+    ccFill(sid, (<u64>pasid << CC_RID_PASID_SHIFT) | (CC_TT_FIRST_STAGE << CC_TT_SHIFT) | fpdBit, did, 0);
+  }
+  return translateFirstStage(sid, iova, len, isWrite, did, pasid, fpd, peQw0, peQw2);
 }
 
+
 /** PGTT 001 and 011: the first-stage walk (nested: through the second stage), rights, Accessed/Dirty. */
-function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: u32, pasid: u32, fpd: bool): u32 {
-  const levels: u32 = <u32>extract64(peQw2, PE_FSPM_SHIFT, PE_FSPM_LEN) == FSPM_5LEVEL ? 5 : 4;
+function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: u32, pasid: u32, fpd: bool, qw0: u64, qw2: u64): u32 {
+  const pgtt = <u32>extract64(qw0, PE_PGTT_SHIFT, PE_PGTT_LEN);
+  const levels: u32 = <u32>extract64(qw2, PE_FSPM_SHIFT, PE_FSPM_LEN) == FSPM_5LEVEL ? 5 : 4;
   // Canonical: the bits above the top level's index copy its highest bit (bit 47 or 56).
   const top = levelShift(levels) + 8;
   const high = <i64>iova >> top;
   if (high != 0 && high != -1) return fault(sid, FR_SM_NON_CANONICAL, iova, isWrite, fpd);
-  const nested = pePgtt == PGTT_NESTED;
+  const nested = pgtt == PGTT_NESTED;
   let ssTable: u64 = 0, ssLevels: u32 = 0, ssWidth: u32 = 0;
   if (nested) {
-    const aw = <u32>extract64(peQw0, PE_AW_SHIFT, PE_AW_LEN);
-    ssTable = peQw0 & pointerMask();
+    const aw = <u32>extract64(qw0, PE_AW_SHIFT, PE_AW_LEN);
+    ssTable = qw0 & pointerMask();
     ssLevels = aw + 2;
     const agaw: u32 = 30 + 9 * aw;
     ssWidth = agaw < cfgAw ? agaw : cfgAw;
   }
-  const wpe = bit64(peQw2, PE_WPE_BIT);
+  const wpe = bit64(qw2, PE_WPE_BIT);
   if (!probing && pasidTlbLookup(did, pasid, iova)) {
     // A hit serves the request only when the entry covers it (pasidtlb.ts); otherwise walk.
     const rt = ptHitRights;
@@ -439,7 +450,7 @@ function translateFirstStage(sid: u32, iova: u64, len: u32, isWrite: bool, did: 
   }
   count(C_IOTLB_MISS);
   count(C_FS_WALKS);
-  let r = fsWalk(peQw2 & pointerMask(), levels, iova, ssTable, ssLevels, ssWidth);
+  let r = fsWalk(qw2 & pointerMask(), levels, iova, ssTable, ssLevels, ssWidth);
   if (r != 0) return fault(sid, r, iova, isWrite, fpd);
   if (!reqPriv && !fsUser) return fault(sid, FR_SM_USER_SUPERVISOR, iova, isWrite, fpd);
   // Supervisor writes to read-only pages are allowed unless WPE (x86 CR0.WP).

@@ -37,7 +37,7 @@ export function configureUnit(aw: u32, flags: u32, nfr: u32, iotlbEntries: u32, 
   if (!smFlagsValid(aw, flags)) return CFG_BAD_SM;
   setConfig(aw, flags, nfr);
   if (!regsInit() || !countersInit() || !eventsInit() || !memInit() || !slpteInit()
-    || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache) || !irInit(contextCache)
+    || !iotlbInit(iotlbEntries) || !ctxCacheInit(contextCache, smMode) || !irInit(contextCache)
     || !fsInit() || !smWalkInit() || !pasidTlbInit(smMode ? iotlbCapacity() : 0)) return CFG_NO_MEMORY;
   smRootInit();
   smContextInit();

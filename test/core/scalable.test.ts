@@ -517,6 +517,25 @@ test('first-stage translations are cached tagged by DID and PASID; type 6 drops 
   assert.equal(u.translate(SID, 0x7000, 'r').gpa, 0x111000);
 });
 
+test('a first-stage RID_PASID entry is cached per SID: hits read no structure; type 7 makes a change visible', () => {
+  const { u, t } = fsUnit({ pasid: false });
+  t.mapFs(0x120000, 4, 0x7000, 0x888000);
+  assert.equal(u.translate(SID, 0x7000, 'r').gpa, 0x888000);
+  const c0 = u.counters();
+  assert.equal(u.translate(SID, 0x7010, 'r').gpa, 0x888010);
+  const c1 = u.counters();
+  assert.deepEqual([c1['walk.rootReads'] - c0['walk.rootReads'], c1['walk.firstStage'] - c0['walk.firstStage'], c1['ctx.hit'] - c0['ctx.hit']], [0, 0, 1]);
+  // New first-stage tables in the PASID entry: visible after a PASID-cache and a PASID-IOTLB invalidation.
+  u.writeGuest(0x130000, new Uint8Array(0x1000));
+  t.mapFs(0x130000, 4, 0x7000, 0x999000);
+  u.writeGuestQwords(PTAB, pasidEntry({ pgtt: PGTT.FS, fsptr: 0x130000, did: 3 }));
+  assert.ok([0x888000, 0x999000].includes(u.translate(SID, 0x7000, 'r').gpa), 'old or new before invalidation');
+  const submit = queue(u);
+  submit(0x7n | (1n << 4n) | (3n << 16n), 0n);
+  submit(0x6n | (2n << 4n) | (3n << 16n), 0n);
+  assert.equal(u.translate(SID, 0x7000, 'r').gpa, 0x999000);
+});
+
 test('cached first-stage entries never widen rights: user vs supervisor, read-only, nested second-stage rights', () => {
   const { u, t } = smUnit({ nest: true, pasid: true }, { pgtt: PGTT.FS, fsptr: 0x120000, sre: true });
   u.writeGuest(0x120000, new Uint8Array(0x1000));
