@@ -862,9 +862,15 @@ export function formatLowered(op: LoweredOp, index?: number): string {
   return formatOp(op, index);
 }
 
-/** The header line of a trace, every option explicit. */
+/**
+ * The header line of a trace, every option explicit, except that the
+ * scalable-mode sub-options (`flts`, `pasid`, `nest`) are written only for a
+ * scalable-mode unit: without `sm` they must be false, and a legacy trace's
+ * header stays as it was.
+ */
 export function formatHeader(h: TraceHeader): string {
-  return writeHeader(h.config, h.devices);
+  const { flts, pasid, nest, ...legacy } = h.config;
+  return writeHeader(h.config.sm ? h.config : legacy, h.devices);
 }
 
 /**
