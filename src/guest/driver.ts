@@ -26,6 +26,8 @@ import { formatComment, formatHeader as writeHeader, formatOp, hex } from '../tr
 import {
   REG, GCMD_TE, GCMD_SRTP, GCMD_QIE, SL_R, SL_W, SL_PS, G_GLOBAL, G_DOMAIN, G_DEVICE, G_PAGE,
   ccDesc, iotlbDesc, waitDesc, ccmdValue, iotlbRegValue, ivaValue, rootEntry, contextEntry, contextAw, type Desc,
+  RTADDR_TTM_SM, IQA_DW, wide, smContextEntry, pasidDirEntry, pasidEntry, piotlbDesc, pcDesc, FS, SM_ROOT,
+  PGTT_FIRST, PGTT_SECOND, PIOTLB_G_PAGE, PIOTLB_G_PASID, PC_G_PASID, PC_G_GLOBAL, type Desc256,
 } from './layout.js';
 
 /** A raw operation the driver makes: a guest-memory write or a register write. */
@@ -59,6 +61,8 @@ export interface DriverInvalidations {
   contextGlobal: number; contextDomain: number; contextDevice: number;
   /** Invalidation-wait descriptors (one after each queued invalidation). */
   wait: number;
+  /** Scalable mode: PASID-cache invalidations (type 7), and PASID-based IOTLB ones (type 6) for all of a PASID or pages in it. */
+  pasidCache: number; pasidIotlbPasid: number; pasidIotlbPage: number;
 }
 
 /** What the driver did, cumulative. Byte counts are plain numbers. */
@@ -85,7 +89,7 @@ export interface DriverStats {
   pteWrites: number;
   /** Leaf entries written, by page size. */
   leaves: { k4: number; m2: number; g1: number };
-  /** Root and context entries written, in 8-byte units. */
+  /** Root and context entries written (scalable mode: PASID directory and table entries too), in 8-byte units. */
   contextWrites: number;
   /** Invalidation descriptors written to the queue (waits included), 16 bytes each. */
   descriptorWrites: number;
@@ -102,7 +106,7 @@ export interface PoolLayout {
   base: bigint;
   /** The root table (4 KiB). */
   rootTable: bigint;
-  /** The invalidation queue: 256 descriptors of 16 bytes (IQA.QS = 0). */
+  /** The invalidation queue: 256 descriptors of 16 bytes (IQA.QS = 0), or in scalable mode 256 of 32 bytes (two pages, QS = 1, DW = 1). */
   queue: bigint;
   /** The invalidation-wait status words: 256 x 4 bytes, one per queue slot. */
   status: bigint;
@@ -181,15 +185,21 @@ function words(...qwords: bigint[]): number[] {
 /** Bit `b` of a non-negative integer below 2^53. */
 const bitAt = (x: number, b: number): number => Math.floor(x / 2 ** b) % 2;
 
-/** The pool layout the driver uses for a unit with `ram` bytes of RAM: the top eighth of RAM (at least 8 pages). */
-export function poolLayout(ram: bigint): PoolLayout {
+/**
+ * The pool layout the driver uses for a unit with `ram` bytes of RAM: the
+ * top eighth of RAM (at least 8 pages). In scalable mode the queue takes two
+ * pages (256 descriptors of 32 bytes), one page lower than in legacy mode.
+ */
+export function poolLayout(ram: bigint, sm = false): PoolLayout {
   const top = Number(ram);
   const eighth = Math.floor(top / 8 / PAGE) * PAGE;
   const bytes = Math.min(top, Math.max(eighth, 8 * PAGE));
   const base = top - bytes;
+  const queuePages = sm ? 2 : 1;
+  const status = top - (2 + queuePages) * PAGE;
   return {
-    base: BigInt(base), rootTable: BigInt(top - PAGE), queue: BigInt(top - 2 * PAGE), status: BigInt(top - 3 * PAGE),
-    tablesTop: BigInt(top - 3 * PAGE), pages: bytes / PAGE,
+    base: BigInt(base), rootTable: BigInt(top - PAGE), queue: BigInt(top - (1 + queuePages) * PAGE), status: BigInt(status),
+    tablesTop: BigInt(status), pages: bytes / PAGE,
   };
 }
 
@@ -202,10 +212,11 @@ export function poolLayout(ram: bigint): PoolLayout {
 class PagePool {
   private next: number;
   private readonly free: Table[] = [];
-  used = 3;
-  highWater = 3;
+  used: number;
+  highWater: number;
   constructor(private readonly base: number, tablesTop: number, private readonly ram: bigint) {
     this.next = tablesTop;
+    this.used = this.highWater = (Number(ram) - tablesTop) / PAGE;
   }
 
   take(line: number): { gpa: number; stale: Table | undefined } {
@@ -229,10 +240,27 @@ class PagePool {
   }
 }
 
+/** What one device has in scalable mode: its PASID directory and the PASID table of PASIDs 0-63. */
+interface SmDevice { dir: number; table: number }
+
+/** First-stage entry flags (x86-64 paging; layout.ts FS). Plain numbers: all below bit 31. */
+const FS_P = Number(1n << BigInt(FS.P.shift)), FS_RW = Number(1n << BigInt(FS.RW.shift)), FS_US = Number(1n << BigInt(FS.US.shift));
+const FS_A = Number(1n << BigInt(FS.A.shift)), FS_D = Number(1n << BigInt(FS.D.shift));
+
+/** RID_PASID: Linux programs PASID 0 (IOMMU_NO_PASID) for requests without PASID. */
+const RID_PASID = 0;
+/** PASID directory size PDTS = 2 (512 entries, one page): Linux's for a device without the PASID capability (max_pasid 2^15). */
+const SM_PDTS = 2;
+
 /**
- * Linux 6.1's intel-iommu driver (legacy mode, second-level tables) as far as
- * a workload shows it: boot programming, context entries, page tables,
- * invalidations. One instance per replay.
+ * Linux 6.x's intel-iommu driver as far as a workload shows it: boot
+ * programming, context entries, page tables, invalidations. Legacy mode as
+ * Linux 6.1 programs it; with a scalable-mode unit (header `sm`), as Linux
+ * 6.x programs that: scalable-mode root and context entries, a PASID
+ * directory and table per device, the domain's PASID entry at RID_PASID,
+ * first-stage tables when the unit has them (ECAP.FLTS: `flts` or `nest`),
+ * PASID-based invalidations (docs/workloads/driver.md, "Scalable mode").
+ * One instance per replay.
  */
 export class GuestDriver {
   readonly policy: 'strict' | 'lazy';
@@ -251,10 +279,23 @@ export class GuestDriver {
     attaches: 0, maps: 0, unmaps: 0, mapBytes: 0, unmapBytes: 0, flushes: 0, reuseFlushes: 0,
     tablePages: 0, tablePagesFreed: 0, contextTables: 0, poolPagesHighWater: 3, pteWrites: 0, leaves: { k4: 0, m2: 0, g1: 0 },
     contextWrites: 0, descriptorWrites: 0, memOps: 0, registerWrites: 0,
-    invalidations: { iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, wait: 0 },
+    invalidations: {
+      iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, wait: 0,
+      pasidCache: 0, pasidIotlbPasid: 0, pasidIotlbPage: 0,
+    },
   };
 
   private readonly cm: boolean;
+  /** Scalable mode (header `sm`). */
+  private readonly sm: boolean;
+  /** Domains use first-stage tables: scalable mode with ECAP.FLTS (Linux first_level_by_default prefers them). */
+  private readonly firstStage: boolean;
+  /** Flags of a non-leaf entry: R|W (second stage) or P|RW|US|A (first stage, Linux pfn_to_dma_pte). */
+  private readonly nonLeaf: number;
+  /** Scalable mode with header `pasid`: context entries set PASIDE (the modelled devices can issue requests with PASID). */
+  private readonly pasidRequests: boolean;
+  /** Scalable mode: each device's PASID structures. */
+  private readonly smDevices = new Map<number, SmDevice>();
   private readonly aw: number;
   /** Levels of every domain's tables: aw 39 → 3, 48 → 4, 57 → 5 (§4.1; Linux picks the largest AGAW in SAGAW). */
   private readonly levels: number;
@@ -291,23 +332,34 @@ export class GuestDriver {
     const fq = opts.flushQueue ?? 256;
     if (!Number.isSafeInteger(fq) || fq < 1) throw new VtdError('ARGUMENT', `driver: flushQueue must be a positive integer, got ${fq}`);
     this.cm = c.cm;
-    // Linux intel_iommu_init: caching mode disallows batching ("IOMMU batching disallowed due to virtualization").
-    this.policy = c.cm ? 'strict' : requested;
-    this.policyForced = c.cm && requested === 'lazy';
+    this.sm = c.sm;
+    this.firstStage = c.sm && (c.flts || c.nest);
+    this.pasidRequests = c.sm && c.pasid;
+    this.nonLeaf = this.firstStage ? FS_P + FS_RW + FS_US + FS_A : SL_R + SL_W;
+    if (c.sm && inv === 'register') {
+      throw new VtdError('ARGUMENT', 'driver: scalable mode needs queued invalidation (PASID-cache invalidation has no register form); use invalidation "qi"');
+    }
+    // Linux intel_iommu_init: caching mode disallows batching ("IOMMU batching disallowed due to
+    // virtualization"), except when DMA domains use first-stage tables, which caching mode does not concern.
+    const cmStrict = c.cm && !this.firstStage;
+    this.policy = cmStrict ? 'strict' : requested;
+    this.policyForced = cmStrict && requested === 'lazy';
     this.flushQueue = fq;
     this.invalidation = inv;
     this.superpages = opts.superpages ?? true;
     this.aw = c.aw;
     this.levels = c.aw === 39 ? 3 : c.aw === 48 ? 4 : 5;
     this.ctxAw = contextAw(this.levels);
-    this.pfnLimit = 2 ** (c.aw - 12);
+    // A first-stage IOVA must be canonical: this model keeps to the lower half, below 2^(aw-1).
+    this.pfnLimit = 2 ** (c.aw - 12 - (this.firstStage ? 1 : 0));
     this.ramPages = Number(c.ram) / PAGE;
     this.maxLeafLevel = this.superpages ? 1 + CAP_SUPERPAGE_LEVELS : 1;
     this.pgsizes = this.superpages ? [1, SPAN[2], SPAN[3]] : [1];
     this.ndoms = 2 ** (4 + 2 * CAP_ND);
-    this.layout = poolLayout(c.ram);
+    this.layout = poolLayout(c.ram, c.sm);
     if (this.layout.pages < 8) throw new VtdError('CONFIG', `guest-driver model: RAM of 0x${c.ram.toString(16)} bytes leaves no room for its page pool (8 pages at least)`, { ram: c.ram });
     this.pool = new PagePool(Number(this.layout.base), Number(this.layout.tablesTop), c.ram);
+    this.stats.poolPagesHighWater = this.pool.highWater;
   }
 
   // ------------------------------------------------------------------ boot
@@ -323,13 +375,17 @@ export class GuestDriver {
     this.initialized = true;
     if (this.invalidation === 'qi') {
       this.writeReg(REG.IQT, 4, 0, emit);
-      this.writeReg(REG.IQA, 8, Number(this.layout.queue), emit); // QS = 0, DW = 0
+      // Legacy: QS = 0, DW = 0. Scalable mode (__dmar_enable_qi with ECAP.SMTS): DW = 1, QS = 1.
+      this.emitWr(REG.IQA, 8, this.sm ? this.layout.queue | IQA_DW | 1n : this.layout.queue, emit);
       this.gcmd |= GCMD_QIE;
       this.writeReg(REG.GCMD, 4, this.gcmd, emit);
     }
-    this.writeReg(REG.RTADDR, 8, Number(this.layout.rootTable), emit); // TTM = 00: legacy mode
+    // TTM = 00 legacy mode, 01 scalable mode (Linux DMA_RTADDR_SMT).
+    this.emitWr(REG.RTADDR, 8, this.sm ? this.layout.rootTable | RTADDR_TTM_SM : this.layout.rootTable, emit);
     this.writeReg(REG.GCMD, 4, this.gcmd + GCMD_SRTP, emit);
+    // iommu_set_root_entry: global context cache, (scalable mode) global PASID cache, global IOTLB.
     this.contextInv(G_GLOBAL, 0, 0, emit);
+    if (this.sm) this.pasidCacheInv(PC_G_GLOBAL, 0, emit);
     this.iotlbInv(G_GLOBAL, 0, 0, 0, false, emit);
     this.gcmd += GCMD_TE;
     this.writeReg(REG.GCMD, 4, this.gcmd, emit);
@@ -387,6 +443,10 @@ export class GuestDriver {
     this.stats.attaches++;
     const old = this.attached.get(sid);
     if (old === did) return; // already there: nothing to do
+    if (this.sm) {
+      this.attachSm(sid, did, old, emit);
+      return;
+    }
     const bus = sid >> 8, devfn = sid & 0xff;
     let ct = this.contexts.get(bus);
     if (old !== undefined) {
@@ -422,6 +482,92 @@ export class GuestDriver {
     }
   }
 
+  /**
+   * Scalable mode, as Linux 6.x attaches a device (dmar_domain_attach_device,
+   * device_block_translation, intel_pasid_setup_first_level / _second_level,
+   * intel_pasid_tear_down_entry):
+   *
+   * - the first time a device is attached (Linux: at probe), its PASID
+   *   directory (PDTS 2) and the PASID table of PASIDs 0-63 are allocated,
+   *   directory entry 0 is written, then the context table of its half of the
+   *   bus (lower for devfn < 128, upper otherwise) and the root entry's half if
+   *   new, then the 256-bit context entry (P, PDTS, PASIDDIRPTR, RID_PASID 0;
+   *   PASIDE with header `pasid`), under caching mode followed by a
+   *   device-selective context invalidation with DID 0 and a domain-selective
+   *   IOTLB one with the new DID;
+   * - a device already in a domain has its RID_PASID entry torn down: the
+   *   entry cleared, PASID-selective PASID-cache invalidation with the old DID,
+   *   then all of PASID 0 in the old domain (PASID-based IOTLB, type 6) for a
+   *   first-stage domain or a domain-selective IOTLB invalidation for a
+   *   second-stage one; the context entry stays;
+   * - the new domain's PASID entry at RID_PASID: first stage (PGTT 001,
+   *   FSPTPTR, FSPM 1 for 5 levels) or second stage (PGTT 010, SSPTPTR, AW),
+   *   DID, AW = the unit's AGAW for first stage; under caching mode followed by
+   *   a PASID-selective PASID-cache invalidation and a PASID-based IOTLB
+   *   invalidation of all of PASID 0 (pasid_flush_caches).
+   */
+  private attachSm(sid: number, did: number, old: number | undefined, emit: (op: LoweredOp) => void): void {
+    const bus = sid >> 8, devfn = sid & 0xff, upper = devfn >= 0x80 ? 1 : 0;
+    let dev = this.smDevices.get(sid);
+    if (dev === undefined) {
+      const dir = this.takePage(emit), table = this.takePage(emit);
+      dev = { dir, table };
+      this.smDevices.set(sid, dev);
+      this.writeMem(dir, words(pasidDirEntry({ table: BigInt(table) })), emit);
+      this.stats.contextWrites++;
+      let ct = this.contexts.get(bus * 2 + upper);
+      if (ct === undefined) {
+        ct = this.takePage(emit);
+        this.contexts.set(bus * 2 + upper, ct);
+        this.stats.contextTables++;
+        // iommu_context_addr: the root entry's half for this devfn, `table | present`, one quadword.
+        const half = upper ? SM_ROOT.UCTP : SM_ROOT.LCTP;
+        this.writeMem(Number(this.layout.rootTable) + bus * 16 + half.qw * 8, words(BigInt(ct) | 1n), emit);
+        this.stats.contextWrites++;
+      }
+      const ce = smContextEntry({ pdts: SM_PDTS, pasidDir: BigInt(dir), ridPasid: RID_PASID, paside: this.pasidRequests });
+      this.writeMem(ct + (devfn & 0x7f) * 32, words(...ce), emit);
+      this.stats.contextWrites += 4;
+      if (this.cm) {
+        this.contextInv(G_DEVICE, 0, sid, emit);
+        this.iotlbInv(G_DOMAIN, did, 0, 0, false, emit);
+      }
+    }
+    const entryAt = dev.table + RID_PASID * 64;
+    if (old !== undefined) {
+      this.writeMem(entryAt, new Array<number>(16).fill(0), emit);
+      this.stats.contextWrites += 8;
+      this.pasidCacheInv(PC_G_PASID, old, emit);
+      const od = this.domains.get(old)!;
+      this.tlbDomainInv(old, emit);
+      od.flushGen++;
+      od.devices--;
+      this.attached.delete(sid);
+    }
+    const d = this.domain(did, emit);
+    const top = BigInt(d.top.gpa);
+    const pe = this.firstStage
+      ? pasidEntry({ pgtt: PGTT_FIRST, fsptptr: top, fspm: this.levels === 5 ? 1 : 0, did, aw: contextAw(this.aw === 57 ? 5 : 4) })
+      : pasidEntry({ pgtt: PGTT_SECOND, ssptptr: top, did, aw: this.ctxAw });
+    this.writeMem(entryAt, words(...pe), emit);
+    this.stats.contextWrites += 8;
+    this.attached.set(sid, did);
+    d.devices++;
+    if (this.cm) {
+      this.pasidCacheInv(PC_G_PASID, did, emit);
+      this.pasidIotlbInv(PIOTLB_G_PASID, did, 0, 0, false, emit);
+      d.flushGen++;
+    }
+  }
+
+  /** A zeroed page from the pool (a reused page's stale entries are cleared first). */
+  private takePage(emit: (op: LoweredOp) => void): number {
+    const { gpa, stale } = this.pool.take(this.line);
+    if (stale) this.zeroStale(stale, emit);
+    if (this.pool.highWater > this.stats.poolPagesHighWater) this.stats.poolPagesHighWater = this.pool.highWater;
+    return gpa;
+  }
+
   // ------------------------------------------------------------------ map
 
   private checkRange(what: string, d: number, iova: bigint, len: number, gpa?: bigint): void {
@@ -452,10 +598,22 @@ export class GuestDriver {
     }
     this.stats.maps++;
     this.stats.mapBytes += op.len;
-    const attr = (op.perm === 'w' ? 0 : SL_R) + (op.perm === 'r' ? 0 : SL_W);
-    this.mapPages(d, iovaPfn, gpaPfn, pages, attr, emit);
-    // __mapping_notify_one: not-present → present needs a flush only under caching mode.
-    if (this.cm && d.devices > 0) this.flushPsi(d, iovaPfn, pages, false, emit);
+    this.mapPages(d, iovaPfn, gpaPfn, pages, this.leafFlags(op.perm), emit);
+    // __mapping_notify_one: not-present → present needs a flush only under caching mode,
+    // and never for first-stage tables (caching mode does not concern them).
+    if (this.cm && !this.firstStage && d.devices > 0) this.flushPsi(d, iovaPfn, pages, false, emit);
+  }
+
+  /**
+   * A leaf's flags for `perm`. Second stage: R and W as asked. First stage
+   * (Linux __domain_mapping with use_first_level): P, US and A always (a
+   * present entry is readable, so a write-only mapping is readable too), RW
+   * and D for a writable one.
+   */
+  private leafFlags(perm: 'r' | 'w' | 'rw'): number {
+    const write = perm !== 'r';
+    if (this.firstStage) return FS_P + FS_US + FS_A + (write ? FS_RW + FS_D : 0);
+    return (perm === 'w' ? 0 : SL_R) + (write ? SL_W : 0);
   }
 
   /**
@@ -530,7 +688,7 @@ export class GuestDriver {
         continue;
       }
       const c = this.allocTable(l - 1, t.basePfn + i * SPAN[l], emit);
-      t.entries[i] = c.gpa + SL_R + SL_W; // non-leaf: R and W, the leaves decide
+      t.entries[i] = c.gpa + this.nonLeaf; // non-leaf: every right, the leaves decide
       (t.children ??= new Array<Table | undefined>(512))[i] = c;
       this.writeEntries(t, i, i, emit);
       t = c;
@@ -701,7 +859,7 @@ export class GuestDriver {
 
   /** Flush-queue flush (Linux fq_flush_iotlb → intel_flush_iotlb_all): domain-selective, then the queued pages go back. */
   private flushDomain(d: Domain, emit: (op: LoweredOp) => void): void {
-    if (d.devices > 0) this.iotlbInv(G_DOMAIN, d.did, 0, 0, false, emit);
+    if (d.devices > 0) this.tlbDomainInv(d.did, emit);
     d.flushGen++;
     d.queued = 0;
     for (const f of d.pendingFree) this.freeTable(f);
@@ -725,11 +883,23 @@ export class GuestDriver {
       while (am < 64 && bitAt(pfn, am) !== bitAt(end, am)) am++;
     }
     if (am > CAP_MAMV) {
-      this.iotlbInv(G_DOMAIN, d.did, 0, 0, false, emit);
+      this.tlbDomainInv(d.did, emit);
       d.flushGen++;
       return;
     }
-    this.iotlbInv(G_PAGE, d.did, pfn, am, ih, emit);
+    // First stage (Linux qi_flush_piotlb): pages of PASID 0 in the domain, the address aligned to the block.
+    if (this.firstStage) this.pasidIotlbInv(PIOTLB_G_PAGE, d.did, pfn - (pfn % 2 ** am), am, ih, emit);
+    else this.iotlbInv(G_PAGE, d.did, pfn, am, ih, emit);
+  }
+
+  /**
+   * Everything a domain's tables gave: all of PASID 0 in the domain
+   * (PASID-based IOTLB, G = 10) for first-stage tables, a domain-selective
+   * IOTLB invalidation for second-stage ones (Linux intel_flush_iotlb_all).
+   */
+  private tlbDomainInv(did: number, emit: (op: LoweredOp) => void): void {
+    if (this.firstStage) this.pasidIotlbInv(PIOTLB_G_PASID, did, 0, 0, false, emit);
+    else this.iotlbInv(G_DOMAIN, did, 0, 0, false, emit);
   }
 
   // ------------------------------------------------------------------ invalidation
@@ -765,21 +935,37 @@ export class GuestDriver {
     }
   }
 
+  /** PASID-cache invalidation (0x7) of PASID 0 (RID_PASID): PASID-selective in `did`, or global. */
+  private pasidCacheInv(g: number, did: number, emit: (op: LoweredOp) => void): void {
+    this.stats.invalidations.pasidCache++;
+    this.submit(pcDesc({ g, did, pasid: RID_PASID }), emit);
+  }
+
+  /** PASID-based IOTLB invalidation (0x6) of PASID 0: all of it in `did` (G = 10) or 2^am pages from `pfn` (G = 11). */
+  private pasidIotlbInv(g: number, did: number, pfn: number, am: number, ih: boolean, emit: (op: LoweredOp) => void): void {
+    if (g === PIOTLB_G_PAGE) this.stats.invalidations.pasidIotlbPage++;
+    else this.stats.invalidations.pasidIotlbPasid++;
+    this.submit(piotlbDesc(g === PIOTLB_G_PAGE ? { g, did, pasid: RID_PASID, addr: BigInt(pfn) << 12n, am, ih } : { g, did, pasid: RID_PASID }), emit);
+  }
+
   /**
    * Linux qi_submit_sync with one descriptor: the descriptor and a wait
    * descriptor (SW = 1, status QI_DONE to the status word of the wait's slot)
    * go into the next two slots, then IQT moves past them. 256 slots, two per
-   * submission: a pair never straddles the wrap.
+   * submission: a pair never straddles the wrap. In scalable mode slots are
+   * 32 bytes (IQA.DW = 1) and a 128-bit descriptor fills QW0, QW1 of its slot.
    */
-  private submit(desc: Desc, emit: (op: LoweredOp) => void): void {
+  private submit(desc: Desc | Desc256, emit: (op: LoweredOp) => void): void {
     const slot = this.qiHead;
     const status = this.layout.status + BigInt((slot + 1) * 4);
     const wait = waitDesc({ sw: true, data: WAIT_STATUS_DONE, addr: status });
-    this.writeMem(Number(this.layout.queue) + slot * 16, words(...desc, ...wait), emit);
+    const size = this.sm ? 32 : 16;
+    const pair = this.sm ? [...(desc.length === 4 ? desc : wide(desc)), ...wide(wait)] : [...desc, ...wait];
+    this.writeMem(Number(this.layout.queue) + slot * size, words(...pair), emit);
     this.stats.descriptorWrites += 2;
     this.stats.invalidations.wait++;
     this.qiHead = (slot + 2) % QUEUE_SLOTS;
-    this.writeReg(REG.IQT, 4, this.qiHead * 16, emit);
+    this.writeReg(REG.IQT, 4, this.qiHead * size, emit);
   }
 
   // ------------------------------------------------------------------ tables and memory
@@ -862,9 +1048,15 @@ export function formatLowered(op: LoweredOp, index?: number): string {
   return formatOp(op, index);
 }
 
-/** The header line of a trace, every option explicit. */
+/**
+ * The header line of a trace, every option explicit, except that the
+ * scalable-mode sub-options (`flts`, `pasid`, `nest`) are written only for a
+ * scalable-mode unit: without `sm` they must be false, and a legacy trace's
+ * header stays as it was.
+ */
 export function formatHeader(h: TraceHeader): string {
-  return writeHeader(h.config, h.devices);
+  const { flts, pasid, nest, ...legacy } = h.config;
+  return writeHeader(h.config.sm ? h.config : legacy, h.devices);
 }
 
 /**

@@ -298,6 +298,7 @@ export type DecodedDesc =
   | { type: 0x3; sid: number; mip: number; pfsid: number; addr: bigint; s: boolean }
   | { type: 0x4; g: number; im: number; index: number }
   | { type: 0x5; iflag: boolean; sw: boolean; fn: boolean; data: number; addr: bigint }
+  | { type: 0x7; pcG: number; did: number; pasid: number }
   | { type: number };
 
 export const descType = (qw0: bigint): number => Number(qw0 & 0xfn);
@@ -317,6 +318,8 @@ export function decodeDesc(qw0: bigint, qw1: bigint): DecodedDesc {
       return { type, sid: Number((qw0 >> 32n) & 0xffffn), mip: Number((qw0 >> 16n) & 0x1fn), pfsid: Number(((qw0 >> 12n) & 0xfn) | ((qw0 >> 52n) << 4n)), addr: qw1 & ~0xfffn, s: (qw1 & 1n) !== 0n };
     case DESC_IEC:
       return { type, g: Number((qw0 >> 4n) & 1n), im: Number((qw0 >> 27n) & 0x1fn), index: Number((qw0 >> 32n) & 0xffffn) };
+    case DESC_PC:
+      return { type, pcG: Number((qw0 >> 4n) & 3n), did: Number((qw0 >> 16n) & 0xffffn), pasid: Number((qw0 >> 32n) & 0xfffffn) };
     case DESC_WAIT:
       return { type, iflag: (qw0 & WAIT_IF) !== 0n, sw: (qw0 & WAIT_SW) !== 0n, fn: (qw0 & WAIT_FN) !== 0n, data: Number(qw0 >> 32n), addr: qw1 & ~3n };
     default:
@@ -372,4 +375,282 @@ export function decodeIrte(lo: bigint, hi: bigint): DecodedIrte {
     present: (lo & 1n) === 1n, fpd: (lo & 2n) !== 0n, im: ((lo >> 15n) & 1n) === 1n,
     vector: Number((lo >> 16n) & 0xffn), dst: lo >> 32n, sid: Number(hi & 0xffffn), sq: Number((hi >> 16n) & 3n), svt: Number((hi >> 18n) & 3n),
   };
+}
+
+// ================================================================ scalable mode (§3.4-§3.6, §7.5; issue 13)
+
+/*
+ * Scalable-mode structures are wider than 64 bits and have many fields, so
+ * each field is declared once, as its quadword, shift and width, and every
+ * encoder writes it through `put`. A value wider than its field is an error
+ * (a caller's mistake, not something to truncate silently).
+ */
+
+/** A field of a multi-quadword structure: quadword `qw`, bits [shift, shift + width). */
+export interface Field { readonly qw: number; readonly shift: number; readonly width: number }
+const field = (qw: number, shift: number, width: number): Field => ({ qw, shift, width });
+
+/** Deposits `value` into field `f` of the quadwords `q`. */
+function put(q: bigint[], f: Field, value: number | bigint | boolean): void {
+  const v = typeof value === 'boolean' ? (value ? 1n : 0n) : BigInt(value);
+  const max = (1n << BigInt(f.width)) - 1n;
+  if (v < 0n || v > max) throw new RangeError(`layout: value 0x${v.toString(16)} does not fit a ${f.width}-bit field (QW${f.qw} bit ${f.shift})`);
+  q[f.qw] |= v << BigInt(f.shift);
+}
+
+/** Extracts field `f` of the quadwords `q`. */
+export function get(q: readonly bigint[], f: Field): bigint {
+  return (q[f.qw] >> BigInt(f.shift)) & ((1n << BigInt(f.width)) - 1n);
+}
+
+/** A 4 KiB-aligned pointer field's value: the address bits 63:12 (the low 12 bits must be 0). */
+function pfnOf(addr: bigint, what: string): bigint {
+  if ((addr & 0xfffn) !== 0n) throw new RangeError(`layout: ${what} 0x${addr.toString(16)} is not 4 KiB aligned`);
+  return addr >> 12n;
+}
+
+/** RTADDR.TTM (bits 11:10): 00 legacy, 01 scalable mode (§3). */
+export const RTADDR_TTM_SM = 1n << 10n;
+/** IQA.DW (bit 11): 256-bit descriptors, IQT/IQH count 32-byte slots (§7.4). */
+export const IQA_DW = 1n << 11n;
+/** IQT / IQH with DW = 1: the byte offset of a 256-bit slot, index << 5 (bits 18:5). */
+export const iqOffset256 = (slot: number | bigint): bigint => BigInt(slot) << 5n;
+
+// ---------------------------------------------------------------- scalable-mode root entry (§3.4)
+
+/**
+ * Scalable-mode root entry, 128 bits, one per bus; devfn 0-127 use the lower
+ * context table, devfn 128-255 the upper one:
+ *
+ *   QW0: 63:12 LCTP | 11:1 Rsvd | 0 LP
+ *   QW1: 63:12 UCTP | 11:1 Rsvd | 0 UP
+ */
+export const SM_ROOT = {
+  LP: field(0, 0, 1), LCTP: field(0, 12, 52),
+  UP: field(1, 0, 1), UCTP: field(1, 12, 52),
+} as const;
+
+/** A scalable-mode root entry: each half present when its table is given. */
+export function smRootEntry(f: { lower?: bigint; upper?: bigint }): [bigint, bigint] {
+  const q = [0n, 0n];
+  if (f.lower !== undefined) { put(q, SM_ROOT.LP, true); put(q, SM_ROOT.LCTP, pfnOf(f.lower, 'LCTP')); }
+  if (f.upper !== undefined) { put(q, SM_ROOT.UP, true); put(q, SM_ROOT.UCTP, pfnOf(f.upper, 'UCTP')); }
+  return [q[0], q[1]];
+}
+
+/** Address of a scalable-mode context entry: 32 bytes each, devfn 128-255 in the upper table at devfn - 128 (§3.1). */
+export const smContextEntryAddr = (table: bigint, devfn: number): bigint => table + 32n * BigInt(devfn & 0x7f);
+
+// ---------------------------------------------------------------- scalable-mode context entry (§3.5)
+
+/**
+ * Scalable-mode context entry, 256 bits:
+ *
+ *   QW0: 63:12 PASIDDIRPTR | 11:9 PDTS | 8:5 Rsvd | 4 PRE | 3 PASIDE | 2 DTE | 1 FPD | 0 P
+ *   QW1: 63:21 Rsvd | 20 RID_PRIV | 19:0 RID_PASID
+ *   QW2, QW3: Rsvd
+ *
+ * The PASID directory has 2^(PDTS + 7) entries.
+ */
+export const SM_CONTEXT = {
+  P: field(0, 0, 1), FPD: field(0, 1, 1), DTE: field(0, 2, 1), PASIDE: field(0, 3, 1), PRE: field(0, 4, 1),
+  PDTS: field(0, 9, 3), PASIDDIRPTR: field(0, 12, 52),
+  RID_PASID: field(1, 0, 20), RID_PRIV: field(1, 20, 1),
+} as const;
+
+export interface SmContextFields {
+  present?: boolean; fpd?: boolean; dte?: boolean; paside?: boolean; pre?: boolean;
+  /** PASID directory size: 2^(pdts + 7) entries. */
+  pdts: number;
+  /** The PASID directory, 4 KiB aligned. */
+  pasidDir: bigint;
+  /** The PASID used for requests without PASID [0]. */
+  ridPasid?: number;
+  ridPriv?: boolean;
+}
+
+export function smContextEntry(f: SmContextFields): [bigint, bigint, bigint, bigint] {
+  const q = [0n, 0n, 0n, 0n];
+  put(q, SM_CONTEXT.P, f.present ?? true);
+  put(q, SM_CONTEXT.FPD, f.fpd ?? false);
+  put(q, SM_CONTEXT.DTE, f.dte ?? false);
+  put(q, SM_CONTEXT.PASIDE, f.paside ?? false);
+  put(q, SM_CONTEXT.PRE, f.pre ?? false);
+  put(q, SM_CONTEXT.PDTS, f.pdts);
+  put(q, SM_CONTEXT.PASIDDIRPTR, pfnOf(f.pasidDir, 'PASIDDIRPTR'));
+  put(q, SM_CONTEXT.RID_PASID, f.ridPasid ?? 0);
+  put(q, SM_CONTEXT.RID_PRIV, f.ridPriv ?? false);
+  return [q[0], q[1], q[2], q[3]];
+}
+
+// ---------------------------------------------------------------- PASID directory and table entries (§3.6)
+
+/** PASID → directory index PASID[19:6] (8-byte entries), table index PASID[5:0] (64-byte entries). */
+export const pasidDirIndex = (pasid: number): number => pasid >>> 6;
+export const pasidTableIndex = (pasid: number): number => pasid & 0x3f;
+export const pasidDirEntryAddr = (dir: bigint, pasid: number): bigint => dir + 8n * BigInt(pasidDirIndex(pasid));
+export const pasidEntryAddr = (table: bigint, pasid: number): bigint => table + 64n * BigInt(pasidTableIndex(pasid));
+
+/**
+ * PASID directory entry, 64 bits:
+ *
+ *   63:12 SMPTBLPTR (PASID table) | 11:2 Rsvd | 1 FPD | 0 P
+ */
+export const PASID_DIR = { P: field(0, 0, 1), FPD: field(0, 1, 1), SMPTBLPTR: field(0, 12, 52) } as const;
+
+export function pasidDirEntry(f: { table: bigint; present?: boolean; fpd?: boolean }): bigint {
+  const q = [0n];
+  put(q, PASID_DIR.P, f.present ?? true);
+  put(q, PASID_DIR.FPD, f.fpd ?? false);
+  put(q, PASID_DIR.SMPTBLPTR, pfnOf(f.table, 'SMPTBLPTR'));
+  return q[0];
+}
+
+/** PGTT, the PASID entry's translation type (§3.6). */
+export const PGTT_FIRST = 1, PGTT_SECOND = 2, PGTT_NESTED = 3, PGTT_PT = 4;
+
+/**
+ * PASID table entry, 512 bits (Linux pasid.h gives every position here; ERE
+ * is the specification's bit 129, which Linux does not set):
+ *
+ *   QW0: 63:12 SSPTPTR | 9 SSADE | 8:6 PGTT | 4:2 AW | 1 FPD | 0 P
+ *   QW1: 24 PGSNP | 23 PWSNP | 15:0 DID
+ *   QW2: 63:12 FSPTPTR | 7 EAFE | 4 WPE | 3:2 FSPM (0 4-level, 1 5-level) | 1 ERE | 0 SRE
+ *   QW3-QW7: Rsvd
+ *
+ * SSPTPTR is the second-stage table (PGTT 010, 011), FSPTPTR the first-stage
+ * one (PGTT 001, 011); PGTT 100 (pass-through) uses neither.
+ */
+export const PASID_ENTRY = {
+  P: field(0, 0, 1), FPD: field(0, 1, 1), AW: field(0, 2, 3), PGTT: field(0, 6, 3), SSADE: field(0, 9, 1), SSPTPTR: field(0, 12, 52),
+  DID: field(1, 0, 16), PWSNP: field(1, 23, 1), PGSNP: field(1, 24, 1),
+  SRE: field(2, 0, 1), ERE: field(2, 1, 1), FSPM: field(2, 2, 2), WPE: field(2, 4, 1), EAFE: field(2, 7, 1), FSPTPTR: field(2, 12, 52),
+} as const;
+
+export interface PasidEntryFields {
+  present?: boolean; fpd?: boolean;
+  /** AW: levels - 2 of the second stage (Linux writes the unit's AGAW for first-stage and pass-through entries too). */
+  aw: number;
+  pgtt: number;
+  did: number;
+  /** Second-stage table (PGTT 010, 011). */
+  ssptptr?: bigint;
+  /** First-stage table (PGTT 001, 011). */
+  fsptptr?: bigint;
+  /** First-stage paging mode: 0 4-level, 1 5-level. */
+  fspm?: number;
+  ssade?: boolean; pwsnp?: boolean; pgsnp?: boolean; sre?: boolean; ere?: boolean; wpe?: boolean; eafe?: boolean;
+}
+
+export type Qw8 = [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
+
+export function pasidEntry(f: PasidEntryFields): Qw8 {
+  const q: Qw8 = [0n, 0n, 0n, 0n, 0n, 0n, 0n, 0n];
+  put(q, PASID_ENTRY.P, f.present ?? true);
+  put(q, PASID_ENTRY.FPD, f.fpd ?? false);
+  put(q, PASID_ENTRY.AW, f.aw);
+  put(q, PASID_ENTRY.PGTT, f.pgtt);
+  put(q, PASID_ENTRY.SSADE, f.ssade ?? false);
+  put(q, PASID_ENTRY.SSPTPTR, pfnOf(f.ssptptr ?? 0n, 'SSPTPTR'));
+  put(q, PASID_ENTRY.DID, f.did);
+  put(q, PASID_ENTRY.PWSNP, f.pwsnp ?? false);
+  put(q, PASID_ENTRY.PGSNP, f.pgsnp ?? false);
+  put(q, PASID_ENTRY.SRE, f.sre ?? false);
+  put(q, PASID_ENTRY.ERE, f.ere ?? false);
+  put(q, PASID_ENTRY.FSPM, f.fspm ?? 0);
+  put(q, PASID_ENTRY.WPE, f.wpe ?? false);
+  put(q, PASID_ENTRY.EAFE, f.eafe ?? false);
+  put(q, PASID_ENTRY.FSPTPTR, pfnOf(f.fsptptr ?? 0n, 'FSPTPTR'));
+  return q;
+}
+
+// ---------------------------------------------------------------- first-stage paging entries (x86-64 format)
+
+/**
+ * A first-stage paging entry at any level (the x86-64 4- and 5-level paging
+ * format, FSPM 00 / 01):
+ *
+ *   63 62:52 51:12   11:9 8 7  6 5 4   3   2  1  0
+ *   XD ign   address ign  G PS D A PCD PWT US RW P
+ *
+ * PS = 1 makes a level-2 (2 MiB) or level-3 (1 GiB, with CAP.FS1GP) entry a
+ * leaf; in a level-1 entry bit 7 is PAT, which this model never sets. D and G
+ * matter in leaves only. XD forbids execute requests.
+ */
+export const FS = {
+  P: field(0, 0, 1), RW: field(0, 1, 1), US: field(0, 2, 1), PWT: field(0, 3, 1), PCD: field(0, 4, 1),
+  A: field(0, 5, 1), D: field(0, 6, 1), PS: field(0, 7, 1), G: field(0, 8, 1), ADDR: field(0, 12, 40), XD: field(0, 63, 1),
+} as const;
+
+export interface FsEntryFields {
+  /** The next table or the page frame, 4 KiB aligned. */
+  addr: bigint;
+  present?: boolean; rw?: boolean; us?: boolean; pwt?: boolean; pcd?: boolean; a?: boolean; d?: boolean; ps?: boolean; g?: boolean; xd?: boolean;
+}
+
+export function fsEntry(f: FsEntryFields): bigint {
+  const q = [0n];
+  put(q, FS.P, f.present ?? true);
+  put(q, FS.RW, f.rw ?? false);
+  put(q, FS.US, f.us ?? false);
+  put(q, FS.PWT, f.pwt ?? false);
+  put(q, FS.PCD, f.pcd ?? false);
+  put(q, FS.A, f.a ?? false);
+  put(q, FS.D, f.d ?? false);
+  put(q, FS.PS, f.ps ?? false);
+  put(q, FS.G, f.g ?? false);
+  put(q, FS.ADDR, pfnOf(f.addr, 'first-stage address'));
+  put(q, FS.XD, f.xd ?? false);
+  return q[0];
+}
+
+// ---------------------------------------------------------------- 256-bit invalidation descriptors (§7.4, §7.5)
+
+/** A 256-bit descriptor (IQA.DW = 1): QW0..QW3. */
+export type Desc256 = [bigint, bigint, bigint, bigint];
+
+/** A 128-bit descriptor (types 1-5) in DW = 1 form: the same QW0, QW1, with QW2 and QW3 zero. */
+export const wide = (d: Desc): Desc256 => [d[0], d[1], 0n, 0n];
+
+/** PASID-based IOTLB granularity (QW0 5:4): 10 all non-global mappings of a PASID in a domain, 11 pages within that PASID. */
+export const PIOTLB_G_PASID = 2, PIOTLB_G_PAGE = 3;
+/** PASID-cache granularity (QW0 5:4): 00 all PASIDs of a domain, 01 one PASID in a domain, 11 global. */
+export const PC_G_DOMAIN = 0, PC_G_PASID = 1, PC_G_GLOBAL = 3;
+
+/**
+ * PASID-based IOTLB invalidate (0x6), 256 bits:
+ *
+ *   QW0: 63:52 Rsvd | 51:32 PASID | 31:16 DID | 15:6 Rsvd | 5:4 G | 3:0 type
+ *   QW1: 63:12 ADDR | 11:7 Rsvd | 6 IH | 5:0 AM       (G = 11 only)
+ *   QW2, QW3: Rsvd
+ */
+export const PIOTLB = { TYPE: field(0, 0, 4), G: field(0, 4, 2), DID: field(0, 16, 16), PASID: field(0, 32, 20), AM: field(1, 0, 6), IH: field(1, 6, 1), ADDR: field(1, 12, 52) } as const;
+
+export function piotlbDesc(f: { g: number; did: number; pasid: number; addr?: bigint; am?: number; ih?: boolean }): Desc256 {
+  const q: Desc256 = [0n, 0n, 0n, 0n];
+  put(q, PIOTLB.TYPE, DESC_PIOTLB);
+  put(q, PIOTLB.G, f.g);
+  put(q, PIOTLB.DID, f.did);
+  put(q, PIOTLB.PASID, f.pasid);
+  put(q, PIOTLB.AM, f.am ?? 0);
+  put(q, PIOTLB.IH, f.ih ?? false);
+  put(q, PIOTLB.ADDR, pfnOf(f.addr ?? 0n, 'PASID-based IOTLB ADDR'));
+  return q;
+}
+
+/**
+ * PASID-cache invalidate (0x7), 256 bits:
+ *
+ *   QW0: 63:52 Rsvd | 51:32 PASID | 31:16 DID | 15:6 Rsvd | 5:4 G | 3:0 type
+ *   QW1-QW3: Rsvd
+ */
+export const PC = { TYPE: field(0, 0, 4), G: field(0, 4, 2), DID: field(0, 16, 16), PASID: field(0, 32, 20) } as const;
+
+export function pcDesc(f: { g: number; did?: number; pasid?: number }): Desc256 {
+  const q: Desc256 = [0n, 0n, 0n, 0n];
+  put(q, PC.TYPE, DESC_PC);
+  put(q, PC.G, f.g);
+  put(q, PC.DID, f.did ?? 0);
+  put(q, PC.PASID, f.pasid ?? 0);
+  return q;
 }

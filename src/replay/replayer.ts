@@ -3,7 +3,7 @@
  * format defines, as JSON text in canonical form: keys `i`, `op`, then the
  * op's fields; lowercase hex with `0x`, no leading zeros; `fault` two digits.
  */
-import { Iommu, TranslateResult } from '../iommu.js';
+import { Iommu, TranslateResult, type Direction } from '../iommu.js';
 import { optionsFromHeader, type Trace, type TraceOp } from '../trace/parse.js';
 import { GuestDriver, type DriverOptions, type DriverStats, type LoweredOp } from '../guest/driver.js';
 import { MemlockAccount, emptyErrors, type BackendStats } from '../shadow/backend.js';
@@ -72,6 +72,15 @@ export function faultHex(r: number): string {
   return '0x' + r.toString(16).padStart(2, '0');
 }
 
+/**
+ * A DMA request's PASID attributes, as the shared scalable-mode contract
+ * (issue 13) names them (`DmaRequest` of src/iommu.ts).
+ */
+export interface DmaRequestFields { pasid?: number; priv?: boolean; exe?: boolean }
+
+/** `Iommu.translateInto` with the contract's optional request argument. */
+type TranslateInto = (sid: number, iova: bigint, dir: Direction, len: number, out: TranslateResult, req?: DmaRequestFields) => TranslateResult;
+
 function toHexBytes(b: Uint8Array): string {
   let s = '';
   for (const x of b) s += x.toString(16).padStart(2, '0');
@@ -94,11 +103,14 @@ export class Replayer implements ReplayView {
   /** Builds the backend of each shadowed domain; undefined without a shadow. */
   private readonly backends: BackendFactory | undefined;
   private readonly tr = new TranslateResult();
+  /** The unit's translateInto, called with a request argument only for a `dma` with a PASID. */
+  private readonly translateInto: TranslateInto;
   private readonly emit = (op: LoweredOp): void => this.runLowered(op);
 
   constructor(readonly trace: Trace, readonly options: ReplayOptions = {}) {
     const config = trace.header.config;
     this.iommu = Iommu.create(optionsFromHeader(config));
+    this.translateInto = this.iommu.translateInto.bind(this.iommu);
     this.iommu.on((e) => {
       if (e.type === 'fault-interrupt') this.tally.faultEvents++;
       else if (e.type === 'completion-interrupt') this.tally.completionEvents++;
@@ -209,7 +221,11 @@ export class Replayer implements ReplayView {
         return `${head},"val":"${hex(v)}"}`;
       }
       case 'dma': {
-        const r = this.iommu.translateInto(op.sid, op.iova, op.dir, op.len, this.tr);
+        // A request without PASID keeps the plain call (the fast path); one with a PASID
+        // passes {pasid, priv, exe} (priv and exe default to false).
+        const r = op.pasid === undefined
+          ? this.translateInto(op.sid, op.iova, op.dir, op.len, this.tr)
+          : this.translateInto(op.sid, op.iova, op.dir, op.len, this.tr, { pasid: op.pasid, priv: op.priv ?? false, exe: op.exe ?? false });
         if (r.ok) {
           this.tally.dmaOk++;
           return `${head},"ok":true,"gpa":"${hex(r.gpaBig)}"}`;

@@ -8,9 +8,13 @@
 import { VtdError } from '../errors.js';
 import type { IommuOptions } from '../iommu.js';
 
-/** Header `iommu` options, with the format's defaults applied. */
+/**
+ * Header `iommu` options, with the format's defaults applied. `sm`, `flts`,
+ * `pasid` and `nest` select scalable mode (trace-format.md, "Scalable mode").
+ */
 export interface TraceConfig {
-  aw: 39 | 48 | 57; cm: boolean; ir: boolean; eim: boolean; pt: boolean; sc: boolean; dt: boolean; sm: boolean;
+  aw: 39 | 48 | 57; cm: boolean; ir: boolean; eim: boolean; pt: boolean; sc: boolean; dt: boolean;
+  sm: boolean; flts: boolean; pasid: boolean; nest: boolean;
   nfr: number; ram: bigint;
 }
 
@@ -22,7 +26,15 @@ export type TraceOp =
   | { op: 'mrd'; line: number; index: number; gpa: bigint; len: number }
   | { op: 'wr'; line: number; index: number; reg: number; size: 4 | 8; val: bigint }
   | { op: 'rd'; line: number; index: number; reg: number; size: 4 | 8; mask?: bigint }
-  | { op: 'dma'; line: number; index: number; sid: number; iova: bigint; len: number; dir: 'r' | 'w' }
+  | {
+      op: 'dma'; line: number; index: number; sid: number; iova: bigint; len: number; dir: 'r' | 'w';
+      /** A request with this PASID (scalable mode only); absent: a request without PASID. */
+      pasid?: number;
+      /** Supervisor (privileged) request; only with `pasid`. Kept as written, so a trace round-trips. */
+      priv?: boolean;
+      /** Execute request; only with `pasid`. */
+      exe?: boolean;
+    }
   | { op: 'msi'; line: number; index: number; sid: number; addr: bigint; data: bigint }
   | { op: 'attach'; line: number; index: number; sid: number; domain: number }
   | { op: 'map'; line: number; index: number; domain: number; iova: bigint; gpa: bigint; len: number; perm: 'r' | 'w' | 'rw' }
@@ -78,6 +90,13 @@ class Fields {
     return v as T;
   }
 
+  /** An optional boolean field. */
+  optBool(key: string): boolean | undefined {
+    const v = this.get(key, false);
+    if (v !== undefined && typeof v !== 'boolean') fail(this.line, `${this.what}: "${key}" must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  }
+
   raw(key: string, required = true): unknown {
     return this.get(key, required);
   }
@@ -106,7 +125,10 @@ export function formatRid(sid: number): string {
   return `${h(sid >> 8)}:${h((sid >> 3) & 0x1f)}.${sid & 7}`;
 }
 
-const IOMMU_KEYS = ['aw', 'cm', 'ir', 'eim', 'pt', 'sc', 'dt', 'sm', 'nfr', 'ram'] as const;
+const IOMMU_KEYS = ['aw', 'cm', 'ir', 'eim', 'pt', 'sc', 'dt', 'sm', 'flts', 'pasid', 'nest', 'nfr', 'ram'] as const;
+
+/** The largest PASID: PASIDs are 20 bits wide. */
+export const PASID_MAX = 0xfffff;
 
 function parseHeader(o: Obj, line: number): TraceHeader {
   if (o['vtd-trace'] !== 1) fail(line, `the first object must be the header {"vtd-trace": 1, ...}; got ${JSON.stringify(o).slice(0, 80)}`);
@@ -137,9 +159,21 @@ function parseHeader(o: Obj, line: number): TraceHeader {
   }
   const config: TraceConfig = {
     aw, cm: bool('cm', false), ir: bool('ir', false), eim: bool('eim', false), pt: bool('pt', true),
-    sc: bool('sc', false), dt: bool('dt', false), sm: bool('sm', false), nfr, ram,
+    sc: bool('sc', false), dt: bool('dt', false),
+    sm: bool('sm', false), flts: bool('flts', false), pasid: bool('pasid', false), nest: bool('nest', false), nfr, ram,
   };
   if (config.eim && !config.ir) fail(line, 'header: iommu.eim requires iommu.ir');
+  // Scalable mode (trace-format.md, "Scalable mode"): the rules QEMU 10 applies to
+  // x-flts / x-pasid-mode, and this project's extensions (nest, 5-level first stage).
+  for (const k of ['flts', 'pasid', 'nest'] as const) {
+    if (config[k] && !config.sm) fail(line, `header: iommu.${k} requires iommu.sm (scalable mode)`);
+  }
+  if (config.pasid && config.dt) fail(line, 'header: iommu.pasid and iommu.dt exclude each other (QEMU refuses x-pasid-mode with device-iotlb)');
+  for (const k of ['flts', 'nest'] as const) {
+    if (config[k] && config.aw === 39) {
+      fail(line, `header: iommu.${k} requires iommu.aw 48 or 57 (first-stage tables are 4-level, or 5-level with aw 57); got aw 39`);
+    }
+  }
   const devs = o.devices ?? [];
   if (!Array.isArray(devs)) fail(line, 'header: "devices" must be an array of requester ids');
   const devices = devs.map((d, i) => parseRid(d, line, `header: devices[${i}]`));
@@ -212,7 +246,19 @@ function parseOp(o: Obj, line: number, index: number, h: TraceHeader): TraceOp {
     }
     case 'dma': {
       const sid = sidField();
-      r = { op, line, index, sid, iova: f.hex('iova'), len: f.int('len', 1, 4096), dir: f.oneOf('dir', ['r', 'w'] as const) };
+      const dma: Extract<TraceOp, { op: 'dma' }> = { op, line, index, sid, iova: f.hex('iova'), len: f.int('len', 1, 4096), dir: f.oneOf('dir', ['r', 'w'] as const) };
+      const pasid = f.raw('pasid', false) === undefined ? undefined : f.int('pasid', 0, PASID_MAX);
+      const priv = f.optBool('priv'), exe = f.optBool('exe');
+      if (pasid !== undefined) {
+        if (!h.config.sm) fail(line, 'dma: "pasid" needs a scalable-mode unit (header iommu.sm)');
+        dma.pasid = pasid;
+      }
+      for (const [k, v] of [['priv', priv], ['exe', exe]] as const) {
+        if (v === undefined) continue;
+        if (pasid === undefined) fail(line, `dma: "${k}" goes with a "pasid" (a request without PASID is neither supervisor nor execute)`);
+        dma[k] = v;
+      }
+      r = dma;
       break;
     }
     case 'msi':
@@ -280,7 +326,17 @@ export function parseTrace(text: string): Trace {
   return { header, ops: [...ops] };
 }
 
+/**
+ * The scalable-mode unit options of the shared contract (issue 13): `IommuOptions`
+ * gains them with the core's scalable mode; named here so this file builds on
+ * either side of that change.
+ */
+export interface ScalableModeOptions { sm?: boolean; flts?: boolean; pasid?: boolean; nest?: boolean }
+
 /** The Iommu options a trace header selects. */
-export function optionsFromHeader(c: TraceConfig): IommuOptions {
-  return { aw: c.aw, cm: c.cm, ir: c.ir, eim: c.eim, pt: c.pt, sc: c.sc, dt: c.dt, sm: c.sm, nfr: c.nfr, ram: c.ram };
+export function optionsFromHeader(c: TraceConfig): IommuOptions & ScalableModeOptions {
+  return {
+    aw: c.aw, cm: c.cm, ir: c.ir, eim: c.eim, pt: c.pt, sc: c.sc, dt: c.dt,
+    sm: c.sm, flts: c.flts, pasid: c.pasid, nest: c.nest, nfr: c.nfr, ram: c.ram,
+  };
 }

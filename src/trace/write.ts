@@ -24,7 +24,7 @@ export type WritableOp =
   | { op: 'mrd'; gpa: bigint; len: number }
   | { op: 'wr'; reg: number; size: 4 | 8; val: bigint }
   | { op: 'rd'; reg: number; size: 4 | 8; mask?: bigint }
-  | { op: 'dma'; sid: number; iova: bigint; len: number; dir: 'r' | 'w' }
+  | { op: 'dma'; sid: number; iova: bigint; len: number; dir: 'r' | 'w'; pasid?: number; priv?: boolean; exe?: boolean }
   | { op: 'msi'; sid: number; addr: bigint; data: bigint }
   | { op: 'attach'; sid: number; domain: number }
   | { op: 'map'; domain: number; iova: bigint; gpa: bigint; len: number; perm: 'r' | 'w' | 'rw' }
@@ -33,7 +33,7 @@ export type WritableOp =
 /** Header `iommu` options to write: the ones present, in the format's order; absent ones take the format's defaults. */
 export type HeaderOptions = Partial<TraceConfig>;
 
-const HEADER_KEYS = ['aw', 'cm', 'ir', 'eim', 'pt', 'sc', 'dt', 'sm', 'nfr', 'ram'] as const;
+const HEADER_KEYS = ['aw', 'cm', 'ir', 'eim', 'pt', 'sc', 'dt', 'sm', 'flts', 'pasid', 'nest', 'nfr', 'ram'] as const;
 
 /** The header line: `{"vtd-trace":1,"iommu":{...},"devices":[...]}`. */
 export function formatHeader(iommu: HeaderOptions, devices: readonly number[]): string {
@@ -86,7 +86,11 @@ export function formatOp(op: WritableOp, index?: number): string {
     case 'mrd': return `${head}"op":"mrd","gpa":"${hex(op.gpa)}","len":${op.len}}`;
     case 'wr': return `${head}"op":"wr","reg":"${hex(op.reg)}","size":${op.size},"val":"${hex(op.val)}"}`;
     case 'rd': return `${head}"op":"rd","reg":"${hex(op.reg)}","size":${op.size}${op.mask !== undefined ? `,"mask":"${hex(op.mask)}"` : ''}}`;
-    case 'dma': return `${head}"op":"dma","sid":"${formatRid(op.sid)}","iova":"${hex(op.iova)}","len":${op.len},"dir":"${op.dir}"}`;
+    case 'dma': {
+      // Request-with-PASID fields only when present, so a request without PASID keeps its legacy line.
+      const req = (op.pasid !== undefined ? `,"pasid":${op.pasid}` : '') + (op.priv !== undefined ? `,"priv":${op.priv}` : '') + (op.exe !== undefined ? `,"exe":${op.exe}` : '');
+      return `${head}"op":"dma","sid":"${formatRid(op.sid)}","iova":"${hex(op.iova)}","len":${op.len},"dir":"${op.dir}"${req}}`;
+    }
     case 'msi': return `${head}"op":"msi","sid":"${formatRid(op.sid)}","addr":"${hex(op.addr)}","data":"${hex(op.data)}"}`;
     case 'attach': return `${head}"op":"attach","sid":"${formatRid(op.sid)}","domain":${op.domain}}`;
     case 'map': return `${head}"op":"map","domain":${op.domain},"iova":"${hex(op.iova)}","gpa":"${hex(op.gpa)}","len":${op.len},"perm":"${op.perm}"}`;

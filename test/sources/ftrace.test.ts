@@ -324,7 +324,7 @@ test('segments other than 0000 and a second remapping unit are refused with a cl
 
 test('header options: --aw, --cm, --ram, attaches given before the trace', () => {
   const r = scenario(['0 dd-5 ..... ' + mapEv(0x10000, 1, 0x30000000)], { cm: true, ram: 0x80000000n, attach: [{ sid: 0x18, domain: 9 }] });
-  assert.deepEqual(r.header, { aw: 48, cm: true, ram: 0x80000000n, devices: [0x18] });
+  assert.deepEqual(r.header, { aw: 48, cm: true, ram: 0x80000000n, devices: [0x18], sm: false, flts: false });
   assert.deepEqual(r.ops.map((o) => o.op === 'map' || o.op === 'attach' ? o.domain : undefined), [9, 9]);
   const d = scenario(['0 dd-5 ..... ' + mapEv(0x10000, 1, 0x30000000)], { attach: [{ sid: 0x18, domain: 9 }] });
   assert.equal(d.header.ram, 0x80000000n); // >= 2 x 0x30001000, a power of two

@@ -1,7 +1,8 @@
 /** The trace parser: every malformed input is an error naming its line; nothing passes silently. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTrace, formatRid, parseRid, VtdError } from '../../src/index.js';
+import { parseTrace, formatRid, parseRid, optionsFromHeader, VtdError } from '../../src/index.js';
+import { formatHeader, formatOp } from '../../src/trace/write.js';
 
 const H = '{"vtd-trace": 1, "iommu": {"aw": 48}, "devices": ["00:03.0"]}';
 
@@ -17,7 +18,7 @@ function rejects(text: string, line: number, pattern: RegExp): void {
 
 test('header defaults follow the format', () => {
   const t = parseTrace('# comment\n\n{"vtd-trace": 1}\n');
-  assert.deepEqual(t.header.config, { aw: 39, cm: false, ir: false, eim: false, pt: true, sc: false, dt: false, sm: false, nfr: 1, ram: 0x10000000n });
+  assert.deepEqual(t.header.config, { aw: 39, cm: false, ir: false, eim: false, pt: true, sc: false, dt: false, sm: false, flts: false, pasid: false, nest: false, nfr: 1, ram: 0x10000000n });
   assert.equal(t.ops.length, 0);
 });
 
@@ -78,4 +79,58 @@ test('malformed headers name the line', () => {
   rejects('{"vtd-trace": 1, "devices": "00:03.0"}', 1, /array/);
   rejects('{"vtd-trace": 1, "devices": ["00:20.0"]}', 1, /device number|requester id/);
   rejects('{"vtd-trace": 1, "extra": 1}', 1, /unknown field "extra"/);
+});
+
+const SM = '{"vtd-trace": 1, "iommu": {"aw": 48, "sm": true, "pasid": true}, "devices": ["00:03.0"]}';
+
+test('scalable-mode header keys: sm, flts, pasid, nest, and aw 57 with a first stage', () => {
+  const t = parseTrace('{"vtd-trace": 1, "iommu": {"aw": 57, "sm": true, "flts": true, "pasid": true, "nest": true}}');
+  const c = t.header.config;
+  assert.deepEqual([c.aw, c.sm, c.flts, c.pasid, c.nest], [57, true, true, true, true]);
+  const o = optionsFromHeader(c);
+  assert.deepEqual([o.sm, o.flts, o.pasid, o.nest], [true, true, true, true]);
+  assert.equal(parseTrace('{"vtd-trace": 1, "iommu": {"aw": 48, "sm": true, "flts": true}}').header.config.flts, true);
+});
+
+test('scalable-mode header rules are errors naming the rule', () => {
+  rejects('{"vtd-trace": 1, "iommu": {"aw": 48, "flts": true}}', 1, /iommu\.flts requires iommu\.sm/);
+  rejects('{"vtd-trace": 1, "iommu": {"pasid": true}}', 1, /iommu\.pasid requires iommu\.sm/);
+  rejects('{"vtd-trace": 1, "iommu": {"aw": 48, "nest": true}}', 1, /iommu\.nest requires iommu\.sm/);
+  rejects('{"vtd-trace": 1, "iommu": {"sm": true, "pasid": true, "dt": true}}', 1, /pasid and iommu\.dt exclude each other/);
+  rejects('{"vtd-trace": 1, "iommu": {"sm": true, "flts": true}}', 1, /iommu\.flts requires iommu\.aw 48 or 57.*got aw 39/);
+  rejects('{"vtd-trace": 1, "iommu": {"aw": 39, "sm": true, "nest": true}}', 1, /iommu\.nest requires iommu\.aw 48 or 57/);
+  rejects('{"vtd-trace": 1, "iommu": {"sm": 1}}', 1, /sm must be true or false/);
+});
+
+test('dma with pasid, priv and exe', () => {
+  const t = parseTrace(`${SM}\n{"op":"dma","sid":"00:03.0","iova":"0x1000","len":4,"dir":"r","pasid":1048575,"priv":true,"exe":false}\n{"op":"dma","sid":"00:03.0","iova":"0x1000","len":4,"dir":"w","pasid":0}\n{"op":"dma","sid":"00:03.0","iova":"0x1000","len":4,"dir":"w"}`);
+  const [a, b, c] = t.ops;
+  assert.ok(a.op === 'dma' && b.op === 'dma' && c.op === 'dma');
+  assert.deepEqual([a.pasid, a.priv, a.exe], [0xfffff, true, false]);
+  assert.deepEqual([b.pasid, b.priv, b.exe], [0, undefined, undefined]);
+  assert.ok(!('pasid' in c) && !('priv' in c) && !('exe' in c), 'a request without PASID carries no PASID fields');
+  rejects(`${SM}\n{"op":"dma","sid":"00:03.0","iova":"0x0","len":4,"dir":"r","pasid":1048576}`, 2, /"pasid" = 1048576 is outside 0..1048575/);
+  rejects(`${SM}\n{"op":"dma","sid":"00:03.0","iova":"0x0","len":4,"dir":"r","pasid":"0x1"}`, 2, /"pasid" must be an integer/);
+  rejects(`${SM}\n{"op":"dma","sid":"00:03.0","iova":"0x0","len":4,"dir":"r","priv":true}`, 2, /"priv" goes with a "pasid"/);
+  rejects(`${SM}\n{"op":"dma","sid":"00:03.0","iova":"0x0","len":4,"dir":"r","exe":false}`, 2, /"exe" goes with a "pasid"/);
+  rejects(`${SM}\n{"op":"dma","sid":"00:03.0","iova":"0x0","len":4,"dir":"r","pasid":1,"exe":"yes"}`, 2, /"exe" must be true or false/);
+  rejects(`${H}\n{"op":"dma","sid":"00:03.0","iova":"0x0","len":4,"dir":"r","pasid":1}`, 2, /"pasid" needs a scalable-mode unit/);
+});
+
+test('the writer round-trips scalable-mode headers and dma fields', () => {
+  const text = [
+    formatHeader({ aw: 57, sm: true, flts: true, pasid: true, nest: true }, [0x18]),
+    formatOp({ op: 'dma', sid: 0x18, iova: 0x1000n, len: 4, dir: 'r', pasid: 7, priv: true, exe: true }),
+    formatOp({ op: 'dma', sid: 0x18, iova: 0x1000n, len: 4, dir: 'w', pasid: 0, priv: false }),
+    formatOp({ op: 'dma', sid: 0x18, iova: 0x2000n, len: 4, dir: 'w' }),
+  ].join('\n');
+  assert.match(text, /"iommu":\{"aw":57,"sm":true,"flts":true,"pasid":true,"nest":true\}/);
+  const t = parseTrace(text);
+  const again = [formatHeader(t.header.config, t.header.devices), ...t.ops.map((o) => formatOp(o))].join('\n');
+  assert.equal(again, [
+    '{"vtd-trace":1,"iommu":{"aw":57,"cm":false,"ir":false,"eim":false,"pt":true,"sc":false,"dt":false,"sm":true,"flts":true,"pasid":true,"nest":true,"nfr":1,"ram":"0x10000000"},"devices":["00:03.0"]}',
+    '{"op":"dma","sid":"00:03.0","iova":"0x1000","len":4,"dir":"r","pasid":7,"priv":true,"exe":true}',
+    '{"op":"dma","sid":"00:03.0","iova":"0x1000","len":4,"dir":"w","pasid":0,"priv":false}',
+    '{"op":"dma","sid":"00:03.0","iova":"0x2000","len":4,"dir":"w"}',
+  ].join('\n'));
 });

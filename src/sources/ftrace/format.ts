@@ -10,7 +10,8 @@ import type { ImportResult, WorkloadOp } from './importer.js';
 
 /** The workload trace's header line. */
 export function formatHeader(h: ImportResult['header']): string {
-  return writeHeader({ aw: h.aw, cm: h.cm, ram: h.ram }, h.devices);
+  // A scalable-mode capture keeps its mode (and first-stage tables) in the header, so it is lowered in scalable mode.
+  return writeHeader(h.sm ? { aw: h.aw, cm: h.cm, sm: true, flts: h.flts, ram: h.ram } : { aw: h.aw, cm: h.cm, ram: h.ram }, h.devices);
 }
 
 /** One op as a trace line (a note as a `#` comment). */

@@ -16,7 +16,8 @@
 import { VtdError } from '../../errors.js';
 import { formatRid } from '../../trace/parse.js';
 import { describeImport } from './describe.js';
-import { decodeDescriptor } from './descriptor.js';
+import { decodeDescriptor, isScalableModeDescriptor } from './descriptor.js';
+import { DESC_PIOTLB } from '../../guest/layout.js';
 import { PAGE, PageRanges } from './page-ranges.js';
 import { newParseCounts, parseFtraceLine, type FtraceEvent, type FtraceParseCounts, type FtraceWhere, type PciDevice } from './parse.js';
 import type { DmaPlacementStats } from './qemu-log.js';
@@ -121,8 +122,14 @@ export interface QiAnchors {
 
 /** What `FtraceImporter.finish` returns. */
 export interface ImportResult {
-  /** The workload trace's header: address width, caching mode, RAM, requester ids. */
-  header: { aw: 39 | 48 | 57; cm: boolean; ram: bigint; devices: number[] };
+  /**
+   * The workload trace's header: address width, caching mode, RAM, requester
+   * ids; scalable mode (`sm`) when the guest submitted a descriptor that
+   * exists only there (PASID cache, PASID-based IOTLB), and first-stage
+   * tables (`flts`) when it invalidated mappings through PASID-based IOTLB
+   * invalidations (Linux does so only for first-stage domains).
+   */
+  header: { aw: 39 | 48 | 57; cm: boolean; ram: bigint; devices: number[]; sm: boolean; flts: boolean };
   /** The ops in order (`dma` ops added by `QemuDmaPlacer`). */
   ops: WorkloadOp[];
   stats: ImportStats;
@@ -206,6 +213,16 @@ export class FtraceImporter {
   private readonly buffer: Pending[] = [];
   private head = 0;
   private readonly attachFlush = new Map<number, AttachFlush>();
+  /**
+   * Scalable mode, per CPU: the domain of the PASID-cache invalidation just
+   * submitted. Linux follows one (a PASID entry set up or torn down) with an
+   * invalidation of all of that PASID, or of the domain: part of an attach,
+   * not a flush-queue flush.
+   */
+  private readonly pasidEntryFlush = new Map<number, number>();
+  /** Scalable-mode descriptors seen (header `sm`); PASID-based IOTLB invalidations of mappings seen (header `flts`). */
+  private scalable = false;
+  private firstStage = false;
   /** Unmaps read since the last flush-queue flush of any domain. */
   private sinceQueueFlush: Pending[] = [];
   /** Maps waiting in the window, by first page, not yet linked to their unmap. */
@@ -316,7 +333,7 @@ export class FtraceImporter {
       this.warn('ram-below-mappings', 0);
     }
     const result: ImportResult = {
-      header: { aw: this.opts.aw, cm, ram, devices: [...this.devices] },
+      header: { aw: this.opts.aw, cm, ram, devices: [...this.devices], sm: this.scalable, flts: this.scalable && this.firstStage },
       ops: this.ops, stats: s, qi: this.qi, comment: '',
     };
     if (this.audit) result.audit = this.audit;
@@ -332,10 +349,22 @@ export class FtraceImporter {
       throw new VtdError('UNSUPPORTED', `qi_submit names a second remapping unit ${ev.unit} (the first was ${this.unit.name}, line ${this.unit.line}); a vtd trace models one unit, and ftrace's map and unmap events do not say which unit they belong to`, { unit: ev.unit }, ev.line);
     }
     if (this.opts.ignoreInvalidations) return;
+    if (isScalableModeDescriptor(ev.qw[0])) this.scalable = true;
     const d = decodeDescriptor(ev.qw[0], ev.qw[1]);
     const flush = this.attachFlush.get(ev.cpu);
+    const pasidIotlb = Number(ev.qw[0] & 0xfn) === DESC_PIOTLB;
+    if (d.kind === 'iotlb-domain' && this.pasidEntryFlush.get(ev.cpu) === d.did) {
+      // The invalidation after a PASID entry changed (pasid_flush_caches, intel_pasid_tear_down_entry).
+      this.pasidEntryFlush.delete(ev.cpu);
+      return;
+    }
+    if (d.kind !== 'pasid-cache') this.pasidEntryFlush.delete(ev.cpu);
     switch (d.kind) {
+      case 'pasid-cache':
+        if (!d.global) this.pasidEntryFlush.set(ev.cpu, d.did);
+        break;
       case 'iotlb-page':
+        if (pasidIotlb) this.firstStage = true;
         p.pageInvalidation = true;
         this.seenActive.add(d.did);
         this.annotate(ev, d.did, d.firstPage, d.firstPage + d.pages);
@@ -344,6 +373,7 @@ export class FtraceImporter {
       case 'iotlb-domain':
         if (flush?.sid !== undefined && flush.dsiDid === undefined) flush.dsiDid = d.did;
         else {
+          if (pasidIotlb) this.firstStage = true;
           p.queueFlush = true;
           p.did = d.did;
           this.seenActive.add(d.did);
@@ -408,6 +438,9 @@ export class FtraceImporter {
         const s = Number(e.iova / PAGE), n = Number((e.iova + e.size + PAGE - 1n) / PAGE);
         if (s < firstPage || n > endPage) break;
         p.did = did;
+        // The map an unmap undoes was most likely made in the same domain: a soft hint for it
+        // (first-stage and non-caching-mode guests invalidate nothing at map time).
+        if (e.event === 'unmap' && p.undoes !== undefined) p.undoes.hint ??= did;
         named++;
       }
       return named;

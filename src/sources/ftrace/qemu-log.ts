@@ -6,6 +6,7 @@
  * Browser-safe.
  */
 import { VtdError } from '../../errors.js';
+import { isScalableModeDescriptor } from './descriptor.js';
 import { hex } from '../../trace/write.js';
 import type { ImportResult, WorkloadOp } from './importer.js';
 import { PAGE } from './page-ranges.js';
@@ -70,10 +71,16 @@ export class QemuDmaPlacer {
       const m = QEMU_DESC.exec(text);
       if (!m) return; // the per-type detail events share the prefix
       if (m[1] === 'wait') return;
-      const k = this.desc++;
+      const lo = BigInt(m[3]), hi = BigInt(m[2]);
+      const same = (j: number): boolean => this.result.qi.qw0[j] === lo && this.result.qi.qw1[j] === hi;
+      // QEMU 7.2 accepts the scalable-mode descriptors (PASID cache, PASID-based IOTLB and
+      // device-TLB) without logging them: a guest's that QEMU's log lacks is passed over.
+      let k = this.desc;
+      while (k < this.guestDescs && !same(k) && isScalableModeDescriptor(this.result.qi.qw0[k])) k++;
+      this.desc = k + 1;
       if (k >= this.guestDescs) return;
       const qw0 = this.result.qi.qw0[k], qw1 = this.result.qi.qw1[k];
-      if (BigInt(m[3]) !== qw0 || BigInt(m[2]) !== qw1) {
+      if (!same(k)) {
         throw new VtdError('TRACE', `QEMU log line ${line}: descriptor ${k} (low ${m[3]} high ${m[2]}) differs from the guest's qi_submit ${k} at ftrace line ${this.result.qi.line[k]} (${hex(qw0)} ${hex(qw1)}); the two logs must be of the same run, both from boot`, { descriptor: k }, line);
       }
       this.stats.anchors++;
