@@ -5,6 +5,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RefModel, defaultModelConfig, type Invalidation, type ModelConfig, type ModelDmaRequest } from './model.js';
+import { replayWithModel } from './replay-model.js';
 
 const RAM = 0x10000000n; // 256 MiB
 const ROOT = 0x100000n;
@@ -605,5 +606,37 @@ describe('scalable mode: invalidation queue', () => {
     m.mmioWrite(0x88, 8, 0x20n);
     assert.equal(m.mmioRead(0x34, 4), 0n);
     assert.deepEqual(seen, [{ cache: 'pasid', granularity: 'global' }, { cache: 'piotlb', granularity: 'pasid', did: 9, pasid: 3 }]);
+  });
+});
+
+describe('scalable mode: trace replay on the model', () => {
+  test('header keys sm, flts, pasid, nest; dma pasid / priv / exe; the option rules are errors', () => {
+    const ops = [
+      { op: 'mem', gpa: '0x100000', q: ['0x101001', '0x0'] },
+      { op: 'mem', gpa: '0x101300', q: ['0x103009', '0x0', '0x0', '0x0'] }, // 00:03.0: PASIDE, directory 0x103000
+      { op: 'mem', gpa: '0x103000', q: ['0x104001'] },
+      { op: 'mem', gpa: '0x104140', q: ['0x4109', '0x1', '0x0', '0x0', '0x0', '0x0', '0x0', '0x0'] }, // PASID 5: PGTT 100, aw 2
+      { op: 'wr', reg: '0x20', size: 8, val: '0x100400' },
+      { op: 'wr', reg: '0x18', size: 4, val: '0x40000000' },
+      { op: 'wr', reg: '0x18', size: 4, val: '0x80000000' },
+      { op: 'dma', sid: '00:03.0', iova: '0x1234', len: 8, dir: 'r', pasid: 5 },
+      { op: 'dma', sid: '00:03.0', iova: '0x1234', len: 8, dir: 'r', pasid: 5, priv: true },
+      { op: 'dma', sid: '00:03.0', iova: '0x1234', len: 8, dir: 'w' },
+      { op: 'rd', reg: '0x228', size: 8 },
+    ];
+    const header = { 'vtd-trace': 1, iommu: { aw: 48, sm: true, pasid: true }, devices: ['00:03.0'] };
+    const lines = replayWithModel([header, ...ops].map((o) => JSON.stringify(o)).join('\n'));
+    assert.deepEqual(lines.map((l) => JSON.parse(l) as unknown), [
+      { i: 7, op: 'dma', ok: true, gpa: '0x1234' },
+      { i: 8, op: 'dma', ok: false, fault: '0x5d' },
+      { i: 9, op: 'dma', ok: false, fault: '0x59' }, // through RID_PASID 0: no PASID entry 0
+      // The record of 5Dh (59h from the same SID collapses into it): F, T read, PV 5, PP, PRIV.
+      { i: 10, op: 'rd', val: '0x' + ((1n << 63n) | (5n << 40n) | (1n << 31n) | (1n << 29n) | (1n << 62n) | (0x5dn << 32n) | 0x18n).toString(16) },
+    ]);
+    const bad = (iommu: object, more = ''): string => `${JSON.stringify({ 'vtd-trace': 1, iommu, devices: ['00:03.0'] })}\n${more}`;
+    assert.throws(() => replayWithModel(bad({ flts: true })), /flts requires sm/);
+    assert.throws(() => replayWithModel(bad({ sm: true, pasid: true, dt: true })), /exclude/);
+    assert.throws(() => replayWithModel(bad({ sm: true }, '{"op":"dma","sid":"00:03.0","iova":"0x0","len":1,"dir":"r","priv":true}')), /go with a "pasid"/);
+    assert.throws(() => replayWithModel(bad({}, '{"op":"dma","sid":"00:03.0","iova":"0x0","len":1,"dir":"r","pasid":1}')), /scalable mode/);
   });
 });
