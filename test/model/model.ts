@@ -38,6 +38,19 @@ export interface ModelConfig {
   ram: bigint /* bytes from 0 */;
   /** Posted interrupts, CAP.PI (bit 59): IRTEs with IM = 1 are in posted format (§9.3). Requires `ir`. Not a trace-header option. */
   pi: boolean;
+  /** Scalable mode (ECAP.SMTS, SLTS, SRS): RTADDR.TTM = 01 selects the scalable-mode structures (§3.4 - §3.6). */
+  sm: boolean;
+  /** First-stage translation (ECAP.FLTS, CAP.FS1GP; replaces SLTS and SRS, as QEMU 10). Needs `sm` and aw 48 or 57. */
+  flts: boolean;
+  /** Requests with PASID (ECAP.PASID, PSS 0). Needs `sm`; excludes `dt`. */
+  pasid: boolean;
+  /** Nested translation (ECAP.NEST with FLTS, SLTS and SRS): PGTT 011 is valid. Needs `sm` and aw 48 or 57. */
+  nest: boolean;
+  /**
+   * Execute requests (ECAP.ERS): the PASID entry's ERE and SLEE are fields rather than reserved bits. Not a
+   * trace-header option (the contract's CAP/ECAP never set ERS); it lets model-only tests reach XD and 82h.
+   */
+  ers?: boolean;
 }
 
 export const defaultModelConfig: ModelConfig = {
@@ -51,7 +64,22 @@ export const defaultModelConfig: ModelConfig = {
   nfr: 1,
   ram: 0x10000000n,
   pi: false,
+  sm: false,
+  flts: false,
+  pasid: false,
+  nest: false,
 };
+
+/**
+ * A DMA request's PASID prefix (issue 13 contract, `DmaRequest` of src/iommu.ts): `pasid` absent = a request
+ * without PASID (translated through the context entry's RID_PASID in scalable mode). `priv` (a supervisor
+ * request) and `exe` (an execute request) go with a `pasid`.
+ */
+export interface ModelDmaRequest {
+  pasid?: number;
+  priv?: boolean;
+  exe?: boolean;
+}
 
 /** Outcome of one DMA request. `fault` is omitted when FPD suppresses it or when the request is blocked without a remapping fault. */
 export type ModelDma = { ok: true; gpa: bigint } | { ok: false; fault?: number };
@@ -91,9 +119,22 @@ export interface LeafEntry {
 
 /** Result of translating one request, before fault recording. */
 export type Translation =
-  | { kind: 'ok'; gpa: bigint }
+  /** `flagWrites`: the Accessed/Dirty updates of first-stage entries the unit makes when the request completes (scalable mode). */
+  | { kind: 'ok'; gpa: bigint; flagWrites?: FlagWrite[] }
   | { kind: 'blocked' } // blocked without a remapping fault
   | { kind: 'fault'; reason: number; fpd: boolean };
+
+/** A second stage as a PASID entry names it: the top table (SLPTPTR) and AW (levels = AW + 2). */
+interface SecondStage {
+  top: bigint;
+  aw: number;
+}
+
+/** One first-stage entry whose Accessed (and for the leaf of a write, Dirty) flag the unit sets: where it lies, and the bits to set. */
+export interface FlagWrite {
+  addr: bigint;
+  set: bigint;
+}
 
 /**
  * Outcome of one interrupt request (§9.6). Delivered: the interrupt as the unit sends it, in compatibility
@@ -135,7 +176,14 @@ export type Invalidation =
   /** Interrupt entry cache (descriptor 0x4, §7.5): every cached IRTE. */
   | { cache: 'iec'; granularity: 'global' }
   /** Index-selective: the 2^im IRTEs from `index` (IIDX aligned down to 2^im). */
-  | { cache: 'iec'; granularity: 'index'; index: number; im: number };
+  | { cache: 'iec'; granularity: 'index'; index: number; im: number }
+  /** PASID cache (descriptor 0x7, §7.5, scalable mode only): every entry, those of a DID, or one PASID of a DID. */
+  | { cache: 'pasid'; granularity: 'global' }
+  | { cache: 'pasid'; granularity: 'domain'; did: number }
+  | { cache: 'pasid'; granularity: 'pasid'; did: number; pasid: number }
+  /** PASID-based IOTLB (descriptor 0x6, §7.5): every mapping of one PASID in a DID, or 2^am pages of it from `addr`. */
+  | { cache: 'piotlb'; granularity: 'pasid'; did: number; pasid: number }
+  | { cache: 'piotlb'; granularity: 'page'; did: number; pasid: number; addr: bigint; am: number; ih: boolean };
 
 /** An MSI the unit itself sends (fault event §6.4, invalidation completion event §6.4 last paragraph). */
 export interface ModelEvent {
@@ -238,6 +286,9 @@ const CAP_DWD = bit(54);
 const CAP_DRD = bit(55);
 /** CAP.PI (posted interrupts): the project's `pi` option; QEMU 7.2 has none (§9.3). */
 const CAP_PI = bit(59);
+/** CAP.FS1GP (56): first-stage 1 GiB pages; CAP.FS5LP (60): 5-level first-stage paging (§2.1, contract). */
+const CAP_FS1GP = bit(56);
+const CAP_FS5LP = bit(60);
 
 /** ECAP fields (§2.2). */
 const ECAP_QI = bit(1);
@@ -249,6 +300,14 @@ const ECAP_SC = bit(7);
 const ECAP_IRO_SHIFT = 8; // 17:8
 const ECAP_MHMV_SHIFT = 20; // 23:20
 const ECAP_MHMV_VALUE = 0xfn;
+/** Scalable-mode ECAP bits (§2.2; values per trace-format "Scalable mode"). */
+const ECAP_NEST = bit(26);
+const ECAP_ERS = bit(30);
+const ECAP_SRS = bit(31);
+const ECAP_PASID = bit(40);
+const ECAP_SMTS = bit(43);
+const ECAP_SLTS = bit(46);
+const ECAP_FLTS = bit(47);
 
 /** GCMD command bits and the GSTS status bits at the same positions (§1.3). */
 const GCMD_TE = bit(31); // persistent -> GSTS.TES
@@ -270,8 +329,13 @@ const GSTS_IRES = bit(25);
 const GSTS_IRTPS = bit(24);
 const GSTS_CFIS = bit(23);
 
-/** RTADDR (§1.1, §3): 63:12 RTA, 11:10 TTM (not writable here: no scalable mode). */
+/** RTADDR (§1.1, §3): 63:12 RTA, 11:10 TTM (writable only with scalable mode). */
 const RTADDR_ADDR_LO = 12;
+const RTADDR_TTM = bits(11, 10);
+const RTADDR_TTM_LO = 10;
+/** Translation-table modes (§3): 00 legacy, 01 scalable; 10 and 11 are not supported by this unit. */
+const TTM_LEGACY = 0;
+const TTM_SCALABLE = 1;
 
 /** CCMD (§7.2). */
 const CCMD_ICC = bit(63);
@@ -321,11 +385,15 @@ const EUADDR_WRITABLE = bits(31, 0);
 
 /** IQH / IQT (§7.4): byte offset of a 128-bit descriptor, bits 18:4. */
 const IQ_OFFSET_MASK = bits(18, 4);
-/** IQA (§7.4): 63:12 base, 11 DW (not writable: no scalable mode), 2:0 QS. */
+/** IQA (§7.4): 63:12 base, 11 DW (writable only with scalable mode, ECAP.SMTS), 2:0 QS. */
 const IQA_QS = bits(2, 0);
+const IQA_DW = bit(11);
 const IQA_BASE_LO = 12;
-/** 128-bit descriptors (DW = 0). */
+/** 128-bit descriptors (DW = 0) and 256-bit ones (DW = 1). */
 const DESCRIPTOR_SIZE = 16n;
+const DESCRIPTOR_SIZE_256 = 32n;
+/** IQT bit 4: with DW = 1 it would name half a 256-bit descriptor. */
+const IQT_HALF_DESCRIPTOR = bit(4);
 
 /** ICS (§1.1): IWC bit 0, RW1C. */
 const ICS_IWC = bit(0);
@@ -360,6 +428,11 @@ const FRCD_HI_F = bit(63);
 const FRCD_HI_T_READ = bit(62);
 const FRCD_HI_FR_SHIFT = 32n; // 39:32
 const FRCD_HI_SID = bits(15, 0);
+/** PRIV (bit 93), EXE (94), PP (95), PV (123:104) of the record: the request's PASID prefix (§6.1). */
+const FRCD_HI_PRIV = bit(29);
+const FRCD_HI_EXE = bit(30);
+const FRCD_HI_PP = bit(31);
+const FRCD_HI_PV_SHIFT = 40n; // 59:40
 /** FRCD low quadword: FI = page address (63:12). */
 const FRCD_LO_FI = bits(63, 12);
 
@@ -451,6 +524,140 @@ const QUALIFIED_FAULTS: ReadonlySet<number> = new Set([
   FR_IR_IRTE_RESERVED,
   FR_IR_SOURCE,
 ]);
+
+/**
+ * Scalable-mode fault reasons (§5.4, Linux's dma_remap_sm_fault_reasons), used when the latched TTM is 01
+ * (and 31h for a request with PASID under TTM 00). Reasons this unit never reports, and why:
+ *   32h, 47h (page requests), 44h (translation requests: there are no ATS requests), 7Ch and 90h (A/D updates
+ *   in no-snoop set-ups: the unit snoops every walk), 43h (no context-entry value is invalid here beyond its
+ *   reserved bits), 79h (a second-stage entry refusing an access is reported as what the access was: 85h /
+ *   86h for the final address, 75h / 76h / 77h for a first-stage table in nested translation), 84h (address
+ *   bits of a paging entry at or above HAW are reserved bits: 72h / 7Ah).
+ */
+const FR_SM_ROOT_TABLE_INVALID = 0x30; // Decision: latched TTM 10 or 11 (modes this unit lacks)
+const FR_SM_PASID_IN_LEGACY = 0x31;
+const FR_SM_ROOT_ACCESS = 0x38;
+const FR_SM_ROOT_NOT_PRESENT = 0x39;
+const FR_SM_ROOT_RESERVED = 0x3a;
+const FR_SM_CONTEXT_ACCESS = 0x40;
+const FR_SM_CONTEXT_NOT_PRESENT = 0x41;
+const FR_SM_CONTEXT_RESERVED = 0x42;
+const FR_SM_PASIDE_CLEAR = 0x45;
+const FR_SM_PASID_BEYOND_DIRECTORY = 0x46;
+const FR_SM_RID_PASID_ERROR = 0x48; // Decision: RID_PASID beyond the directory size (46h for requests without PASID)
+const FR_SM_DIR_ACCESS = 0x50;
+const FR_SM_DIR_NOT_PRESENT = 0x51;
+const FR_SM_DIR_RESERVED = 0x52;
+const FR_SM_PASID_ENTRY_ACCESS = 0x58;
+const FR_SM_PASID_ENTRY_NOT_PRESENT = 0x59;
+const FR_SM_PASID_ENTRY_RESERVED = 0x5a;
+const FR_SM_PASID_ENTRY_INVALID = 0x5b;
+const FR_SM_ERE_CLEAR = 0x5c;
+const FR_SM_SRE_CLEAR = 0x5d;
+const FR_SM_FS_ENTRY_ACCESS = 0x70;
+const FR_SM_FS_NOT_PRESENT = 0x71;
+const FR_SM_FS_RESERVED = 0x72;
+const FR_SM_FS_TOP_ACCESS = 0x73; // the table FLPTR names
+const FR_SM_NESTED_FS_ADDRESS_BEYOND = 0x74;
+const FR_SM_NESTED_FS_TOP_READ = 0x75;
+const FR_SM_NESTED_FS_ENTRY_READ = 0x76;
+const FR_SM_NESTED_FS_ENTRY_WRITE = 0x77;
+const FR_SM_SS_ENTRY_ACCESS = 0x78;
+const FR_SM_SS_RESERVED = 0x7a;
+const FR_SM_SS_TOP_INVALID = 0x7b; // the table SLPTPTR names is unreadable
+const FR_SM_NOT_CANONICAL = 0x80;
+const FR_SM_USER_TO_SUPERVISOR = 0x81;
+const FR_SM_NO_EXECUTE = 0x82;
+const FR_SM_ADDRESS_BEYOND = 0x83;
+const FR_SM_WRITE = 0x85;
+const FR_SM_READ = 0x86;
+const FR_SM_INTERRUPT_ADDRESS = 0x87;
+const FR_SM_A_D_NO_SNOOP_FS = 0x90; // the last scalable-mode reason (never reported here)
+
+/**
+ * Decision (as for legacy Ah/Bh): the scalable-mode reasons found before a context entry's FPD is known, and
+ * the context entry's reserved bits, are never suppressed; every later one is qualified, suppressed when the
+ * context entry's, the PASID-directory entry's or the PASID entry's FPD is 1 (§6.3; each read before its
+ * present bit, so a not-present entry's FPD counts).
+ */
+const SM_UNQUALIFIED_FAULTS: ReadonlySet<number> = new Set([
+  FR_SM_ROOT_TABLE_INVALID,
+  FR_SM_PASID_IN_LEGACY,
+  FR_SM_ROOT_ACCESS,
+  FR_SM_ROOT_NOT_PRESENT,
+  FR_SM_ROOT_RESERVED,
+  FR_SM_CONTEXT_ACCESS,
+  FR_SM_CONTEXT_RESERVED,
+]);
+
+/** Scalable-mode root entry (§3.4): LP/LCTP in the low quadword (devfn 0-127), UP/UCTP in the high one. */
+const SM_ROOT_P = bit(0);
+const SM_ROOT_RSVD_LOW = bits(11, 1);
+/** Scalable-mode context entry (§3.5), 256 bits: QW0..QW3. */
+const SM_CONTEXT_ENTRY_SIZE = 32n;
+const SM_CONTEXT_TABLE_ENTRIES = 128;
+const SM_CTX_QW0_P = bit(0);
+const SM_CTX_QW0_FPD = bit(1);
+const SM_CTX_QW0_DTE = bit(2);
+const SM_CTX_QW0_PASIDE = bit(3);
+const SM_CTX_QW0_PRE = bit(4);
+const SM_CTX_QW0_RSVD = bits(8, 5);
+const SM_CTX_QW0_PDTS_HI = 11;
+const SM_CTX_QW0_PDTS_LO = 9;
+const SM_CTX_QW1_RID_PASID_HI = 19;
+const SM_CTX_QW1_RID_PASID_LO = 0;
+const SM_CTX_QW1_RID_PRIV = bit(20);
+const SM_CTX_QW1_RSVD = bits(63, 21);
+/** PASID directory entry (§3.6), 64 bits: PASID[19:6] indexes the directory. */
+const PASID_DIR_ENTRY_SIZE = 8n;
+const PASID_DIR_SHIFT = 6;
+const PASID_DIR_P = bit(0);
+const PASID_DIR_FPD = bit(1);
+const PASID_DIR_RSVD = bits(11, 2);
+/** PASID table entry (§3.6), 512 bits: QW0..QW7, PASID[5:0] indexes the 64-entry table. */
+const PASID_ENTRY_SIZE = 64n;
+const PASID_TABLE_INDEX_MASK = 0x3f;
+const PE_QW0_P = bit(0);
+const PE_QW0_FPD = bit(1);
+const PE_QW0_AW_HI = 4;
+const PE_QW0_AW_LO = 2;
+const PE_QW0_SLEE = bit(5); // second-stage execute enable (needs ECAP.ERS)
+const PE_QW0_PGTT_HI = 8;
+const PE_QW0_PGTT_LO = 6;
+const PE_QW0_SLADE = bit(9); // second-stage A/D (needs ECAP.SLADS, never set)
+const PE_QW0_RSVD = bits(11, 10);
+const PE_QW1_DID_HI = 15;
+const PE_QW1_DID_LO = 0;
+/** QW1 bits 23 PWSNP and 24 PGSNP are accepted and have no effect; 22:16 and the memory-type fields 63:25 (no ECAP.MTS) are reserved. */
+const PE_QW1_RSVD = bits(22, 16) | bits(63, 25);
+const PE_QW2_SRE = bit(0);
+const PE_QW2_ERE = bit(1);
+const PE_QW2_FLPM_HI = 3;
+const PE_QW2_FLPM_LO = 2;
+const PE_QW2_WPE = bit(4);
+const PE_QW2_EAFE = bit(7); // extended accessed flag (needs ECAP.EAFS, never set)
+const PE_QW2_RSVD = bits(6, 5) | bits(11, 8);
+/** PGTT values (§3.6). */
+const PGTT_FIRST_STAGE = 1;
+const PGTT_SECOND_STAGE = 2;
+const PGTT_NESTED = 3;
+const PGTT_PASS_THROUGH = 4;
+/** FLPM (§3.6): 00 4-level, 01 5-level first-stage paging. */
+const FLPM_4_LEVEL = 0;
+const FLPM_5_LEVEL = 1;
+
+/** First-stage paging entries: the x86-64 4- and 5-level format (issue 13 item 3). */
+const FS_P = bit(0);
+const FS_RW = bit(1);
+const FS_US = bit(2);
+const FS_A = bit(5);
+const FS_D = bit(6);
+const FS_PS = bit(7);
+const FS_XD = bit(63);
+/** Frame bits of a large page below its alignment (bit 12 is PAT there, §x86 paging). */
+const FS_1G_FRAME_RSVD = bits(29, 13);
+const FS_2M_FRAME_RSVD = bits(20, 13);
+const FS_ADDR_TOP = 52;
 
 /** FRCD low quadword of an interrupt fault: FI bits 63:48 = the interrupt index (§6.1, §5.3). */
 const FRCD_LO_IR_INDEX_SHIFT = 48n;
@@ -568,6 +775,23 @@ const DESC_WAIT_STATUS_DATA_HI = 63;
 const DESC_WAIT_STATUS_DATA_LO = 32;
 const DESC_WAIT_QW1_RSVD = bits(1, 0);
 const DESC_WAIT_QW1_ADDR = ~bits(1, 0) & MASK64;
+/** PASID-based descriptors (§7.5), valid only in scalable mode (latched TTM = 01). */
+const DESC_PASID_IOTLB = 0x6;
+const DESC_PASID_CACHE = 0x7;
+const DESC_PASID_DEVICE_TLB = 0x8;
+const DESC_PASID_HI = 51;
+const DESC_PASID_LO = 32;
+/** Type 6: G 10 = every mapping of the PASID in the DID, 11 = page-selective within the PASID; 00 and 01 reserved. */
+const DESC_PIOTLB_QW0_RSVD = bits(15, 6) | bits(63, 52);
+const DESC_PIOTLB_G_PASID = 2n;
+const DESC_PIOTLB_G_PAGE = 3n;
+/** Type 7: G 00 = every PASID of the DID, 01 = one PASID of the DID, 11 = global; 10 reserved. */
+const DESC_PC_QW0_RSVD = bits(15, 6) | bits(63, 52);
+const DESC_PC_G_DOMAIN = 0n;
+const DESC_PC_G_PASID = 1n;
+const DESC_PC_G_GLOBAL = 3n;
+/** Type 8 (needs ECAP.DT): QW0 8:4 MIP, 15:12 and 63:52 PFSID, 31:16 SID, 51:32 PASID; QW1 0 G, 11 S, 63:12 ADDR. */
+const DESC_PDEVTLB_QW1_RSVD = bits(10, 1);
 
 // ---------------------------------------------------------------------------
 // Guest memory
@@ -666,6 +890,8 @@ export class RefModel {
 
   /** Root-table address latched by GCMD.SRTP (§1.3). */
   private latchedRootTable = 0n;
+  /** RTADDR.TTM latched by GCMD.SRTP (§3): 0 legacy, 1 scalable; always 0 without `sm`. */
+  private latchedTtm = TTM_LEGACY;
   /**
    * The interrupt-remapping table latched by GCMD.SIRTP from IRTA (§9.1): its address (bits [12, aw)), its
    * size 2^(S+1) entries, and EIME (x2APIC mode; only with ECAP.EIM). Before the first SIRTP: address 0,
@@ -677,6 +903,8 @@ export class RefModel {
   /** Invalidation queue base and size in bytes, latched when QI is enabled (§7.4). */
   private queueBase = 0n;
   private queueSizeBytes = 0n;
+  /** Descriptor width latched with the queue (IQA.DW, §7.4): 16 or 32 bytes. */
+  private descriptorBytes = DESCRIPTOR_SIZE;
   /** Index of the fault-recording register the next fault goes to (§6.3 step 5). */
   private nextFaultRecord = 0;
   /** Told of every invalidation the unit performs (see setInvalidationListener). */
@@ -687,6 +915,11 @@ export class RefModel {
     if (!Number.isInteger(cfg.nfr) || cfg.nfr < 1 || cfg.nfr > 64) throw new Error(`nfr must be 1..64, not ${cfg.nfr}`);
     if (cfg.ram < 0n) throw new Error('ram must not be negative');
     if (cfg.pi && !cfg.ir) throw new Error('pi (posted interrupts) requires ir');
+    // The scalable-mode option rules of the contract (trace-format "Scalable mode", issue 13).
+    for (const key of ['flts', 'pasid', 'nest'] as const) if (cfg[key] && !cfg.sm) throw new Error(`${key} requires sm`);
+    if (cfg.pasid && cfg.dt) throw new Error('pasid and dt exclude each other');
+    if (cfg.flts && cfg.aw === 39) throw new Error('flts requires aw 48 or 57');
+    if (cfg.nest && cfg.aw === 39) throw new Error('nest requires aw 48 or 57 (it includes first-stage translation)');
     this.cfg = { ...cfg };
     for (const def of this.registerDefinitions()) {
       this.defs.set(def.off, def);
@@ -723,6 +956,13 @@ export class RefModel {
   private unitReadQword(addr: bigint): bigint | null {
     const b = this.unitRead(addr, 8);
     return b === null ? null : littleEndianToBigInt(b);
+  }
+
+  /** Reads `n` consecutive little-endian quadwords (a 256-bit context entry, a 512-bit PASID entry, a wide descriptor); null on a memory error. */
+  private unitReadQwords(addr: bigint, n: number): bigint[] | null {
+    const b = this.unitRead(addr, 8 * n);
+    if (b === null) return null;
+    return Array.from({ length: n }, (_, i) => littleEndianToBigInt(b.subarray(8 * i, 8 * i + 8)));
   }
 
   /** Reads a 128-bit structure as two little-endian quadwords (§0). */
@@ -766,8 +1006,28 @@ export class RefModel {
       (CAP_MAMV_VALUE << BigInt(CAP_MAMV_SHIFT)) |
       CAP_DWD |
       CAP_DRD |
-      (this.cfg.pi ? CAP_PI : 0n)
+      (this.cfg.pi ? CAP_PI : 0n) |
+      (this.firstStageSupported() ? CAP_FS1GP : 0n) |
+      (this.firstStageSupported() && this.cfg.aw === 57 ? CAP_FS5LP : 0n)
     );
+  }
+
+  /** ECAP.FLTS: first-stage translation (`flts`, or `nest`). */
+  private firstStageSupported(): boolean {
+    return this.cfg.sm && (this.cfg.flts || this.cfg.nest);
+  }
+
+  /** ECAP.SLTS (and SRS with it): scalable mode without `flts`, or with `nest` (QEMU 10's `x-flts` drops both). */
+  private secondStageSupported(): boolean {
+    return this.cfg.sm && (!this.cfg.flts || this.cfg.nest);
+  }
+
+  private supervisorRequestsSupported(): boolean {
+    return this.secondStageSupported();
+  }
+
+  private executeRequestsSupported(): boolean {
+    return this.cfg.sm && this.cfg.ers === true;
   }
 
   private ecapValue(): bigint {
@@ -779,7 +1039,14 @@ export class RefModel {
       (this.cfg.pt ? ECAP_PT : 0n) |
       (this.cfg.sc ? ECAP_SC : 0n) |
       (BigInt(ECAP_IRO_VALUE) << BigInt(ECAP_IRO_SHIFT)) |
-      (this.cfg.ir ? ECAP_MHMV_VALUE << BigInt(ECAP_MHMV_SHIFT) : 0n)
+      (this.cfg.ir ? ECAP_MHMV_VALUE << BigInt(ECAP_MHMV_SHIFT) : 0n) |
+      (this.cfg.sm ? ECAP_SMTS : 0n) |
+      (this.secondStageSupported() ? ECAP_SLTS : 0n) |
+      (this.supervisorRequestsSupported() ? ECAP_SRS : 0n) |
+      (this.executeRequestsSupported() ? ECAP_ERS : 0n) |
+      (this.firstStageSupported() ? ECAP_FLTS : 0n) |
+      (this.cfg.sm && this.cfg.nest ? ECAP_NEST : 0n) |
+      (this.cfg.sm && this.cfg.pasid ? ECAP_PASID : 0n) // PSS = 0, as QEMU 10
     );
   }
 
@@ -819,7 +1086,7 @@ export class RefModel {
       // GCMD is write-only: nothing stored reads back; the command acts on the written value (§1.3).
       { ...rw('GCMD', REG_GCMD, 4, GCMD_WRITABLE, (w) => this.onGcmdWrite(w.value)), writeOnly: GCMD_WRITABLE },
       ro('GSTS', REG_GSTS, 4, 0n),
-      rw('RTADDR', REG_RTADDR, 8, this.addressBits()),
+      rw('RTADDR', REG_RTADDR, 8, this.addressBits() | (this.cfg.sm ? RTADDR_TTM : 0n)),
       {
         ...rw('CCMD', REG_CCMD, 8, CCMD_WRITABLE, (w) => this.onCcmdWrite(w)),
         writeOnly: CCMD_WRITE_ONLY,
@@ -837,7 +1104,7 @@ export class RefModel {
       ro('PHMLIMIT', REG_PHMLIMIT, 8, 0n),
       ro('IQH', REG_IQH, 8, 0n),
       rw('IQT', REG_IQT, 8, IQ_OFFSET_MASK, () => this.onIqtWrite()),
-      rw('IQA', REG_IQA, 8, this.addressBits() | IQA_QS),
+      rw('IQA', REG_IQA, 8, this.addressBits() | (this.cfg.sm ? IQA_DW : 0n) | IQA_QS),
       { ...ro('ICS', REG_ICS, 4, 0n), w1c: ICS_IWC, onWrite: () => this.onIcsWrite() },
       { ...rw('IECTL', REG_IECTL, 4, ECTL_IM, () => this.onIectlWrite()), reset: ECTL_RESET },
       rw('IEDATA', REG_IEDATA, 4, EDATA_WRITABLE),
@@ -949,6 +1216,8 @@ export class RefModel {
 
     if (isSet(cmd, GCMD_SRTP)) {
       this.latchedRootTable = this.get(REG_RTADDR) & bitRange(RTADDR_ADDR_LO, 64);
+      // TTM is writable only with sm, so without it the latched mode stays legacy (trace-format "Scalable mode").
+      this.latchedTtm = Number(field(this.get(REG_RTADDR), 11, RTADDR_TTM_LO));
       this.setBits(REG_GSTS, GSTS_RTPS, true); // stays 1 from now on
     }
     if (ir && isSet(cmd, GCMD_SIRTP)) {
@@ -1155,7 +1424,8 @@ export class RefModel {
   private enableQueuedInvalidation(): void {
     const iqa = this.get(REG_IQA);
     this.queueBase = iqa & bitRange(IQA_BASE_LO, 64);
-    this.queueSizeBytes = (1n << ((iqa & IQA_QS) + 8n)) * DESCRIPTOR_SIZE; // 2^(QS+8) descriptors
+    this.queueSizeBytes = (1n << ((iqa & IQA_QS) + 8n)) * DESCRIPTOR_SIZE; // 2^QS pages: 2^(QS+8) or 2^(QS+7) descriptors
+    this.descriptorBytes = isSet(iqa, IQA_DW) ? DESCRIPTOR_SIZE_256 : DESCRIPTOR_SIZE;
     this.set(REG_IQH, 0n);
     this.setBits(REG_GSTS, GSTS_QIES, true);
     if (this.get(REG_IQT) !== this.get(REG_IQH)) this.processQueue();
@@ -1177,18 +1447,22 @@ export class RefModel {
   private processQueue(): void {
     if (!this.has(REG_GSTS, GSTS_QIES) || this.has(REG_FSTS, FSTS_IQE)) return;
     const tail = this.get(REG_IQT);
-    if (tail >= this.queueSizeBytes) {
+    const wide = this.descriptorBytes === DESCRIPTOR_SIZE_256;
+    // Decision (§7.4, open in the digest): with DW = 1 a tail with bit 4 set names half a descriptor: IQE.
+    if (tail >= this.queueSizeBytes || (wide && isSet(tail, IQT_HALF_DESCRIPTOR))) {
       this.raiseFaultCondition(FSTS_IQE); // tail beyond the queue; head unchanged
       return;
     }
     while (this.get(REG_IQH) !== tail) {
       const head = this.get(REG_IQH);
-      const desc = this.unitRead128(this.queueBase + head);
-      if (!desc.ok || !this.executeDescriptor(desc.lo, desc.hi)) {
+      const desc = this.unitReadQwords(this.queueBase + head, wide ? 4 : 2);
+      // Decision: QW2 and QW3 of a 256-bit slot are reserved for every descriptor type this unit knows (§7.5).
+      const valid = desc !== null && (!wide || (desc[2] === 0n && desc[3] === 0n)) && this.executeDescriptor(desc[0]!, desc[1]!);
+      if (!valid) {
         this.raiseFaultCondition(FSTS_IQE); // IQH stays on the bad descriptor
         return;
       }
-      const next = head + DESCRIPTOR_SIZE;
+      const next = head + this.descriptorBytes;
       this.set(REG_IQH, next === this.queueSizeBytes ? 0n : next);
     }
   }
@@ -1236,9 +1510,45 @@ export class RefModel {
       }
       case DESC_WAIT:
         return this.executeWait(qw0, qw1);
+      case DESC_PASID_IOTLB:
+      case DESC_PASID_CACHE:
+      case DESC_PASID_DEVICE_TLB:
+        // PASID-based descriptors exist only in scalable mode: in legacy mode (latched TTM 00) they are IQE.
+        return this.latchedTtm === TTM_SCALABLE && this.executePasidDescriptor(type, qw0, qw1);
       default:
-        return false; // type 0 and 6..15: not supported by this unit
+        return false; // type 0 and 9..15: not supported by this unit
     }
+  }
+
+  /** Types 0x6, 0x7 and 0x8 in scalable mode (§7.5); false = invalid (IQE). */
+  private executePasidDescriptor(type: number, qw0: bigint, qw1: bigint): boolean {
+    const granularity = field(qw0, DESC_G_HI, DESC_G_LO);
+    const did = Number(field(qw0, DESC_DID_HI, DESC_DID_LO));
+    const pasid = Number(field(qw0, DESC_PASID_HI, DESC_PASID_LO));
+    const fn = this.invalidationListener;
+    if (type === DESC_PASID_IOTLB) {
+      if (isSet(qw0, DESC_PIOTLB_QW0_RSVD) || isSet(qw1, DESC_IOTLB_QW1_RSVD)) return false;
+      if (granularity === DESC_PIOTLB_G_PASID) {
+        fn?.({ cache: 'piotlb', granularity: 'pasid', did, pasid });
+        return true;
+      }
+      if (granularity !== DESC_PIOTLB_G_PAGE) return false; // 00 and 01 are reserved
+      const am = Number(field(qw1, DESC_IOTLB_QW1_AM_HI, DESC_IOTLB_QW1_AM_LO));
+      if (BigInt(am) > CAP_MAMV_VALUE) return false;
+      const addr = qw1 & DESC_IOTLB_QW1_ADDR & ~bitRange(0, PAGE_SHIFT + am);
+      fn?.({ cache: 'piotlb', granularity: 'page', did, pasid, addr, am, ih: isSet(qw1, DESC_IOTLB_QW1_IH) });
+      return true;
+    }
+    if (type === DESC_PASID_CACHE) {
+      if (isSet(qw0, DESC_PC_QW0_RSVD) || qw1 !== 0n) return false;
+      if (granularity === DESC_PC_G_GLOBAL) fn?.({ cache: 'pasid', granularity: 'global' });
+      else if (granularity === DESC_PC_G_DOMAIN) fn?.({ cache: 'pasid', granularity: 'domain', did });
+      else if (granularity === DESC_PC_G_PASID) fn?.({ cache: 'pasid', granularity: 'pasid', did, pasid });
+      else return false; // 10 is reserved
+      return true;
+    }
+    // PASID-based device-TLB invalidation: valid only with device-TLB support; there is no device-TLB to flush.
+    return this.cfg.dt && !isSet(qw1, DESC_PDEVTLB_QW1_RSVD);
   }
 
   /** Invalidation wait (§7.5): SW writes the status data, then IF signals completion; neither is a plain fence. */
@@ -1258,56 +1568,78 @@ export class RefModel {
    * A DMA request. PCIe requests never cross a 4 KiB boundary, so one that does is what a DMA engine
    * issues as one request per page, in address order: each is translated (and its fault recorded)
    * on its own, the first that does not complete is the answer, and a success reports the first
-   * byte's gpa.
+   * byte's gpa. `req` carries a PASID prefix (scalable mode only); absent, the request has none.
    */
-  dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
-    this.checkRequest(sid, iova, len);
+  dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): ModelDma {
+    this.checkRequest(sid, iova, len, req);
     const inFirstPage = 0x1000 - Number(iova & 0xfffn);
-    if (len <= inFirstPage) return this.pageDma(sid, iova, len, dir).dma;
-    const first = this.pageDma(sid, iova, inFirstPage, dir);
+    if (len <= inFirstPage) return this.pageDma(sid, iova, len, dir, req).dma;
+    const first = this.pageDma(sid, iova, inFirstPage, dir, req);
     if (!first.dma.ok || first.interrupt) return first.dma;
-    const second = this.pageDma(sid, (iova + BigInt(inFirstPage)) & MASK64, len - inFirstPage, dir);
+    const second = this.pageDma(sid, (iova + BigInt(inFirstPage)) & MASK64, len - inFirstPage, dir, req);
     if (!second.dma.ok || second.interrupt) return second.dma;
     return first.dma;
   }
 
   /**
-   * One page's request: [iova, iova + len) inside one 4 KiB page. `interrupt`: a write to the
-   * interrupt range, an interrupt request rather than a memory access (it ends a split request).
+   * One page's request: [iova, iova + len) inside one 4 KiB page. `interrupt`: a write without PASID to
+   * the interrupt range, an interrupt request rather than a memory access (it ends a split request). A
+   * request with PASID to that range is a memory request like any other (§9.6).
    */
-  private pageDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): { dma: ModelDma; interrupt: boolean } {
-    const dma = this.pageOutcome(sid, iova, len, dir);
-    return { dma, interrupt: dma.ok && dir === 'w' && overlapsInterruptRange(iova, len) };
+  private pageDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): { dma: ModelDma; interrupt: boolean } {
+    const dma = this.pageOutcome(sid, iova, len, dir, req);
+    const withPasid = req?.pasid !== undefined;
+    return { dma, interrupt: dma.ok && !withPasid && dir === 'w' && overlapsInterruptRange(iova, len) };
   }
 
-  private pageOutcome(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): ModelDma {
-    const t = this.translate(sid, iova, len, dir);
+  private pageOutcome(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): ModelDma {
+    const t = this.translate(sid, iova, len, dir, req);
     switch (t.kind) {
       case 'ok':
+        // The first-stage Accessed/Dirty updates of a completed request (atomic OR, nothing on a fault).
+        for (const w of t.flagWrites ?? []) {
+          const v = this.unitReadQword(w.addr);
+          if (v !== null) this.unitWrite(w.addr, bigIntToLittleEndian(v | w.set, 8));
+        }
         return { ok: true, gpa: t.gpa };
       case 'blocked':
         return { ok: false };
       case 'fault':
         if (isFaultSuppressed(t.reason, t.fpd)) return { ok: false }; // suppressed: nothing recorded (§6.3 step 1)
-        this.recordFault(sid, iova, dir, t.reason);
+        this.recordFault(sid, iova, dir, t.reason, req);
         return { ok: false, fault: t.reason };
     }
   }
 
   /** Internal API (also used by windows.ts): the argument checks of a DMA request; throws on a malformed one. */
-  checkRequest(sid: number, iova: bigint, len: number): void {
+  checkRequest(sid: number, iova: bigint, len: number, req?: ModelDmaRequest): void {
     if (!Number.isInteger(sid) || sid < 0 || sid > 0xffff) throw new Error(`bad source id ${sid}`);
     if (!Number.isInteger(len) || len < 1 || len > 4096) throw new Error(`bad DMA length ${len}`);
     if (iova < 0n || iova > MASK64) throw new Error(`bad iova ${iova}`);
+    if (req === undefined) return;
+    if (req.pasid === undefined) {
+      if (req.priv === true || req.exe === true) throw new Error('priv and exe go with a pasid');
+      return;
+    }
+    if (!Number.isInteger(req.pasid) || req.pasid < 0 || req.pasid > 0xfffff) throw new Error(`bad PASID ${req.pasid} (20 bits)`);
+    if (!this.cfg.sm) throw new Error('a request with PASID needs a unit with scalable mode (sm)');
   }
 
   /**
    * The fresh translation: §5.1 steps 0-1, then the root and context entries from memory, then the rest
-   * with the walk from memory. Reads memory only; changes nothing.
+   * with the walk from memory. Scalable mode (latched TTM 01) goes its own way from the root entry on.
+   * Reads memory only; changes nothing (A/D updates are returned, for pageOutcome to make).
    */
-  private translate(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Translation {
-    const early = this.translateBeforeContext(iova, len, dir);
-    if (early !== null) return early;
+  private translate(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Translation {
+    if (req?.pasid === undefined) {
+      const early = this.translateBeforeContext(iova, len, dir);
+      if (early !== null) return early;
+    } else if (!this.has(REG_GSTS, GSTS_TES)) {
+      return { kind: 'ok', gpa: iova }; // translation disabled; with PASID, the interrupt range is memory too
+    }
+    if (this.latchedTtm === TTM_SCALABLE) return this.translateScalable(sid, iova, len, dir, req);
+    if (this.latchedTtm !== TTM_LEGACY) return { kind: 'fault', reason: FR_SM_ROOT_TABLE_INVALID, fpd: false };
+    if (req?.pasid !== undefined) return { kind: 'fault', reason: FR_SM_PASID_IN_LEGACY, fpd: false };
     const c = this.lookupContext(sid);
     if (c.kind === 'fault') return { kind: 'fault', reason: c.reason, fpd: c.fpd };
     return this.translateInContext(c.ctx, iova, len, dir).t;
@@ -1416,6 +1748,233 @@ export class RefModel {
 
     // 9. Success.
     return { t: { kind: 'ok', gpa }, filled };
+  }
+
+  // ----- scalable-mode translation (§3.4 - §3.6, issue 13) ---------------------
+
+  /**
+   * A request under the latched TTM 01: scalable-mode root entry (LP/LCTP for devfn 0-127, UP/UCTP for
+   * 128-255), 256-bit context entry, PASID (the request's, or RID_PASID without one), PASID-directory entry,
+   * 512-bit PASID entry, then the walk its PGTT selects. Fault reasons are the scalable-mode codes (§5.4).
+   * Reads memory only.
+   */
+  private translateScalable(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Translation {
+    let fpd = false;
+    const fault = (reason: number): Translation => ({ kind: 'fault', reason, fpd });
+    const aboveHaw = bitRange(this.cfg.aw, 64);
+    const devfn = sid & 0xff;
+
+    // Root entry (§3.4). Decision (as QEMU): both halves' reserved bits are checked once the half used is present.
+    const root = this.unitRead128(this.latchedRootTable + ROOT_ENTRY_SIZE * BigInt(sid >> 8));
+    if (!root.ok) return fault(FR_SM_ROOT_ACCESS);
+    const half = devfn < SM_CONTEXT_TABLE_ENTRIES ? root.lo : root.hi;
+    if (!isSet(half, SM_ROOT_P)) return fault(FR_SM_ROOT_NOT_PRESENT);
+    if (isSet(root.lo, SM_ROOT_RSVD_LOW | aboveHaw) || isSet(root.hi, SM_ROOT_RSVD_LOW | aboveHaw)) return fault(FR_SM_ROOT_RESERVED);
+
+    // Context entry (§3.5). FPD counts from here on, also that of a not-present entry.
+    const ctxAddr = (half & bitRange(12, 64)) + SM_CONTEXT_ENTRY_SIZE * BigInt(devfn % SM_CONTEXT_TABLE_ENTRIES);
+    const ctx = this.unitReadQwords(ctxAddr, 4);
+    if (ctx === null) return fault(FR_SM_CONTEXT_ACCESS);
+    const [cq0, cq1, cq2, cq3] = ctx as [bigint, bigint, bigint, bigint];
+    fpd = isSet(cq0, SM_CTX_QW0_FPD);
+    if (!isSet(cq0, SM_CTX_QW0_P)) return fault(FR_SM_CONTEXT_NOT_PRESENT);
+    // Decision: DTE without ECAP.DT and PRE (no ECAP.PRS) are reserved; PASIDE is a field whatever ECAP.PASID.
+    const ctxRsvd0 = SM_CTX_QW0_RSVD | aboveHaw | (this.cfg.dt ? 0n : SM_CTX_QW0_DTE) | SM_CTX_QW0_PRE;
+    if (isSet(cq0, ctxRsvd0) || isSet(cq1, SM_CTX_QW1_RSVD) || cq2 !== 0n || cq3 !== 0n) return fault(FR_SM_CONTEXT_RESERVED);
+
+    // The PASID: the request's, or RID_PASID (QW1 19:0) for a request without one.
+    const withPasid = req?.pasid !== undefined;
+    // Decision: without ECAP.PASID a unit accepts no request with PASID, whatever PASIDE says (45h).
+    if (withPasid && !(this.cfg.pasid && isSet(cq0, SM_CTX_QW0_PASIDE))) return fault(FR_SM_PASIDE_CLEAR);
+    const pasid = withPasid ? req!.pasid! : Number(field(cq1, SM_CTX_QW1_RID_PASID_HI, SM_CTX_QW1_RID_PASID_LO));
+    // Decision: ECAP.PSS (0, as QEMU) does not limit PASIDs; the directory size 2^(PDTS+7) does.
+    const dirEntries = 2 ** (Number(field(cq0, SM_CTX_QW0_PDTS_HI, SM_CTX_QW0_PDTS_LO)) + 7);
+    const dirIndex = pasid >> PASID_DIR_SHIFT;
+    if (dirIndex >= dirEntries) return fault(withPasid ? FR_SM_PASID_BEYOND_DIRECTORY : FR_SM_RID_PASID_ERROR);
+
+    // PASID-directory entry (§3.6).
+    const de = this.unitReadQword((cq0 & bitRange(12, 64)) + PASID_DIR_ENTRY_SIZE * BigInt(dirIndex));
+    if (de === null) return fault(FR_SM_DIR_ACCESS);
+    fpd ||= isSet(de, PASID_DIR_FPD);
+    if (!isSet(de, PASID_DIR_P)) return fault(FR_SM_DIR_NOT_PRESENT);
+    if (isSet(de, PASID_DIR_RSVD | aboveHaw)) return fault(FR_SM_DIR_RESERVED);
+
+    // PASID-table entry (§3.6).
+    const pe = this.unitReadQwords((de & bitRange(12, 64)) + PASID_ENTRY_SIZE * BigInt(pasid & PASID_TABLE_INDEX_MASK), 8);
+    if (pe === null) return fault(FR_SM_PASID_ENTRY_ACCESS);
+    const [pq0, pq1, pq2] = pe as [bigint, bigint, bigint];
+    fpd ||= isSet(pq0, PE_QW0_FPD);
+    if (!isSet(pq0, PE_QW0_P)) return fault(FR_SM_PASID_ENTRY_NOT_PRESENT);
+    // Decision: every reserved bit is checked whatever the PGTT; fields whose capability is absent are reserved.
+    const ers = this.executeRequestsSupported();
+    const peRsvd0 = PE_QW0_RSVD | PE_QW0_SLADE | (ers ? 0n : PE_QW0_SLEE) | aboveHaw;
+    const peRsvd2 =
+      PE_QW2_RSVD | PE_QW2_EAFE | (this.supervisorRequestsSupported() ? 0n : PE_QW2_SRE) | (ers ? 0n : PE_QW2_ERE) | aboveHaw;
+    const flpm = Number(field(pq2, PE_QW2_FLPM_HI, PE_QW2_FLPM_LO));
+    if (isSet(pq0, peRsvd0) || isSet(pq1, PE_QW1_RSVD) || isSet(pq2, peRsvd2) || flpm > FLPM_5_LEVEL || pe.slice(3).some((q) => q !== 0n)) {
+      return fault(FR_SM_PASID_ENTRY_RESERVED);
+    }
+    const pgtt = Number(field(pq0, PE_QW0_PGTT_HI, PE_QW0_PGTT_LO));
+    const aw = Number(field(pq0, PE_QW0_AW_HI, PE_QW0_AW_LO));
+    const awSupported = isSet(this.get(REG_CAP), bit(CAP_SAGAW_SHIFT + aw));
+    const flpmSupported = flpm === FLPM_4_LEVEL || (flpm === FLPM_5_LEVEL && isSet(this.get(REG_CAP), CAP_FS5LP));
+    const valid =
+      (pgtt === PGTT_FIRST_STAGE && this.firstStageSupported() && flpmSupported) ||
+      (pgtt === PGTT_SECOND_STAGE && this.secondStageSupported() && awSupported) ||
+      (pgtt === PGTT_NESTED && this.cfg.nest && awSupported && flpmSupported) ||
+      (pgtt === PGTT_PASS_THROUGH && this.cfg.pt);
+    if (!valid) return fault(FR_SM_PASID_ENTRY_INVALID);
+
+    // The request's privilege and execute attributes. Decision: a request without PASID takes its
+    // privilege from the context entry's RID_PRIV (bit 84) and is never an execute request.
+    const priv = withPasid ? req!.priv === true : isSet(cq1, SM_CTX_QW1_RID_PRIV);
+    const exe = withPasid && req!.exe === true;
+    if (priv && !isSet(pq2, PE_QW2_SRE)) return fault(FR_SM_SRE_CLEAR);
+    if (exe && !isSet(pq2, PE_QW2_ERE)) return fault(FR_SM_ERE_CLEAR);
+
+    const write = dir === 'w';
+    const ss: SecondStage = { top: pq0 & bitRange(12, 64), aw };
+    let out: { kind: 'ok'; gpa: bigint; flagWrites?: FlagWrite[] } | { kind: 'fault'; reason: number };
+    switch (pgtt) {
+      case PGTT_PASS_THROUGH:
+        out = { kind: 'ok', gpa: iova }; // identity, no width check (as legacy pass-through)
+        break;
+      case PGTT_SECOND_STAGE:
+        out = this.secondStage(ss, iova, write, { beyond: FR_SM_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ });
+        break;
+      default: {
+        const fs = this.firstStage(pq2, flpm, pgtt === PGTT_NESTED ? ss : null, iova, { write, priv, exe, wpe: isSet(pq2, PE_QW2_WPE) });
+        out = fs;
+      }
+    }
+    if (out.kind === 'fault') return fault(out.reason);
+    // The output must not reach the interrupt address range (§5.1 step 8; 87h in scalable mode).
+    if (overlapsInterruptRange(out.gpa, len)) return fault(FR_SM_INTERRUPT_ADDRESS);
+    return out;
+  }
+
+  /**
+   * Translates `addr` through the second stage (§4: the legacy second-level format, levels and width from
+   * the PASID entry's AW): the width check, the walk, the access rights. `reasons` names the faults of the
+   * width check and of missing rights, which depend on what is being translated (the request's address,
+   * or a first-stage table in nested translation).
+   */
+  private secondStage(
+    ss: SecondStage,
+    addr: bigint,
+    write: boolean,
+    reasons: { beyond: number; write: number; read: number },
+  ): { kind: 'ok'; gpa: bigint } | { kind: 'fault'; reason: number } {
+    const inputWidth = Math.min(this.cfg.aw, 30 + 9 * ss.aw);
+    if (addr >= 1n << BigInt(inputWidth)) return { kind: 'fault', reason: reasons.beyond };
+    const walk = this.walk(ss.top, ss.aw + 2, addr, write);
+    if (walk.kind === 'fault') {
+      // The legacy walk's reasons in their scalable-mode form: 3h (the top table unreadable) is 7Bh, 7h is 78h,
+      // Ch is 7Ah; a not-present entry (5h / 6h) is missing rights.
+      switch (walk.reason) {
+        case FR_CONTEXT_INVALID:
+          return { kind: 'fault', reason: FR_SM_SS_TOP_INVALID };
+        case FR_PAGING_ENTRY_ACCESS:
+          return { kind: 'fault', reason: FR_SM_SS_ENTRY_ACCESS };
+        case FR_PAGING_ENTRY_RESERVED:
+          return { kind: 'fault', reason: FR_SM_SS_RESERVED };
+        default:
+          return { kind: 'fault', reason: write ? reasons.write : reasons.read };
+      }
+    }
+    const leaf = walk.leaf;
+    if (write ? !leaf.w : !leaf.r) return { kind: 'fault', reason: write ? reasons.write : reasons.read };
+    return { kind: 'ok', gpa: leaf.frame | (addr & bitRange(0, leafShift(leaf.level))) };
+  }
+
+  /**
+   * First-stage translation (x86-64 4- or 5-level paging, FLPM), alone or nested over `ss`. Checks, in
+   * this order: canonical input (80h); per level from FLPTR down, the table read (73h for the table FLPTR
+   * names, 70h below; in nested translation the table's address first goes through the second stage: 74h
+   * beyond its width, 75h / 76h when it cannot be read), P (71h), reserved bits (72h); then on the leaf:
+   * U/S for a user request (81h), XD for an execute request (82h), R/W for a write (85h) unless a
+   * supervisor request with WPE = 0; nested: the output through the second stage (74h beyond its width,
+   * 85h / 86h). Rights are the AND (XD the OR) over every level. Accessed in every entry used and Dirty in
+   * the leaf of a write are returned as flag writes; in nested translation each needs the second stage to
+   * grant a write on the table (77h). Decision: the flags are set only when the whole request completes.
+   */
+  private firstStage(
+    pq2: bigint,
+    flpm: number,
+    nested: SecondStage | null,
+    iova: bigint,
+    access: { write: boolean; priv: boolean; exe: boolean; wpe: boolean },
+  ): { kind: 'ok'; gpa: bigint; flagWrites: FlagWrite[] } | { kind: 'fault'; reason: number } {
+    const fault = (reason: number): { kind: 'fault'; reason: number } => ({ kind: 'fault', reason });
+    const levels = flpm === FLPM_5_LEVEL ? 5 : 4;
+    // Canonical: bits 63 .. (width - 1) all equal, width 48 or 57.
+    const width = leafShift(levels) + SL_INDEX_BITS;
+    const upper = iova >> BigInt(width - 1);
+    if (upper !== 0n && upper !== (1n << BigInt(64 - width + 1)) - 1n) return fault(FR_SM_NOT_CANONICAL);
+
+    const tableGpaToAddress = (gpa: bigint, top: boolean): { kind: 'ok'; gpa: bigint } | { kind: 'fault'; reason: number } => {
+      if (nested === null) return { kind: 'ok', gpa };
+      const r = top ? FR_SM_NESTED_FS_TOP_READ : FR_SM_NESTED_FS_ENTRY_READ;
+      return this.secondStage(nested, gpa, false, { beyond: FR_SM_NESTED_FS_ADDRESS_BEYOND, write: r, read: r });
+    };
+
+    const rsvdAddress = bitRange(Math.min(this.cfg.aw, FS_ADDR_TOP), FS_ADDR_TOP);
+    const fs1gp = isSet(this.get(REG_CAP), CAP_FS1GP);
+    let tableGpa = pq2 & bitRange(12, 64);
+    let rw = true;
+    let us = true;
+    let xd = false;
+    const used: Array<{ tableGpa: bigint; addr: bigint; entry: bigint; leaf: boolean }> = [];
+    for (let level = levels; level >= 1; level--) {
+      const top = level === levels;
+      const table = tableGpaToAddress(tableGpa, top);
+      if (table.kind === 'fault') return table;
+      const shift = leafShift(level);
+      const addr = table.gpa + SL_ENTRY_SIZE * ((iova >> BigInt(shift)) & SL_INDEX_MASK);
+      const entry = this.unitReadQword(addr);
+      if (entry === null) return fault(top ? FR_SM_FS_TOP_ACCESS : FR_SM_FS_ENTRY_ACCESS);
+      if (!isSet(entry, FS_P)) return fault(FR_SM_FS_NOT_PRESENT);
+      const ps = isSet(entry, FS_PS);
+      const leaf = level === 1 || (level === 2 && ps) || (level === 3 && ps && fs1gp);
+      let rsvd = rsvdAddress;
+      if (level >= 4 || (level === 3 && !fs1gp)) rsvd |= FS_PS;
+      if (leaf && level === 3) rsvd |= FS_1G_FRAME_RSVD;
+      if (leaf && level === 2) rsvd |= FS_2M_FRAME_RSVD;
+      if (isSet(entry, rsvd)) return fault(FR_SM_FS_RESERVED);
+      rw &&= isSet(entry, FS_RW);
+      us &&= isSet(entry, FS_US);
+      xd ||= isSet(entry, FS_XD);
+      used.push({ tableGpa, addr, entry, leaf });
+      const frameMask = bitRange(shift, FS_ADDR_TOP);
+      if (leaf) {
+        let gpa = (entry & frameMask) | (iova & bitRange(0, shift));
+        if (!access.priv && !us) return fault(FR_SM_USER_TO_SUPERVISOR);
+        if (access.exe && xd) return fault(FR_SM_NO_EXECUTE);
+        if (access.write && !rw && (!access.priv || access.wpe)) return fault(FR_SM_WRITE);
+        if (nested !== null) {
+          const out = this.secondStage(nested, gpa, access.write, { beyond: FR_SM_NESTED_FS_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ });
+          if (out.kind === 'fault') return out;
+          gpa = out.gpa;
+        }
+        const flagWrites: FlagWrite[] = [];
+        for (const u of used) {
+          const set = (isSet(u.entry, FS_A) ? 0n : FS_A) | (u.leaf && access.write && !isSet(u.entry, FS_D) ? FS_D : 0n);
+          if (set === 0n) continue;
+          if (nested !== null) {
+            const w = this.secondStage(nested, u.tableGpa, true, {
+              beyond: FR_SM_NESTED_FS_ADDRESS_BEYOND,
+              write: FR_SM_NESTED_FS_ENTRY_WRITE,
+              read: FR_SM_NESTED_FS_ENTRY_WRITE,
+            });
+            if (w.kind === 'fault') return w;
+          }
+          flagWrites.push({ addr: u.addr, set });
+        }
+        return { kind: 'ok', gpa, flagWrites };
+      }
+      tableGpa = entry & bitRange(PAGE_SHIFT, FS_ADDR_TOP);
+    }
+    throw new Error('internal: first-stage walk ended without a leaf');
   }
 
   /** The second-level walk (§4.1 - §4.3). */
@@ -1590,8 +2149,13 @@ export class RefModel {
    * dma() does after its own translation faulted. Internal API, also used by windows.ts when the outcome the
    * core chose is a fault of a cached translation.
    */
-  recordFault(sid: number, iova: bigint, dir: 'r' | 'w', reason: number): void {
-    this.writeFaultRecord(sid, iova & FRCD_LO_FI, dir === 'r', reason);
+  recordFault(sid: number, iova: bigint, dir: 'r' | 'w', reason: number, req?: ModelDmaRequest): void {
+    // A request with PASID is recorded with PP = 1, PV = its PASID, and its PRIV and EXE (§6.1); without, all 0.
+    let prefix = 0n;
+    if (req?.pasid !== undefined) {
+      prefix = FRCD_HI_PP | (BigInt(req.pasid) << FRCD_HI_PV_SHIFT) | (req.priv === true ? FRCD_HI_PRIV : 0n) | (req.exe === true ? FRCD_HI_EXE : 0n);
+    }
+    this.writeFaultRecord(sid, iova & FRCD_LO_FI, dir === 'r', reason, prefix);
   }
 
   /**
@@ -1607,7 +2171,7 @@ export class RefModel {
   }
 
   /** §6.3 steps 2-5 for a fault with fault info `fi` (FRCD bits 63:12), type T = `read`. */
-  private writeFaultRecord(sid: number, fi: bigint, read: boolean, reason: number): void {
+  private writeFaultRecord(sid: number, fi: bigint, read: boolean, reason: number, prefix = 0n): void {
     if (this.has(REG_FSTS, FSTS_PFO)) return; // step 2: overflow pending, drop
     for (let i = 0; i < this.cfg.nfr; i++) {
       const hi = this.get(this.frcdHigh(i));
@@ -1618,9 +2182,9 @@ export class RefModel {
       this.raiseFaultCondition(FSTS_PFO); // step 4: next record busy
       return;
     }
-    // Step 5: write the record (PP, PV, AT = 0), then F.
+    // Step 5: write the record (PP, PV, PRIV, EXE from the request's PASID prefix; AT = 0), then F.
     this.set(this.frcdLow(index), fi);
-    this.set(this.frcdHigh(index), FRCD_HI_F | (read ? FRCD_HI_T_READ : 0n) | (BigInt(reason) << FRCD_HI_FR_SHIFT) | BigInt(sid));
+    this.set(this.frcdHigh(index), FRCD_HI_F | (read ? FRCD_HI_T_READ : 0n) | (BigInt(reason) << FRCD_HI_FR_SHIFT) | prefix | BigInt(sid));
     if (!this.has(REG_FSTS, FSTS_PPF)) {
       this.set(REG_FSTS, (this.get(REG_FSTS) & ~FSTS_FRI) | (BigInt(index) << BigInt(FSTS_FRI_LO)));
       this.raiseFaultCondition(FSTS_PPF); // PPF 0 -> 1
@@ -1691,6 +2255,7 @@ export function ioapicMessage(rte: bigint): { addr: bigint; data: number } {
 
 /** Whether a fault with this reason under this FPD is suppressed: not recorded nor reported (§5.2, §5.3, §6.3 step 1). */
 export function isFaultSuppressed(reason: number, fpd: boolean): boolean {
+  if (reason >= FR_SM_ROOT_TABLE_INVALID && reason <= FR_SM_A_D_NO_SNOOP_FS) return fpd && !SM_UNQUALIFIED_FAULTS.has(reason);
   return fpd && QUALIFIED_FAULTS.has(reason);
 }
 

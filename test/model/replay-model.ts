@@ -1,7 +1,7 @@
 // Replays a vtd trace (docs/trace-format.md) against the reference model and returns the
 // result lines exactly as the format prints them.
 
-import { RefModel, defaultModelConfig, type ModelConfig } from './model.js';
+import { RefModel, defaultModelConfig, type ModelConfig, type ModelDmaRequest } from './model.js';
 
 export interface ReplayOptions {
   /**
@@ -93,8 +93,11 @@ function parseHeader(obj: Json): { cfg: ModelConfig; devices: Set<number> } {
         cfg[key] = value;
         break;
       case 'sm':
-        if (typeof value !== 'boolean') fail('iommu.sm must be true or false');
-        if (value) fail('scalable mode (iommu.sm) is not modelled');
+      case 'flts':
+      case 'pasid':
+      case 'nest':
+        if (typeof value !== 'boolean') fail(`iommu.${key} must be true or false`);
+        cfg[key] = value;
         break;
       case 'nfr':
         if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 64) fail('iommu.nfr must be 1 to 64');
@@ -113,6 +116,22 @@ function parseHeader(obj: Json): { cfg: ModelConfig; devices: Set<number> } {
   const devices = obj['devices'] ?? [];
   if (!Array.isArray(devices)) fail('"devices" must be an array of requester ids');
   return { cfg, devices: new Set(devices.map(parseSid)) };
+}
+
+/** The optional PASID prefix of a `dma` op (trace-format "Scalable mode"): `pasid`, and `priv` / `exe` with it. */
+function dmaRequest(o: Json): ModelDmaRequest | undefined {
+  const has = (k: string): boolean => k in o;
+  if (!has('pasid')) {
+    if (has('priv') || has('exe')) fail('"priv" and "exe" go with a "pasid"');
+    return undefined;
+  }
+  const pasid = intField(o, 'pasid', 0, 0xfffff);
+  const flag = (k: string): boolean => {
+    if (!has(k)) return false;
+    if (typeof o[k] !== 'boolean') fail(`"${k}" must be true or false`);
+    return o[k] as boolean;
+  };
+  return { pasid, priv: flag('priv'), exe: flag('exe') };
 }
 
 /** Replays `traceText` on a fresh model; returns one JSON string per result line. */
@@ -202,7 +221,8 @@ function runOp(model: RefModel, devices: Set<number>, o: Json, i: number, msiMod
       const len = intField(o, 'len', 1, 4096);
       const dir = field(o, 'dir');
       if (dir !== 'r' && dir !== 'w') fail(`"dir" must be "r" or "w", got ${JSON.stringify(dir)}`);
-      const r = model.dma(sid, iova, len, dir);
+      const req = dmaRequest(o);
+      const r = model.dma(sid, iova, len, dir, req);
       if (r.ok) return JSON.stringify({ i, op, ok: true, gpa: hex(r.gpa) });
       return JSON.stringify(r.fault === undefined ? { i, op, ok: false } : { i, op, ok: false, fault: hexFault(r.fault) });
     }

@@ -202,6 +202,9 @@ export class CachedWindowModel {
   private readonly irtes = new Map<number, Map<string, Irte>>();
 
   constructor(cfg: ModelConfig) {
+    // The windows of scalable mode (contexts, PASID entries and leaves tagged by PASID) are not built yet: a
+    // unit with sm would get legacy windows, which are wrong once TTM = 01 is latched. Refuse rather than mislead.
+    if (cfg.sm) throw new Error('CachedWindowModel: scalable mode (sm) is not modelled by the cached windows yet');
     this.ref = new RefModel(cfg);
     // The RefModel reports each invalidation when it is performed, which for this serial unit is when it
     // completes: before CCMD.ICC / IOTLB.IVT read 0, and before any later descriptor (wait included) runs.
@@ -443,6 +446,8 @@ export class CachedWindowModel {
    * IEC invalidations only IRTEs.
    */
   private invalidate(inv: Invalidation): void {
+    // PASID-cache and PASID-based IOTLB invalidations exist only in scalable mode, which the constructor refuses.
+    if (inv.cache === 'pasid' || inv.cache === 'piotlb') throw new Error('internal: a scalable-mode invalidation reached the legacy windows');
     if (inv.cache === 'iec') {
       if (inv.granularity === 'global') {
         this.irtes.clear();
