@@ -19,7 +19,8 @@
  *    (it does not check rights on hits) → {"ok":false}; no event at all →
  *    not translated (TE off, pass-through fast path) → {"ok":true,"gpa":iova}.
  *  - msi: vtd_ir_remap_msi (...) -> (addr A, data D) → {"ok":true,...};
- *    none → dropped → {"ok":false} (QEMU never records IR fault reasons).
+ *    vtd_frr_new (QEMU 10 records the fault) → {"ok":false,"fault":FR};
+ *    neither → dropped → {"ok":false} (QEMU 7.2 never records IR faults).
  *  - rd: the register value under the op's mask; mrd: the bytes read.
  *
  * Two places where edu does more than the format's DMA (which only
@@ -105,7 +106,7 @@ const BAR_BASE = 0xfd000000, BAR_SIZE = 0x100000, BAR_END = 0xfec00000;
 const Q35_LOWMEM_LIMIT = 0xb0000000n;
 
 /** Events the results are read from; `trace: true` enables all vtd_* events instead. */
-const TRACE_EVENTS = ['vtd_dmar_translate', 'vtd_dmar_fault', 'vtd_fault_disabled', 'vtd_iotlb_page_hit', 'vtd_ir_remap_msi', 'vtd_ir_remap_msi_req'];
+const TRACE_EVENTS = ['vtd_dmar_translate', 'vtd_dmar_fault', 'vtd_fault_disabled', 'vtd_iotlb_page_hit', 'vtd_ir_remap_msi', 'vtd_ir_remap_msi_req', 'vtd_frr_new'];
 
 /**
  * How one QEMU is started: `program` with `prefix` before QEMU's own
@@ -409,6 +410,8 @@ type DmaOutcome = { ok: true; gpa: bigint } | { ok: false; fault?: number };
 const RE_FAULT = /vtd_dmar_fault sid 0x[0-9a-f]+ fault (\d+)/;
 const RE_TRANSLATE = /vtd_dmar_translate dev \S+ iova 0x([0-9a-f]+) -> gpa 0x([0-9a-f]+) mask 0x([0-9a-f]+)/;
 const RE_INVALID = /Invalid (?:read|write) at addr 0x([0-9a-fA-F]+)/;
+/** A fault record written (QEMU 10 records interrupt-remapping faults; FR is bits 39:32 of `high`). */
+const RE_FRR_NEW = /vtd_frr_new index \d+ high 0x([0-9a-f]+) low 0x[0-9a-f]+/;
 const RE_MSI = /vtd_ir_remap_msi \(addr 0x([0-9a-f]+), data 0x([0-9a-f]+)\) -> \(addr 0x([0-9a-f]+), data 0x([0-9a-f]+)\)/;
 
 const inRange = (a: bigint, base: bigint, len: bigint): boolean => a >= base && a < base + len;
@@ -631,6 +634,13 @@ class Runner {
       if (m && BigInt('0x' + m[1]) === op.addr && BigInt('0x' + m[2]) === op.data) {
         return `"ok":true,"addr":"${hx(BigInt('0x' + m[3]))}","data":"${hx(BigInt('0x' + m[4]))}"`;
       }
+    }
+    // QEMU logs no event for the reason of a blocked interrupt; QEMU 10 does
+    // record it (7.2 never does), and the record names it. A fault it does not
+    // record (FPD, a fault already pending) stays without a reason here.
+    for (const ev of r.events) {
+      const m = RE_FRR_NEW.exec(ev);
+      if (m) return `"ok":false,"fault":"${faultHex(Number((BigInt('0x' + m[1]) >> 32n) & 0xffn))}"`;
     }
     return '"ok":false';
   }
