@@ -265,6 +265,7 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
         return irteCache;
       },
       window: () => cause,
+      tainted: (off) => taints.get(off)?.mask ?? 0,
     };
     const diffs = diffResults(o, q);
     if (diffs.length && pendingResume) {
