@@ -1,6 +1,6 @@
 /**
- * `vtd conform --qemu`: differential conformance against QEMU 7.2's
- * intel-iommu (docs/CONFORMANCE.md). The conformance run itself
+ * `vtd conform --qemu`: differential conformance against QEMU's
+ * intel-iommu, 7.2 or 10 (docs/CONFORMANCE.md). The conformance run itself
  * (src/conform/run.ts) is loaded only when used: it needs fast-check (a
  * development dependency), the firmware sources and QEMU, so it runs from a
  * clone of the repository; the package ships neither firmware/ nor
@@ -11,10 +11,13 @@
 import { VtdError } from '../errors.js';
 import { AtomicFile, CliError, parseCommandArgs, writeFileWhole, writeStdout } from './util.js';
 
-export const usage = `  conform --qemu         differential conformance against QEMU 7.2's intel-iommu: random traces
+export const usage = `  conform --qemu         differential conformance against QEMU's intel-iommu: random traces
                          (fast-check), each replayed through this core and through QEMU, compared;
                          a new difference is shrunk to a minimal trace and printed; runs from a
                          clone of the repository (npm ci there), not from the installed package
+      --qemu-version V   7.2 (qemu-system-x86_64 on the PATH, or VTD_QEMU) or 10 (run with chroot
+                         in the Debian 13 root scripts/install-test-deps.sh makes, VTD_QEMU10_ROOT)
+                         [7.2]; the known deviations are that version's
       --seeds N          how many traces [100]
       --seed S           the first seed [1]; seed S always gives the same trace
       --hostile          hostile traces (malformed entries, random registers and descriptors,
@@ -28,7 +31,7 @@ export const usage = `  conform --qemu         differential conformance against 
 `;
 
 const CONFORM_OPTIONS = {
-  qemu: { type: 'boolean' }, seeds: { type: 'string' }, seed: { type: 'string' }, hostile: { type: 'boolean' }, out: { type: 'string' },
+  qemu: { type: 'boolean' }, 'qemu-version': { type: 'string' }, seeds: { type: 'string' }, seed: { type: 'string' }, hostile: { type: 'boolean' }, out: { type: 'string' },
   jobs: { type: 'string' }, 'no-shrink': { type: 'boolean' }, 'shrink-runs': { type: 'string' }, quiet: { type: 'boolean' },
 } as const;
 
@@ -40,7 +43,9 @@ function conformArgs(args: string[]): Record<string, string | boolean | undefine
     const v = o[k];
     if (typeof v === 'string' && !/^\d+$/.test(v)) throw new VtdError('ARGUMENT', `conform: --${k} must be a non-negative integer, got ${v}`);
   }
-  if (!o.qemu) throw new VtdError('ARGUMENT', 'conform: --qemu is required (QEMU 7.2 intel-iommu is the only reference implemented)');
+  if (!o.qemu) throw new VtdError('ARGUMENT', 'conform: --qemu is required (QEMU\'s intel-iommu is the only reference implemented)');
+  const v = o['qemu-version'];
+  if (v !== undefined && v !== '7.2' && v !== '10') throw new VtdError('ARGUMENT', `conform: --qemu-version must be 7.2 or 10, got ${String(v)}`);
   if (o.seeds === '0') throw new VtdError('ARGUMENT', 'conform: --seeds must be at least 1');
   if (o.jobs === '0') throw new VtdError('ARGUMENT', 'conform: --jobs must be at least 1');
   return o;
@@ -51,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
   const { existsSync, mkdirSync } = await import('node:fs');
   const { join } = await import('node:path');
   const fromClone = 'conform runs from a clone of the vtd-wasm repository, not from the installed package:'
-    + ' it needs fast-check (a development dependency), the test firmware\'s sources (firmware/) and QEMU 7.2.'
+    + ' it needs fast-check (a development dependency), the test firmware\'s sources (firmware/) and QEMU.'
     + ' In a clone: npm ci && npx vtd conform --qemu';
   // The package ships neither firmware/ nor dist/conform (package.json "files").
   if (!existsSync(new URL('../../firmware/vtd-fw.S', import.meta.url))) {
@@ -76,7 +81,8 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   const { qemuAvailable } = await import('../qemu/harness.js');
-  const avail = qemuAvailable();
+  const qemu = { version: (o['qemu-version'] ?? '7.2') as '7.2' | '10' };
+  const avail = qemuAvailable(qemu);
   if (!avail.ok) {
     process.stderr.write(`vtd: conform: ${avail.reason}\n`);
     return 1;
@@ -85,7 +91,7 @@ export async function run(args: string[]): Promise<number> {
   const quiet = !!o.quiet;
   let done = 0;
   const summary = await mod.runConformance({
-    seeds, firstSeed: first, hostile: !!o.hostile, jobs, shrink: !o['no-shrink'],
+    seeds, firstSeed: first, hostile: !!o.hostile, jobs, shrink: !o['no-shrink'], qemu,
     // The canary (docs/CONFORMANCE.md): plants a difference in QEMU's answers; the run must find it.
     alterQemu: process.env.VTD_CONFORM_PLANT === '1' ? mod.plantDifference : undefined,
     shrinkRuns: o['shrink-runs'] !== undefined ? Number(o['shrink-runs']) : undefined,

@@ -19,7 +19,8 @@
 import { Iommu, TranslateResult } from '../iommu.js';
 import { faultHex, hex, Replayer } from '../replay/replayer.js';
 import { optionsFromHeader, type Trace, type TraceConfig, type TraceOp } from '../trace/parse.js';
-import { DEVIATIONS, deviation, type DetectContext, type DwordDiff, type Taint, type WindowCause } from './deviations.js';
+import type { QemuVersion } from '../qemu/harness.js';
+import { DEVIATIONS, deviation, deviationsFor, type DetectContext, type DwordDiff, type Taint, type WindowCause } from './deviations.js';
 import { byIndex, diffResults, faultPresenceDiffers, parseResult, type FieldDiff, type Result } from './results.js';
 import { decodeMsi, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
 import { WindowTracker } from './window.js';
@@ -127,8 +128,10 @@ function dwords(reg: number, size: number, v: bigint): Array<[number, number]> {
 }
 
 export interface CompareOptions {
-  /** Stop at the first new difference (default) or keep comparing (for diagnostics: later new differences are not reported). */
+  /** The deviations that may explain a difference [those of `qemuVersion`]. */
   deviations?: typeof DEVIATIONS;
+  /** The QEMU that gave the answers ['7.2']: its deviations are the known ones. */
+  qemuVersion?: QemuVersion;
 }
 
 /**
@@ -136,7 +139,7 @@ export interface CompareOptions {
  * itself; QEMU's lines may come from anywhere.
  */
 export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: CompareOptions = {}): Verdict {
-  const list = opts.deviations ?? DEVIATIONS;
+  const list = opts.deviations ?? deviationsFor(opts.qemuVersion ?? '7.2');
   const cfg = trace.header.config;
   const ram = cfg.ram;
   const ours = new Replayer(trace);
@@ -262,6 +265,7 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
         return irteCache;
       },
       window: () => cause,
+      tainted: (off) => taints.get(off)?.mask ?? 0,
     };
     const diffs = diffResults(o, q);
     if (diffs.length && pendingResume) {

@@ -17,12 +17,12 @@ const cell = (s: string): string => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 /** The markdown table: one row per deviation. */
 export function deviationTable(): string {
   const rows = [
-    '| id | kind | QEMU 7.2 | our answer | why | after it | shown in |',
-    '| --- | --- | --- | --- | --- | --- | --- |',
+    '| id | kind | versions | QEMU | our answer | why | after it | shown in |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
   ];
   for (const d of DEVIATIONS) {
     const after = d.taint === 'all' ? 'comparison stops' : d.taint.length === 0 ? 'nothing else differs' : `may differ: ${[...new Set(d.taint.map(([o]) => '0x' + o.toString(16)))].join(', ')}`;
-    rows.push(`| \`${d.id}\` | ${d.kind} | ${cell(d.qemu)} | ${cell(d.architected)} | ${cell(d.reason)} | ${after} | ${cell(d.fixture ?? '')} |`);
+    rows.push(`| \`${d.id}\` | ${d.kind} | ${d.versions.join(', ')} | ${cell(d.qemu)} | ${cell(d.architected)} | ${cell(d.reason)} | ${after} | ${cell(d.fixture ?? '')} |`);
   }
   return rows.join('\n');
 }

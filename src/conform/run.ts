@@ -4,11 +4,11 @@
  * `jobs` QEMUs at once), compare, count what is known, and shrink and file
  * what is new.
  */
-import { QemuError, qemuAvailable, runTraceOnQemuWithStats, type QemuRunOptions } from '../qemu/harness.js';
+import { QemuError, qemuAvailable, runTraceOnQemuWithStats, type QemuRunOptions, type QemuVersion } from '../qemu/harness.js';
 import { replayTrace } from '../replay/replayer.js';
 import { parseTrace, type Trace } from '../trace/parse.js';
 import { compareTrace, type Verdict } from './compare.js';
-import { DEVIATIONS } from './deviations.js';
+import { DEVIATIONS, deviationsFor } from './deviations.js';
 import { renderTrace, traceForSeed, type GeneratedTrace } from './gen/index.js';
 import { fileDifference } from './report.js';
 import { shrinkTrace, signature } from './shrink.js';
@@ -112,10 +112,11 @@ async function qemuSide(text: string, opts: QemuRunOptions): Promise<{ lines: st
  * A trace on which QEMU died: a known abort (a wait descriptor with SW and IF,
  * an 8-byte write to 0x38/0xa0/0xa8) or a new finding.
  */
-function knownAbort(trace: Trace): string | undefined {
+function knownAbort(trace: Trace, version: QemuVersion): string | undefined {
+  const known = new Set(deviationsFor(version).map((d) => d.id));
   for (const op of trace.ops) {
-    if (op.op === 'wr' && op.size === 8 && [0x38, 0xa0, 0xa8].includes(op.reg)) return 'eight-byte-write-abort';
-    if (op.op === 'mem') {
+    if (op.op === 'wr' && op.size === 8 && [0x38, 0xa0, 0xa8].includes(op.reg) && known.has('eight-byte-write-abort')) return 'eight-byte-write-abort';
+    if (op.op === 'mem' && known.has('wait-sw-and-if-abort')) {
       for (let i = 0; i + 8 <= op.data.length; i += 8) {
         const lo = new DataView(op.data.buffer, op.data.byteOffset + i, 8).getBigUint64(0, true);
         if ((lo & 0xfn) === 5n && (lo & 0x30n) === 0x30n) return 'wait-sw-and-if-abort';
@@ -147,7 +148,7 @@ export async function runText(seed: number, text: string, qopts: QemuRunOptions 
   } catch (e) {
     const err = e instanceof QemuError ? e : undefined;
     if (err?.code === 'QEMU_DIED') {
-      const id = knownAbort(trace);
+      const id = knownAbort(trace, qopts.version ?? '7.2');
       if (id) {
         const verdict: Verdict = { status: 'known', opsCompared: 0, events: [{ index: Number(err.details.op ?? 0), op: 'wr', id, silent: true }], diverged: { index: Number(err.details.op ?? 0), id }, windowsObserved: 0, ours: [] };
         return { seed, status: 'known', ops: trace.ops.length, verdict, coreMs, qemuMs: 0, qemuStartupMs: 0, text, trace };
@@ -155,7 +156,7 @@ export async function runText(seed: number, text: string, qopts: QemuRunOptions 
     }
     return { seed, status: 'error', ops: trace.ops.length, coreMs, qemuMs: 0, qemuStartupMs: 0, error: e instanceof Error ? e.message : String(e), text, trace };
   }
-  const verdict = compareTrace(trace, alter ? alter(q.lines, trace) : q.lines);
+  const verdict = compareTrace(trace, alter ? alter(q.lines, trace) : q.lines, { qemuVersion: qopts.version });
   return { seed, status: verdict.status, ops: trace.ops.length, verdict, coreMs, qemuMs: q.ms, qemuStartupMs: q.startupMs, retried: q.retried, text, trace };
 }
 
@@ -167,7 +168,7 @@ export async function shrinkAndFile(seed: number, g: GeneratedTrace, verdict: Ve
     try {
       const q = await qemuSide(text, opts.qemu ?? {});
       const trace = parseTrace(text);
-      return compareTrace(trace, opts.alterQemu ? opts.alterQemu(q.lines, trace) : q.lines);
+      return compareTrace(trace, opts.alterQemu ? opts.alterQemu(q.lines, trace) : q.lines, { qemuVersion: opts.qemu?.version });
     } catch {
       return undefined;
     }
@@ -180,7 +181,7 @@ export async function shrinkAndFile(seed: number, g: GeneratedTrace, verdict: Ve
 export async function runConformance(opts: ConformOptions): Promise<ConformSummary> {
   const first = opts.firstSeed ?? 1;
   const jobs = Math.max(1, opts.jobs ?? 2);
-  const avail = qemuAvailable(opts.qemu?.qemuBinary);
+  const avail = qemuAvailable(opts.qemu ?? {});
   const summary: ConformSummary = {
     seeds: 0, agree: 0, known: 0, new: 0, errors: 0, ops: 0, deviations: {}, diverged: {}, coreMs: 0, qemuMs: 0, qemuStartupMs: 0, wallMs: 0, results: [],
     qemuVersion: avail.ok ? avail.version : undefined,

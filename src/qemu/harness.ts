@@ -19,7 +19,8 @@
  *    (it does not check rights on hits) → {"ok":false}; no event at all →
  *    not translated (TE off, pass-through fast path) → {"ok":true,"gpa":iova}.
  *  - msi: vtd_ir_remap_msi (...) -> (addr A, data D) → {"ok":true,...};
- *    none → dropped → {"ok":false} (QEMU never records IR fault reasons).
+ *    vtd_frr_new (QEMU 10 records the fault) → {"ok":false,"fault":FR};
+ *    neither → dropped → {"ok":false} (QEMU 7.2 never records IR faults).
  *  - rd: the register value under the op's mask; mrd: the bytes read.
  *
  * Two places where edu does more than the format's DMA (which only
@@ -30,7 +31,7 @@
  * BAR, the unit's own registers) does reach that device: traces avoid it.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { formatRid, parseTrace, type Trace, type TraceConfig, type TraceOp } from '../trace/parse.js';
@@ -39,9 +40,26 @@ import { QtestSession, type QtestReply } from './qtest.js';
 
 export { QemuError, type QemuErrorCode } from './errors.js';
 
+/**
+ * The QEMU versions the harness drives. 7.2 is Debian 12's, on the PATH;
+ * 10 is Debian 13's, run inside a Debian 13 root with chroot (see
+ * scripts/install-test-deps.sh), since the two cannot be installed side by side.
+ */
+export type QemuVersion = '7.2' | '10';
+export const QEMU_VERSIONS: readonly QemuVersion[] = ['7.2', '10'];
+/** Where scripts/install-test-deps.sh puts the Debian 13 root holding QEMU 10 (env VTD_QEMU10_ROOT overrides). */
+export const DEFAULT_QEMU10_ROOT = '/opt/vtd-wasm/qemu10';
+
 export interface QemuRunOptions {
-  /** QEMU to run [env VTD_QEMU, else qemu-system-x86_64 on PATH]. */
+  /** Which QEMU to run ['7.2']. */
+  version?: QemuVersion;
+  /**
+   * QEMU to run directly, without chroot [7.2: env VTD_QEMU, else
+   * qemu-system-x86_64 on PATH; 10: none, QEMU 10 runs in `qemu10Root`].
+   */
   qemuBinary?: string;
+  /** Root directory holding QEMU 10 (version 10 without qemuBinary) [env VTD_QEMU10_ROOT, else /opt/vtd-wasm/qemu10]. */
+  qemu10Root?: string;
   /** Limit for the whole run, start-up included; QEMU is killed past it [60000]. */
   timeoutMs?: number;
   /** Firmware image [firmware/out/vtd-fw.bin, built from firmware/ when missing or stale]. */
@@ -88,23 +106,70 @@ const BAR_BASE = 0xfd000000, BAR_SIZE = 0x100000, BAR_END = 0xfec00000;
 const Q35_LOWMEM_LIMIT = 0xb0000000n;
 
 /** Events the results are read from; `trace: true` enables all vtd_* events instead. */
-const TRACE_EVENTS = ['vtd_dmar_translate', 'vtd_dmar_fault', 'vtd_fault_disabled', 'vtd_iotlb_page_hit', 'vtd_ir_remap_msi', 'vtd_ir_remap_msi_req'];
+const TRACE_EVENTS = ['vtd_dmar_translate', 'vtd_dmar_fault', 'vtd_fault_disabled', 'vtd_iotlb_page_hit', 'vtd_ir_remap_msi', 'vtd_ir_remap_msi_req', 'vtd_frr_new'];
 
-function defaultBinary(opts?: QemuRunOptions): string {
-  return opts?.qemuBinary ?? process.env.VTD_QEMU ?? 'qemu-system-x86_64';
+/**
+ * How one QEMU is started: `program` with `prefix` before QEMU's own
+ * arguments; `root` when it runs under chroot (files it reads must then be
+ * inside that directory, named by their path there).
+ */
+export interface QemuCommand {
+  version: QemuVersion;
+  program: string;
+  prefix: string[];
+  root?: string;
+  /** For messages: the command as a user would type it. */
+  display: string;
 }
 
-/** Whether QEMU can be run, and its version ("7.2.22" ...). */
-export function qemuAvailable(qemuBinary?: string): { ok: true; version: string } | { ok: false; reason: string } {
-  const bin = qemuBinary ?? defaultBinary();
-  const r = spawnSync(bin, ['--version'], { encoding: 'utf8', timeout: 10_000 });
+export function qemuCommand(opts: QemuRunOptions = {}): QemuCommand {
+  const version = opts.version ?? '7.2';
+  if (!QEMU_VERSIONS.includes(version)) {
+    throw new QemuError('UNSUPPORTED', `QEMU version ${String(version)}: the harness drives ${QEMU_VERSIONS.join(' and ')}`, { version });
+  }
+  if (version === '7.2' || opts.qemuBinary !== undefined) {
+    const bin = opts.qemuBinary ?? process.env.VTD_QEMU ?? 'qemu-system-x86_64';
+    return { version, program: bin, prefix: [], display: bin };
+  }
+  const root = opts.qemu10Root ?? process.env.VTD_QEMU10_ROOT ?? DEFAULT_QEMU10_ROOT;
+  return { version, program: 'chroot', prefix: [root, 'qemu-system-x86_64'], root, display: `chroot ${root} qemu-system-x86_64` };
+}
+
+/** Does a `--version` string belong to the version asked for (7.2.x; 10.x)? */
+function versionMatches(want: QemuVersion, got: string): boolean {
+  return want === '7.2' ? /^7\.2(\.|$)/.test(got) : /^10\./.test(got);
+}
+
+/**
+ * Whether QEMU can be run, and its version ("7.2.22", "10.0.13" ...). A
+ * string argument is a binary to run as QEMU 7.2 (as before versions).
+ */
+export function qemuAvailable(which?: string | QemuRunOptions): { ok: true; version: string } | { ok: false; reason: string } {
+  const opts: QemuRunOptions = typeof which === 'string' ? { qemuBinary: which } : which ?? {};
+  let cmd: QemuCommand;
+  try {
+    cmd = qemuCommand(opts);
+  } catch (e) {
+    return { ok: false, reason: (e as QemuError).summary };
+  }
+  const install = 'npm test installs it; or run: sudo sh scripts/install-test-deps.sh';
+  if (cmd.root !== undefined && !existsSync(join(cmd.root, 'usr', 'bin', 'qemu-system-x86_64'))) {
+    return { ok: false, reason: `QEMU 10 is not installed: ${join(cmd.root, 'usr/bin/qemu-system-x86_64')} does not exist (${install}, which creates a Debian 13 root there with debootstrap; VTD_QEMU10_ROOT names another root)` };
+  }
+  const r = spawnSync(cmd.program, [...cmd.prefix, '--version'], { encoding: 'utf8', timeout: 10_000 });
   if (r.error) {
     const e = r.error as NodeJS.ErrnoException;
-    const hint = e.code === 'ENOENT' ? ' (npm test installs it; or run: sudo sh scripts/install-test-deps.sh, i.e. apt-get install -y qemu-system-x86)' : '';
-    return { ok: false, reason: `cannot run ${bin}: ${e.message}${hint}` };
+    const hint = e.code === 'ENOENT' ? ` (${install}, i.e. apt-get install -y qemu-system-x86)` : '';
+    return { ok: false, reason: `cannot run ${cmd.display}: ${e.message}${hint}` };
   }
   const m = /QEMU emulator version (\S+)/.exec(r.stdout);
-  if (r.status !== 0 || !m) return { ok: false, reason: `${bin} --version failed (status ${r.status}): ${(r.stdout + r.stderr).trim().slice(0, 300)}` };
+  if (r.status !== 0 || !m) {
+    const why = cmd.root !== undefined && /Operation not permitted/.test(r.stderr) ? ' (chroot needs root: run as root, or give qemuBinary a QEMU 10 that runs directly)' : '';
+    return { ok: false, reason: `${cmd.display} --version failed (status ${r.status})${why}: ${(r.stdout + r.stderr).trim().slice(0, 300)}` };
+  }
+  if (!versionMatches(cmd.version, m[1])) {
+    return { ok: false, reason: `${cmd.display} is QEMU ${m[1]}, not QEMU ${cmd.version === '7.2' ? '7.2' : '10.x'} as asked (${cmd.version === '7.2' ? 'VTD_QEMU' : 'VTD_QEMU10_ROOT'} may name another)` };
+  }
   return { ok: true, version: m[1] };
 }
 
@@ -175,10 +240,32 @@ function unsupported(message: string, details: Record<string, unknown> = {}): ne
 const onOff = (b: boolean): string => (b ? 'on' : 'off');
 const hx = (v: bigint | number): string => '0x' + v.toString(16);
 
-/** The -device intel-iommu option string, every option explicit (QEMU's defaults differ from the format's). */
-function iommuDevice(c: TraceConfig): string {
-  if (c.aw === 57) unsupported('iommu.aw 57: QEMU 7.2 supports aw-bits 39 and 48 only');
-  if (c.nfr !== 1) unsupported(`iommu.nfr ${c.nfr}: QEMU 7.2 always has exactly one fault-recording register`);
+/**
+ * The header's scalable-mode keys (sm, flts, pasid, nest: trace-format.md
+ * "Scalable mode"). Read through this type so the harness works with a
+ * trace parser that does not know all of them yet (absent = false).
+ */
+type SmKeys = { sm: boolean; flts?: boolean; pasid?: boolean; nest?: boolean };
+
+/**
+ * The -device intel-iommu option string for `version`, every option explicit
+ * (QEMU's defaults differ from the format's). What that QEMU cannot do is
+ * refused with the reason (UNSUPPORTED), before anything starts.
+ */
+export function iommuDevice(c: TraceConfig, version: QemuVersion = '7.2'): string {
+  const q = `QEMU ${version}`;
+  const k: SmKeys = c as TraceConfig & SmKeys;
+  if (c.aw === 57) unsupported(`iommu.aw 57: ${q} supports aw-bits 39 and 48 only (5-level tables${k.sm ? ', 5-level first stage' : ''} are beyond QEMU)`);
+  if (c.nfr !== 1) unsupported(`iommu.nfr ${c.nfr}: ${q} always has exactly one fault-recording register`);
+  if (k.nest) unsupported(`iommu.nest: ${q} has no nested translation (PGTT 011); traces with nest run on this unit only`);
+  if (version === '7.2' && (k.sm || k.flts || k.pasid)) {
+    // 7.2's x-scalable-mode reports other CAP/ECAP than the format's table (QEMU 10's) and has no x-flts.
+    unsupported(`iommu.${k.flts ? 'flts' : k.pasid ? 'pasid' : 'sm'}: scalable-mode traces run on QEMU 10 only (vtd conform --qemu-version 10); QEMU 7.2's scalable mode reports other capabilities and has no first stage`);
+  }
+  // The trace parser enforces these; repeated here so a hand-made Trace cannot start QEMU with options it refuses.
+  if ((k.flts || k.pasid) && !k.sm) unsupported(`iommu.${k.flts ? 'flts' : 'pasid'} needs iommu.sm`);
+  if (k.flts && c.aw !== 48) unsupported(`iommu.flts with aw ${c.aw}: QEMU 10's first stage needs aw-bits 48`);
+  if (k.pasid && c.dt) unsupported('iommu.pasid with iommu.dt: QEMU 10 refuses x-pasid-mode with device-iotlb');
   const o = [
     `aw-bits=${c.aw}`,
     `caching-mode=${onOff(c.cm)}`,
@@ -191,7 +278,8 @@ function iommuDevice(c: TraceConfig): string {
     `snoop-control=${onOff(c.sc)}`,
     `device-iotlb=${onOff(c.dt)}`,
     `x-scalable-mode=${onOff(c.sm)}`,
-    'x-pasid-mode=off',
+    `x-pasid-mode=${onOff(!!k.pasid)}`,
+    ...(version === '10' ? [`x-flts=${onOff(!!k.flts)}`] : []),
     'dma-drain=on',
     'dma-translation=on',
     'version=0',
@@ -205,7 +293,7 @@ function iommuDevice(c: TraceConfig): string {
  * the edu at device 0 (a PCIe port has only device 0; more functions are
  * fine). Function 0 of a slot with several functions is multifunction.
  */
-export function planMachine(trace: Trace): MachinePlan {
+export function planMachine(trace: Trace, version: QemuVersion = '7.2'): MachinePlan {
   const c = trace.header.config;
   if (c.ram >= Q35_LOWMEM_LIMIT) {
     unsupported(`iommu.ram 0x${c.ram.toString(16)}: on q35, RAM from 0x80000000 moves above 4 GiB once it reaches 0xb0000000, so guest-physical addresses would not match`);
@@ -267,19 +355,48 @@ export function planMachine(trace: Trace): MachinePlan {
     // 100 ms DMA timer fires at once, deterministically.
     '-icount', 'shift=0,sleep=off',
     '-m', `${ramKiB}K`,
-    '-device', iommuDevice(c),
+    '-device', iommuDevice(c, version),
     ...devArgs,
     '-qtest', 'stdio', '-qtest-log', 'none',
-    '-d', 'guest_errors',
+    // QEMU 10 logs "Invalid read/write at addr" under its own item (7.2: under guest_errors).
+    '-d', version === '10' ? 'guest_errors,invalid_mem' : 'guest_errors',
   ];
   return { args, edus, ports };
 }
 
 /** The QEMU command line for a trace, for reproducing a run by hand (pipe qtest commands into it). */
-export async function qemuCommandLine(traceText: string | Trace, opts?: QemuRunOptions): Promise<string[]> {
+/**
+ * The QEMU command line for a trace, for reproducing a run by hand (pipe
+ * qtest commands into it). Under chroot (QEMU 10) the firmware is copied
+ * into the root and left there for that command (ROOT/tmp/vtd-wasm-PID-N).
+ */
+export async function qemuCommandLine(traceText: string | Trace, opts: QemuRunOptions = {}): Promise<string[]> {
   const trace = typeof traceText === 'string' ? parseTrace(traceText) : traceText;
-  const plan = planMachine(trace);
-  return [defaultBinary(opts), ...plan.args, '-bios', await ensureFirmware(opts?.firmware), ...traceArgs(opts?.trace ?? false)];
+  const cmd = qemuCommand(opts);
+  const plan = planMachine(trace, cmd.version);
+  const fw = stageFirmware(cmd, await ensureFirmware(opts.firmware));
+  return [cmd.program, ...cmd.prefix, ...plan.args, '-bios', fw.path, ...traceArgs(opts.trace ?? false)];
+}
+
+let stagings = 0;
+
+/**
+ * The firmware path as QEMU sees it. A QEMU under chroot reads only files
+ * inside its root: the image is copied to ROOT/tmp/vtd-wasm-PID-N/, which
+ * `cleanup` removes once QEMU is gone.
+ */
+function stageFirmware(cmd: QemuCommand, firmware: string): { path: string; cleanup(): void } {
+  if (cmd.root === undefined) return { path: firmware, cleanup() {} };
+  const inRoot = `/tmp/vtd-wasm-${process.pid}-${++stagings}`;
+  const dir = join(cmd.root, inRoot);
+  try {
+    mkdirSync(dir, { recursive: true });
+    copyFileSync(firmware, join(dir, 'vtd-fw.bin'));
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new QemuError('FIRMWARE', `cannot copy the firmware into ${dir} (QEMU ${cmd.version} runs under chroot and reads only files inside ${cmd.root}): ${(e as Error).message}`, { path: dir });
+  }
+  return { path: `${inRoot}/vtd-fw.bin`, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 function traceArgs(all: boolean): string[] {
@@ -293,6 +410,8 @@ type DmaOutcome = { ok: true; gpa: bigint } | { ok: false; fault?: number };
 const RE_FAULT = /vtd_dmar_fault sid 0x[0-9a-f]+ fault (\d+)/;
 const RE_TRANSLATE = /vtd_dmar_translate dev \S+ iova 0x([0-9a-f]+) -> gpa 0x([0-9a-f]+) mask 0x([0-9a-f]+)/;
 const RE_INVALID = /Invalid (?:read|write) at addr 0x([0-9a-fA-F]+)/;
+/** A fault record written (QEMU 10 records interrupt-remapping faults; FR is bits 39:32 of `high`). */
+const RE_FRR_NEW = /vtd_frr_new index \d+ high 0x([0-9a-f]+) low 0x[0-9a-f]+/;
 const RE_MSI = /vtd_ir_remap_msi \(addr 0x([0-9a-f]+), data 0x([0-9a-f]+)\) -> \(addr 0x([0-9a-f]+), data 0x([0-9a-f]+)\)/;
 
 const inRange = (a: bigint, base: bigint, len: bigint): boolean => a >= base && a < base + len;
@@ -516,6 +635,13 @@ class Runner {
         return `"ok":true,"addr":"${hx(BigInt('0x' + m[3]))}","data":"${hx(BigInt('0x' + m[4]))}"`;
       }
     }
+    // QEMU logs no event for the reason of a blocked interrupt; QEMU 10 does
+    // record it (7.2 never does), and the record names it. A fault it does not
+    // record (FPD, a fault already pending) stays without a reason here.
+    for (const ev of r.events) {
+      const m = RE_FRR_NEW.exec(ev);
+      if (m) return `"ok":false,"fault":"${faultHex(Number((BigInt('0x' + m[1]) >> 32n) & 0xffn))}"`;
+    }
     return '"ok":false';
   }
 
@@ -590,17 +716,17 @@ export async function runTraceOnQemuWithStats(traceText: string | Trace, opts: Q
   const t0 = performance.now();
   const trace = typeof traceText === 'string' ? parseTrace(traceText) : traceText;
   // What QEMU cannot express is refused before anything is started.
-  const plan = planMachine(trace);
+  const cmd = qemuCommand(opts);
+  const plan = planMachine(trace, cmd.version);
   preflight(trace);
-  const binary = defaultBinary(opts);
-  const avail = qemuAvailable(binary);
-  if (!avail.ok) throw new QemuError('QEMU_MISSING', avail.reason, { binary });
-  const firmware = await ensureFirmware(opts.firmware);
+  const avail = qemuAvailable(opts);
+  if (!avail.ok) throw new QemuError('QEMU_MISSING', avail.reason, { binary: cmd.display, version: cmd.version });
+  const fw = stageFirmware(cmd, await ensureFirmware(opts.firmware));
 
   const log = opts.trace ? (l: string) => process.stderr.write(`qemu ${l}\n`) : undefined;
-  const args = [...plan.args, '-bios', firmware, ...traceArgs(opts.trace ?? false)];
-  log?.(`$ ${binary} ${args.join(' ')}`);
-  const s = new QtestSession(binary, args, log);
+  const args = [...cmd.prefix, ...plan.args, '-bios', fw.path, ...traceArgs(opts.trace ?? false)];
+  log?.(`$ ${cmd.program} ${args.join(' ')}`);
+  const s = new QtestSession(cmd.program, args, log);
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   let current: TraceOp | undefined;
   const timer = setTimeout(() => {
@@ -638,6 +764,7 @@ export async function runTraceOnQemuWithStats(traceText: string | Trace, opts: Q
   } finally {
     clearTimeout(timer);
     await s.close();
+    fw.cleanup();
   }
 }
 

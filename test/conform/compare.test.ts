@@ -9,15 +9,16 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrace, replayTrace } from '../../src/index.js';
 import { compareTrace, type Verdict } from '../../src/conform/compare.js';
-import { DEVIATIONS } from '../../src/conform/deviations.js';
+import { DEVIATIONS, deviationsFor } from '../../src/conform/deviations.js';
+import type { QemuVersion } from '../../src/qemu/harness.js';
 import { diffResults, parseResult, faultPresenceDiffers } from '../../src/conform/results.js';
 import { CONFORMANCE } from '../helpers.js';
 
 /** Deviation ids some test here has seen classified. */
 const seen = new Set<string>();
 
-function verdictOf(text: string, qemu: string[]): Verdict {
-  const v = compareTrace(parseTrace(text), qemu);
+function verdictOf(text: string, qemu: string[], qemuVersion: QemuVersion = '7.2'): Verdict {
+  const v = compareTrace(parseTrace(text), qemu, { qemuVersion });
   for (const e of v.events) seen.add(e.id);
   return v;
 }
@@ -35,9 +36,9 @@ function oursWith(text: string, replace: Record<number, string | null>): string[
 
 const ids = (v: Verdict) => v.events.filter((e) => !e.tainted).map((e) => `${e.index}:${e.id}`);
 
-function fixture(name: string): { text: string; qemu: string[] } {
+function fixture(name: string, answers: 'qemu' | 'qemu10' = 'qemu'): { text: string; qemu: string[] } {
   const text = readFileSync(join(CONFORMANCE, `${name}.jsonl`), 'utf8');
-  const qemu = readFileSync(join(CONFORMANCE, `${name}.qemu.jsonl`), 'utf8').split('\n').filter((l) => l.trim() !== '');
+  const qemu = readFileSync(join(CONFORMANCE, `${name}.${answers}.jsonl`), 'utf8').split('\n').filter((l) => l.trim() !== '');
   return { text, qemu };
 }
 
@@ -310,6 +311,82 @@ describe('detectors: interrupt remapping', () => {
   });
 });
 
+describe('QEMU 10: its recorded answers, its own deviations, and the 7.2 ones it no longer shows', () => {
+  const ir = (irtes: string[], msis: string[]) => t([
+    '{"vtd-trace": 1, "iommu": {"ir": true}, "devices": ["00:03.0", "00:04.0"]}',
+    '{"op":"wr","reg":"0x90","size":8,"val":"0x180000"}',
+    '{"op":"wr","reg":"0x18","size":4,"val":"0x4000000"}',
+    ...irtes,
+    '{"op":"wr","reg":"0xb8","size":8,"val":"0x190003"}',
+    '{"op":"wr","reg":"0x18","size":4,"val":"0x5000000"}',
+    '{"op":"wr","reg":"0x18","size":4,"val":"0x6000000"}',
+    ...msis,
+  ]);
+  const n0 = 6;
+
+  test('the NAME.qemu10.jsonl answers are explained with the QEMU 10 list', () => {
+    const want: Record<string, string[]> = {
+      'dev-ir-faults': ['20:irte-reserved-ignored', '23:irte-reserved-ignored', '26:svt-bus-range-reversed', '28:compat-never-blocked', '30:cfi-ignored'],
+      'dev-memory': ['13:allones-entry-memory-error', '21:allones-entry-memory-error'],
+      'ram-errors': [],
+    };
+    for (const [name, ids0] of Object.entries(want)) {
+      const f = fixture(name, 'qemu10');
+      const v = verdictOf(f.text, f.qemu, '10');
+      assert.notEqual(v.status, 'new', `${name}: ${JSON.stringify(v.difference)}`);
+      assert.deepEqual(ids(v), ids0, name);
+    }
+  });
+
+  test('a 7.2-only deviation is NEW against QEMU 10 (its list does not have it)', () => {
+    for (const id of ['ir-fault-not-recorded', 'wait-sw-and-if-abort', 'desc-pasid-types-accepted']) {
+      assert.ok(deviationsFor('7.2').some((d) => d.id === id) && !deviationsFor('10').some((d) => d.id === id), id);
+    }
+    // QEMU 7.2's recorded answers to dev-ir-faults (an unrecorded 22h) compared as QEMU 10's.
+    const f = fixture('dev-ir-faults');
+    const v = verdictOf(f.text, f.qemu, '10');
+    assert.equal(v.status, 'new');
+    assert.equal(v.difference?.index, 13);
+    // Queue: QEMU accepting a type-6 descriptor is known on 7.2, NEW on 10.
+    const q = t(['{"vtd-trace": 1, "devices": []}', '{"op":"wr","reg":"0x90","size":8,"val":"0x180000"}', '{"op":"wr","reg":"0x18","size":4,"val":"0x4000000"}',
+      '{"op":"mem","gpa":"0x180000","q":["0x6","0x0"]}', '{"op":"wr","reg":"0x88","size":8,"val":"0x10"}', '{"op":"rd","reg":"0x80","size":8}']);
+    const accepted = oursWith(q, { 4: '"op":"rd","val":"0x10"' });
+    assert.equal(verdictOf(q, accepted, '7.2').status, 'known');
+    assert.equal(verdictOf(q, accepted, '10').status, 'new');
+  });
+
+  test('ir-fault-reason-unlogged: QEMU 10 shows no reason only where our unit did not record the fault either', () => {
+    // Two not-present IRTEs: the first fault is recorded (both units), the second finds FRCD 0 busy.
+    const text = ir(['{"op":"mem","gpa":"0x190000","q":["0x0","0x0","0x0","0x0"]}'], ['{"op":"msi","sid":"00:03.0","addr":"0xfee00010","data":"0x0"}', '{"op":"msi","sid":"00:03.0","addr":"0xfee00030","data":"0x0"}']);
+    assert.deepEqual(ids(verdictOf(text, oursWith(text, { [n0 + 1]: '"op":"msi","ok":false' }), '10')), [`${n0 + 1}:ir-fault-reason-unlogged`]);
+    // The first one was recorded by our unit: QEMU 10 logging no reason there is NEW.
+    assert.equal(verdictOf(text, oursWith(text, { [n0]: '"op":"msi","ok":false' }), '10').status, 'new');
+    // Against 7.2 the same answer is ir-fault-not-recorded.
+    assert.deepEqual(ids(verdictOf(text, oursWith(text, { [n0 + 1]: '"op":"msi","ok":false' }), '7.2')), [`${n0 + 1}:ir-fault-not-recorded`]);
+  });
+
+  test('irte-svt-11-sid-failure: 26h for SVT 11 where we give 24h; other reserved bits are not it', () => {
+    // IRTE 0: present, vector 0x30, SVT 11; IRTE 1: the same with bit 12 (reserved for QEMU too) set.
+    const text = ir(['{"op":"mem","gpa":"0x190000","q":["0x300001","0xc0000","0x301001","0xc0000"]}'], [
+      '{"op":"msi","sid":"00:03.0","addr":"0xfee00010","data":"0x0"}', '{"op":"msi","sid":"00:03.0","addr":"0xfee00030","data":"0x0"}',
+    ]);
+    const ours = replayTrace(parseTrace(text));
+    assert.equal(JSON.parse(ours[0]).fault, '0x24');
+    assert.deepEqual(ids(verdictOf(text, oursWith(text, { [n0]: '"op":"msi","ok":false,"fault":"0x26"' }), '10')), [`${n0}:irte-svt-11-sid-failure`]);
+    assert.equal(verdictOf(text, oursWith(text, { [n0 + 1]: '"op":"msi","ok":false,"fault":"0x26"' }), '10').status, 'new');
+    assert.equal(verdictOf(text, oursWith(text, { [n0]: '"op":"msi","ok":false,"fault":"0x26"' }), '7.2').status, 'new');
+  });
+
+  test('irte-reserved-ignored on QEMU 10: QEMU goes on to source-id verification (26h) only when that fails', () => {
+    // IRTE 0: IM set (reserved without posted interrupts), SVT 01 with SID 00:04.0; IRTE 1: the same with SID 00:03.0.
+    const text = ir(['{"op":"mem","gpa":"0x190000","q":["0x308001","0x40020","0x308001","0x40018"]}'], [
+      '{"op":"msi","sid":"00:03.0","addr":"0xfee00010","data":"0x0"}', '{"op":"msi","sid":"00:03.0","addr":"0xfee00030","data":"0x0"}',
+    ]);
+    assert.deepEqual(ids(verdictOf(text, oursWith(text, { [n0]: '"op":"msi","ok":false,"fault":"0x26"' }), '10')), [`${n0}:irte-reserved-ignored`]);
+    assert.equal(verdictOf(text, oursWith(text, { [n0 + 1]: '"op":"msi","ok":false,"fault":"0x26"' }), '10').status, 'new');
+  });
+});
+
 describe('detectors: queued invalidation (found from what our unit processed)', () => {
   const q = (descs: string, after: string[] = []) => t([
     '{"vtd-trace": 1, "devices": []}',
@@ -411,6 +488,7 @@ describe('the deviation list', () => {
       assert.match(d.id, /^[a-z0-9-]+$/);
       for (const k of ['title', 'qemu', 'architected', 'reason'] as const) assert.ok(d[k].length > 10, `${d.id}.${k}`);
       assert.ok(['deviation', 'impl-defined', 'window', 'undefined', 'abort'].includes(d.kind));
+      assert.ok(d.versions.length > 0 && d.versions.every((v) => v === '7.2' || v === '10'), `${d.id}.versions`);
     }
   });
 

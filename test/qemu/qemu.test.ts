@@ -1,6 +1,10 @@
 // The QEMU side of differential conformance: every conformance trace, run
 // through QEMU 7.2's intel-iommu by src/qemu/harness.ts, must give exactly
-// what test/fixtures/conformance/NAME.qemu.jsonl recorded.
+// what test/fixtures/conformance/NAME.qemu.jsonl recorded; through QEMU 10's,
+// what NAME.qemu10.jsonl recorded where QEMU 10 answers differently (it
+// records interrupt-remapping faults and writes FRCD.PV 0 for 3h/7h), else
+// NAME.qemu.jsonl. QEMU 10 reports the CAP/ECAP of trace-format.md's
+// scalable-mode table for every option set.
 //
 // QEMU is required: without it these tests FAIL (npm test installs it with
 // scripts/install-test-deps.sh). Run from the repository root:
@@ -12,14 +16,14 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrace } from '../../src/trace/parse.js';
 import { CONFORMANCE } from '../helpers.js';
-import { QemuError, ensureFirmware, qemuAvailable, runTraceOnQemu, runTraceOnQemuWithStats } from '../../src/qemu/harness.js';
+import { QemuError, ensureFirmware, qemuAvailable, runTraceOnQemu, runTraceOnQemuWithStats, type QemuVersion } from '../../src/qemu/harness.js';
 
 const CONFORMANCE_DIR = CONFORMANCE;
 const QEMU_ABORTS_DIR = join(CONFORMANCE_DIR, 'qemu-aborts');
 
 /** Fails (never skips) when QEMU cannot run: a CI without QEMU must not pass silently. */
-function requireQemu(): string {
-  const a = qemuAvailable();
+function requireQemu(version: QemuVersion = '7.2'): string {
+  const a = qemuAvailable({ version });
   assert.ok(a.ok, `QEMU is required for the conformance tests against QEMU and is not usable: ${a.ok ? '' : a.reason}`);
   return a.version;
 }
@@ -53,38 +57,72 @@ function resultLines(text: string): string[] {
   return text.split(/\r?\n/).filter((l) => l.trim() !== '' && !l.trim().startsWith('#'));
 }
 
-interface Case { name: string; text: string; qemu: string[]; masks: Map<number, bigint> }
+interface Case { name: string; text: string; qemu: string[]; qemu10: string[]; masks: Map<number, bigint> }
+
+/** Recorded answers of QEMU 7.2 (NAME.qemu.jsonl) and of QEMU 10 (NAME.qemu10.jsonl, only where they differ). */
+const RECORDED = /\.(expected|qemu|qemu10)\.jsonl$/;
 
 function cases(): Case[] {
   assert.ok(existsSync(CONFORMANCE_DIR), `conformance traces not found at ${CONFORMANCE_DIR}`);
   return readdirSync(CONFORMANCE_DIR)
-    .filter((f) => f.endsWith('.jsonl') && !f.endsWith('.expected.jsonl') && !f.endsWith('.qemu.jsonl'))
+    .filter((f) => f.endsWith('.jsonl') && !RECORDED.test(f))
     .sort()
     .map((f) => {
       const name = f.slice(0, -'.jsonl'.length);
       const text = readFileSync(join(CONFORMANCE_DIR, f), 'utf8');
       const masks = new Map<number, bigint>();
       for (const op of parseTrace(text).ops) if (op.op === 'rd' && op.mask !== undefined) masks.set(op.index, op.mask);
-      return { name, text, qemu: resultLines(readFileSync(join(CONFORMANCE_DIR, `${name}.qemu.jsonl`), 'utf8')), masks };
+      const qemu = resultLines(readFileSync(join(CONFORMANCE_DIR, `${name}.qemu.jsonl`), 'utf8'));
+      const q10 = join(CONFORMANCE_DIR, `${name}.qemu10.jsonl`);
+      return { name, text, qemu, qemu10: existsSync(q10) ? resultLines(readFileSync(q10, 'utf8')) : qemu, masks };
     });
 }
 
-describe('QEMU 7.2 intel-iommu reproduces every NAME.qemu.jsonl', { concurrency: 2 }, () => {
-  const all = cases();
-  test('there are conformance traces', () => {
-    assert.ok(all.length > 0, `no traces in ${CONFORMANCE_DIR}`);
-  });
-
-  for (const c of all) {
-    test(c.name, async (t) => {
-      const version = requireQemu();
-      const { results, stats } = await runTraceOnQemuWithStats(c.text, { timeoutMs: 30_000 });
-      const perOp = Object.entries(stats.byOp).map(([k, v]) => `${k} ${(v.ms / v.count).toFixed(2)} ms x${v.count}`).join(', ');
-      t.diagnostic(`QEMU ${version}: ${stats.totalMs.toFixed(0)} ms (start-up ${stats.startupMs.toFixed(0)}, ${stats.ops} ops ${stats.opsMs.toFixed(1)} ms: ${perOp})`);
-      const got = results.map((l) => normalize(l, c.masks));
-      const want = c.qemu.map((l) => normalize(l, c.masks));
-      assert.deepEqual(got, want, `${c.name}: QEMU's answers differ from ${c.name}.qemu.jsonl`);
+for (const version of ['7.2', '10'] as const) {
+  const file = version === '7.2' ? 'NAME.qemu.jsonl' : 'NAME.qemu10.jsonl (else NAME.qemu.jsonl)';
+  describe(`QEMU ${version} intel-iommu reproduces every ${file}`, { concurrency: 2 }, () => {
+    const all = cases();
+    test('there are conformance traces', () => {
+      assert.ok(all.length > 0, `no traces in ${CONFORMANCE_DIR}`);
     });
+
+    for (const c of all) {
+      test(c.name, async (t) => {
+        const v = requireQemu(version);
+        const { results, stats } = await runTraceOnQemuWithStats(c.text, { version, timeoutMs: 30_000 });
+        const perOp = Object.entries(stats.byOp).map(([k, s]) => `${k} ${(s.ms / s.count).toFixed(2)} ms x${s.count}`).join(', ');
+        t.diagnostic(`QEMU ${v}: ${stats.totalMs.toFixed(0)} ms (start-up ${stats.startupMs.toFixed(0)}, ${stats.ops} ops ${stats.opsMs.toFixed(1)} ms: ${perOp})`);
+        const got = results.map((l) => normalize(l, c.masks));
+        const want = (version === '7.2' ? c.qemu : c.qemu10).map((l) => normalize(l, c.masks));
+        assert.deepEqual(got, want, `${c.name}: QEMU ${v}'s answers differ from the recorded ones`);
+      });
+    }
+  });
+}
+
+describe('QEMU 10 reports the CAP/ECAP of the scalable-mode table (trace-format.md), with and without ir', { concurrency: 2 }, () => {
+  // aw 48, other keys at their defaults; ECAP without ir. ir adds IR and MHMV (0x00f00008).
+  const table: Array<[string, { sm: boolean; flts?: boolean; pasid?: boolean }, bigint, bigint]> = [
+    ['legacy', { sm: false }, 0x00d2008c222f0606n, 0x0000000000000f42n],
+    ['sm', { sm: true }, 0x00d2008c222f0606n, 0x0000480080000f42n],
+    ['sm, pasid', { sm: true, pasid: true }, 0x00d2008c222f0606n, 0x0000490080000f42n],
+    ['sm, flts', { sm: true, flts: true }, 0x01d2008c222f0606n, 0x0000880000000f42n],
+    ['sm, flts, pasid', { sm: true, flts: true, pasid: true }, 0x01d2008c222f0606n, 0x0000890000000f42n],
+  ];
+  for (const [name, keys, cap, ecap] of table) {
+    for (const ir of [false, true]) {
+      test(`${name}${ir ? ', ir' : ''}`, async () => {
+        requireQemu('10');
+        const text = `{"vtd-trace": 1, "iommu": {"aw": 48, "sm": ${keys.sm}, "ir": ${ir}}, "devices": []}\n`
+          + '{"op":"rd","reg":"0x8","size":8}\n{"op":"rd","reg":"0x10","size":8}\n';
+        // flts and pasid go into the parsed header, so this runs whether or not the parser knows them yet.
+        const trace = parseTrace(text);
+        Object.assign(trace.header.config, { flts: keys.flts ?? false, pasid: keys.pasid ?? false });
+        const lines = await runTraceOnQemu(trace, { version: '10', timeoutMs: 30_000 });
+        const want = ecap | (ir ? 0x00f00008n : 0n);
+        assert.deepEqual(lines, [`{"i":0,"op":"rd","val":"0x${cap.toString(16)}"}`, `{"i":1,"op":"rd","val":"0x${want.toString(16)}"}`]);
+      });
+    }
   }
 });
 
@@ -124,6 +162,48 @@ describe('QEMU harness: errors and housekeeping', { concurrency: 2 }, () => {
       runTraceOnQemu(text, { qemuBinary: '/nonexistent/qemu-system-x86_64' }),
       (e: unknown) => e instanceof QemuError && e.code === 'QEMU_MISSING',
     );
+  });
+
+  test('QEMU 10 runs under chroot with a copy of the firmware inside the root, removed after the run', async () => {
+    requireQemu('10');
+    const root = process.env.VTD_QEMU10_ROOT ?? '/opt/vtd-wasm/qemu10';
+    const ours = () => readdirSync(join(root, 'tmp')).filter((n) => n.startsWith(`vtd-wasm-${process.pid}-`));
+    const text = readFileSync(join(CONFORMANCE_DIR, 'basic-4level.jsonl'), 'utf8');
+    const before = ours().length;
+    const lines = await runTraceOnQemu(text, { version: '10', timeoutMs: 30_000 });
+    assert.ok(lines.length > 0);
+    assert.equal(ours().length, before, 'the staged firmware is removed once QEMU is gone');
+  });
+
+  test('a QEMU 10 root that does not exist is QEMU_MISSING, naming the root and the install script', async () => {
+    const text = readFileSync(join(CONFORMANCE_DIR, 'basic-4level.jsonl'), 'utf8');
+    const a = qemuAvailable({ version: '10', qemu10Root: '/nonexistent/qemu10' });
+    assert.equal(a.ok, false);
+    assert.match(a.ok ? '' : a.reason, /\/nonexistent\/qemu10\/usr\/bin\/qemu-system-x86_64 does not exist .*install-test-deps\.sh/);
+    await assert.rejects(runTraceOnQemu(text, { version: '10', qemu10Root: '/nonexistent/qemu10' }),
+      (e: unknown) => e instanceof QemuError && e.code === 'QEMU_MISSING');
+  });
+
+  test('a QEMU of another version than asked is refused (QEMU 7.2 run as 10)', () => {
+    requireQemu();
+    const a = qemuAvailable({ version: '10', qemuBinary: 'qemu-system-x86_64' });
+    assert.equal(a.ok, false);
+    assert.match(a.ok ? '' : a.reason, /is QEMU 7\.2\.\d+, not QEMU 10\.x/);
+  });
+
+  test('scalable-mode options: 7.2 refuses them, QEMU 10 refuses nest and aw 57, each with its reason (UNSUPPORTED)', async () => {
+    const header = (keys: Record<string, unknown>) => {
+      const t = parseTrace(`{"vtd-trace": 1, "iommu": {"aw": 48, "sm": true}, "devices": []}\n`);
+      Object.assign(t.header.config, keys);
+      return t;
+    };
+    const refused = async (t: ReturnType<typeof parseTrace>, version: QemuVersion, re: RegExp) =>
+      assert.rejects(runTraceOnQemu(t, { version }), (e: unknown) => e instanceof QemuError && e.code === 'UNSUPPORTED' && re.test(e.message));
+    await refused(header({}), '7.2', /scalable-mode traces run on QEMU 10 only/);
+    await refused(header({ nest: true }), '10', /no nested translation/);
+    await refused(header({ aw: 57 }), '10', /aw 57: QEMU 10 supports aw-bits 39 and 48 only/);
+    await refused(header({ flts: true, aw: 39 }), '10', /first stage needs aw-bits 48/);
+    await refused(header({ pasid: true, dt: true }), '10', /refuses x-pasid-mode with device-iotlb/);
   });
 
   test('what QEMU 7.2 cannot express is refused before QEMU starts (UNSUPPORTED)', async () => {

@@ -181,6 +181,10 @@ export class Driver {
       }
       if (!this.safe(gpa, len)) dir = 'r';
     }
+    // A device write to the interrupt address range is an interrupt request, which the format's
+    // dma op does not model but QEMU performs (QEMU 10 records its remapping fault, with SID
+    // 0xffff): issued as a read instead.
+    if (dir === 'w' && iova >= IR_BASE && iova <= 0xfeefffffn) dir = 'r';
     this.dma(sid, iova, len, dir);
   }
 
