@@ -132,6 +132,15 @@ export type MsiResult =
   | { ok: true; posted: true; /** Posted-interrupt descriptor address. */ descriptor: bigint; vector: number; urgent: boolean; index: number }
   | { ok: false; /** The fault reason reported (undefined when the IRTE's FPD suppressed it). */ fault?: number; reason: number };
 
+/**
+ * A fault record as FRCD holds it (digest §6.1). `pasid` is present when the record's PP = 1 (a request
+ * with PASID), with `priv` / `exe` (bits 93 / 94) then.
+ */
+export interface FaultRecord {
+  index: number; reason: number; sid: number; addr: bigint; read: boolean;
+  pasid?: number; priv?: boolean; exe?: boolean;
+}
+
 /** A present leaf mapping found by `walkRange`: `size` bytes at `iova` map to `gpa`. */
 export interface LeafMapping { iova: bigint; gpa: bigint; size: bigint; level: number; read: boolean; write: boolean }
 
@@ -558,6 +567,30 @@ export class Iommu {
     }
     const reason = st & Status.REASON_MASK;
     return (st & Status.FPD) !== 0 ? { ok: false, reason } : { ok: false, fault: reason, reason };
+  }
+
+  /**
+   * The fault records whose F bit is set, read as the guest reads them (each read counts in
+   * `reg.reads`; nothing is cleared).
+   */
+  faultRecords(): FaultRecord[] {
+    const out: FaultRecord[] = [];
+    for (let i = 0; i < this.options.nfr; i++) {
+      const at = 0x220 + 16 * i; // CAP.FRO = 0x22 (fixed by the trace format)
+      const hi = this.mmioRead(at + 8, 8);
+      if ((hi >> 63n) === 0n) continue;
+      const r: FaultRecord = {
+        index: i, reason: Number((hi >> 32n) & 0xffn), sid: Number(hi & 0xffffn), addr: this.mmioRead(at, 8) & ~0xfffn,
+        read: ((hi >> 62n) & 1n) === 1n,
+      };
+      if (((hi >> 31n) & 1n) === 1n) {
+        r.pasid = Number((hi >> 40n) & 0xfffffn);
+        r.priv = ((hi >> 29n) & 1n) === 1n;
+        r.exe = ((hi >> 30n) & 1n) === 1n;
+      }
+      out.push(r);
+    }
+    return out;
   }
 
   // ---- events and counters ----

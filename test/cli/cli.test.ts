@@ -362,3 +362,22 @@ test('conventions: -h/--help on every command, vtd help CMD, --version, short us
   assert.match(readFileSync(join(dir, 'x.jsonl'), 'utf8'), /ops=5/);
   assert.match(vtd(['replay', '-', '--report', 'a', '--report', 'b']).stderr, /replay: --report given twice/);
 });
+
+test('vtd lower of a scalable-mode workload: TTM = 01, 256-bit slots, PASID-based invalidations; header rules exit 2 naming them', () => {
+  const sm = [
+    '{"vtd-trace":1,"iommu":{"aw":48,"sm":true,"flts":true,"ram":"0x4000000"},"devices":["00:03.0"]}',
+    '{"op":"attach","sid":"00:03.0","domain":1}',
+    '{"op":"map","domain":1,"iova":"0x1000","gpa":"0x2000","len":4096,"perm":"rw"}',
+    '{"op":"unmap","domain":1,"iova":"0x1000","len":4096}',
+  ].join('\n') + '\n';
+  const r = vtd(['lower', '-', '--policy', 'strict'], sm);
+  assert.equal(r.status, 0, r.stderr);
+  const lines = r.stdout.trim().split('\n');
+  assert.match(lines[0], /"sm":true,"flts":true/);
+  assert.ok(lines.some((l) => /"reg":"0x20","size":8,"val":"0x[0-9a-f]+400"/.test(l)), 'RTADDR with TTM = 01');
+  // The unmap's PASID-based IOTLB invalidation (type 6, G = 11, DID 1, PASID 0) and its wait, in one 64-byte write.
+  assert.ok(lines.some((l) => l.includes('"q":["0x10036","0x1040","0x0","0x0","0x200000025"')), 'a 256-bit type-6 descriptor');
+  const bad = vtd(['replay', '-'], '{"vtd-trace":1,"iommu":{"sm":true,"pasid":true,"dt":true}}\n');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /line 1: .*pasid and iommu\.dt exclude each other/);
+});

@@ -338,6 +338,12 @@ test('fault records of requests with PASID; collapsing still by SID', () => {
   const rec = frcd(u);
   assert.deepEqual([rec.reason, rec.pp, rec.pasid, rec.priv, rec.exe, rec.fi], [0x85, true, 77, false, false, 0x4000n]);
   assert.equal(u.mmioRead32(FSTS) & 2, 2);
+  assert.deepEqual(u.faultRecords(), [{ index: 0, reason: 0x85, sid: SID, addr: 0x4000n, read: false, pasid: 77, priv: false, exe: false }]);
+  // A request without PASID: no pasid in the record.
+  const v = smUnit({ pasid: true, nfr: 2 }, { pgtt: PGTT.SS, slptr: 0x110000 });
+  v.u.writeGuest(0x110000, new Uint8Array(0x1000));
+  v.u.translate(SID, 0x6000, 'r');
+  assert.deepEqual(v.u.faultRecords(), [{ index: 0, reason: 0x86, sid: SID, addr: 0x6000n, read: true }]);
   void FRCD;
 });
 
