@@ -3,7 +3,7 @@
  * format defines, as JSON text in canonical form: keys `i`, `op`, then the
  * op's fields; lowercase hex with `0x`, no leading zeros; `fault` two digits.
  */
-import { Iommu, TranslateResult, type Direction } from '../iommu.js';
+import { Iommu, TranslateResult } from '../iommu.js';
 import { optionsFromHeader, type Trace, type TraceOp } from '../trace/parse.js';
 import { GuestDriver, type DriverOptions, type DriverStats, type LoweredOp } from '../guest/driver.js';
 import { MemlockAccount, emptyErrors, type BackendStats } from '../shadow/backend.js';
@@ -31,6 +31,8 @@ export interface InvalidationTally {
   iotlbGlobal: number; iotlbDomain: number; iotlbPage: number;
   contextGlobal: number; contextDomain: number; contextDevice: number;
   iec: number;
+  /** Scalable mode: PASID-based IOTLB invalidations (type 6) of whole PASIDs and of pages, PASID-cache ones (type 7). */
+  pasidIotlb: number; pasidIotlbPage: number; pasidCache: number;
 }
 
 /** What a replay counted so far. */
@@ -72,15 +74,6 @@ export function faultHex(r: number): string {
   return '0x' + r.toString(16).padStart(2, '0');
 }
 
-/**
- * A DMA request's PASID attributes, as the shared scalable-mode contract
- * (issue 13) names them (`DmaRequest` of src/iommu.ts).
- */
-export interface DmaRequestFields { pasid?: number; priv?: boolean; exe?: boolean }
-
-/** `Iommu.translateInto` with the contract's optional request argument. */
-type TranslateInto = (sid: number, iova: bigint, dir: Direction, len: number, out: TranslateResult, req?: DmaRequestFields) => TranslateResult;
-
 function toHexBytes(b: Uint8Array): string {
   let s = '';
   for (const x of b) s += x.toString(16).padStart(2, '0');
@@ -94,7 +87,7 @@ export class Replayer implements ReplayView {
     ops: 0, results: 0, dmaOk: 0, dmaFault: 0, dmaSuppressed: 0, dmaBlocked: 0, msiOk: 0, msiBlocked: 0, faultEvents: 0, completionEvents: 0,
     registerWrites: 0, memoryQwords: 0,
   };
-  readonly invalidations: InvalidationTally = { iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, iec: 0 };
+  readonly invalidations: InvalidationTally = { iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, iec: 0, pasidIotlb: 0, pasidIotlbPage: 0, pasidCache: 0 };
   /** The guest-driver model, created at the first workload op. */
   driver: GuestDriver | undefined;
   readonly shadow: ShadowSync | undefined;
@@ -103,14 +96,11 @@ export class Replayer implements ReplayView {
   /** Builds the backend of each shadowed domain; undefined without a shadow. */
   private readonly backends: BackendFactory | undefined;
   private readonly tr = new TranslateResult();
-  /** The unit's translateInto, called with a request argument only for a `dma` with a PASID. */
-  private readonly translateInto: TranslateInto;
   private readonly emit = (op: LoweredOp): void => this.runLowered(op);
 
   constructor(readonly trace: Trace, readonly options: ReplayOptions = {}) {
     const config = trace.header.config;
     this.iommu = Iommu.create(optionsFromHeader(config));
-    this.translateInto = this.iommu.translateInto.bind(this.iommu);
     this.iommu.on((e) => {
       if (e.type === 'fault-interrupt') this.tally.faultEvents++;
       else if (e.type === 'completion-interrupt') this.tally.completionEvents++;
@@ -125,6 +115,10 @@ export class Replayer implements ReplayView {
           else if (e.granularity === 2) t.contextDomain++;
           else t.contextDevice++;
         } else if (e.cache === 'interrupt-entry') t.iec++;
+        else if (e.cache === 'pasid-iotlb') {
+          if (e.granularity === 3) t.pasidIotlbPage++;
+          else t.pasidIotlb++;
+        } else if (e.cache === 'pasid-cache') t.pasidCache++;
       }
     });
     const sh = options.shadow;
@@ -224,8 +218,8 @@ export class Replayer implements ReplayView {
         // A request without PASID keeps the plain call (the fast path); one with a PASID
         // passes {pasid, priv, exe} (priv and exe default to false).
         const r = op.pasid === undefined
-          ? this.translateInto(op.sid, op.iova, op.dir, op.len, this.tr)
-          : this.translateInto(op.sid, op.iova, op.dir, op.len, this.tr, { pasid: op.pasid, priv: op.priv ?? false, exe: op.exe ?? false });
+          ? this.iommu.translateInto(op.sid, op.iova, op.dir, op.len, this.tr)
+          : this.iommu.translateInto(op.sid, op.iova, op.dir, op.len, this.tr, { pasid: op.pasid, priv: op.priv ?? false, exe: op.exe ?? false });
         if (r.ok) {
           this.tally.dmaOk++;
           return `${head},"ok":true,"gpa":"${hex(r.gpaBig)}"}`;

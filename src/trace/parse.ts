@@ -326,15 +326,8 @@ export function parseTrace(text: string): Trace {
   return { header, ops: [...ops] };
 }
 
-/**
- * The scalable-mode unit options of the shared contract (issue 13): `IommuOptions`
- * gains them with the core's scalable mode; named here so this file builds on
- * either side of that change.
- */
-export interface ScalableModeOptions { sm?: boolean; flts?: boolean; pasid?: boolean; nest?: boolean }
-
 /** The Iommu options a trace header selects. */
-export function optionsFromHeader(c: TraceConfig): IommuOptions & ScalableModeOptions {
+export function optionsFromHeader(c: TraceConfig): IommuOptions {
   return {
     aw: c.aw, cm: c.cm, ir: c.ir, eim: c.eim, pt: c.pt, sc: c.sc, dt: c.dt,
     sm: c.sm, flts: c.flts, pasid: c.pasid, nest: c.nest, nfr: c.nfr, ram: c.ram,
