@@ -300,7 +300,7 @@ function summary(a: Args, header: TraceHeader, r: Replayer, ms: number, reports:
   const s = r.iommu.stats();
   const lines = [
     `-- summary: ${a.file}`,
-    `unit: aw ${c.aw}${c.cm ? ', caching mode' : ''}${c.ir ? ', interrupt remapping' : ''}, ${c.nfr} fault record(s), RAM 0x${c.ram.toString(16)}; devices ${header.devices.map(formatRid).join(' ')}`,
+    `unit: aw ${c.aw}${c.sm ? `, scalable mode${c.nest ? ' (nested)' : c.flts ? ' (first-stage)' : ''}${c.pasid ? ', PASID' : ''}` : ''}${c.cm ? ', caching mode' : ''}${c.ir ? ', interrupt remapping' : ''}, ${c.nfr} fault record(s), RAM 0x${c.ram.toString(16)}; devices ${header.devices.map(formatRid).join(' ')}`,
     `${t.ops} operations, ${t.results} result lines in ${ms.toFixed(1)} ms`,
     `DMA: ${t.dmaOk} translated, ${t.dmaFault} faulted (reason reported), ${t.dmaSuppressed} suppressed by FPD, ${t.dmaBlocked} blocked without fault`,
     `MSI: ${t.msiOk} delivered, ${t.msiBlocked} blocked`,
@@ -316,10 +316,12 @@ function summary(a: Args, header: TraceHeader, r: Replayer, ms: number, reports:
     if (workload) {
       lines.push(`  guest: ${num(g.attaches)} attaches, ${num(g.maps)} maps (${bytes(g.mapBytes)}), ${num(g.unmaps)} unmaps (${bytes(g.unmapBytes)}), ${num(g.flushes)} flush-queue flushes`);
     }
-    lines.push(`  invalidations: IOTLB ${num(inv.iotlbPage)} page, ${num(inv.iotlbDomain)} domain, ${num(inv.iotlbGlobal)} global; context ${num(inv.contextDevice + inv.contextDomain + inv.contextGlobal)}; IEC ${num(inv.iec)}; ${num(g.registerWrites)} register writes`);
+    lines.push(`  invalidations: IOTLB ${num(inv.iotlbPage)} page, ${num(inv.iotlbDomain)} domain, ${num(inv.iotlbGlobal)} global; context ${num(inv.contextDevice + inv.contextDomain + inv.contextGlobal)}; IEC ${num(inv.iec)}; ${
+      inv.pasidIotlb + inv.pasidIotlbPage + inv.pasidCache ? `PASID-based IOTLB ${num(inv.pasidIotlbPage)} page, ${num(inv.pasidIotlb)} PASID; PASID cache ${num(inv.pasidCache)}; ` : ''}${num(g.registerWrites)} register writes`);
     const u = rep.unit;
     const rate = (h: number, m: number) => (h + m ? `${((100 * h) / (h + m)).toFixed(1)}%` : 'n/a');
-    lines.push(`  unit: ${num(u.translations)} translations, IOTLB hit rate ${rate(u.iotlbHits, u.iotlbMisses)}, context ${rate(u.contextHits, u.contextMisses)}, ${num(u.walks)} walks, ${num(u.faults)} faults`);
+    lines.push(`  unit: ${num(u.translations)} translations, IOTLB hit rate ${rate(u.iotlbHits, u.iotlbMisses)}, context ${rate(u.contextHits, u.contextMisses)}, ${num(u.walks)} walks, ${
+      u.firstStageWalks ? `${num(u.firstStageWalks)} first-stage walks (${num(u.adWrites)} A/D writes), ` : ''}${num(u.faults)} faults`);
     const b = rep.backend;
     if (b) {
       const errs = Object.entries(b.errors).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';

@@ -63,6 +63,9 @@ const FIXED_METRICS: readonly Metric[] = [
   guest('invalidations: context domain', 'count', (r) => r.guest.invalidations.contextDomain),
   guest('invalidations: context global', 'count', (r) => r.guest.invalidations.contextGlobal),
   guest('invalidations: IEC', 'count', (r) => r.guest.invalidations.iec),
+  guest('invalidations: PASID-based IOTLB, PASID', 'count', (r) => r.guest.invalidations.pasidIotlb),
+  guest('invalidations: PASID-based IOTLB page', 'count', (r) => r.guest.invalidations.pasidIotlbPage),
+  guest('invalidations: PASID cache', 'count', (r) => r.guest.invalidations.pasidCache),
   guest('invalidation waits', 'count', (r) => r.guest.invalidations.wait),
   guest('flush-queue flushes', 'count', (r) => r.guest.flushes),
   guest('register writes (traps)', 'count', (r) => r.guest.registerWrites),
@@ -155,7 +158,7 @@ const REPORT_SHAPE: Shape = {
       },
       guest: {
         ...nums('attaches', 'maps', 'unmaps', 'mapBytes', 'unmapBytes', 'flushes', 'registerWrites', 'tableWrites', 'dmas', 'dmaFaults', 'msis'),
-        invalidations: nums('iotlbGlobal', 'iotlbDomain', 'iotlbPage', 'contextGlobal', 'contextDomain', 'contextDevice', 'iec', 'wait'),
+        invalidations: nums('iotlbGlobal', 'iotlbDomain', 'iotlbPage', 'contextGlobal', 'contextDomain', 'contextDevice', 'iec', 'wait', 'pasidIotlb', 'pasidIotlbPage', 'pasidCache'),
       },
       unit: nums('translations', 'walks', 'entriesRead', 'iotlbHits', 'iotlbMisses', 'contextHits', 'contextMisses', 'faults'),
       backend: {

@@ -15,6 +15,7 @@
 import { VtdError } from '../errors.js';
 import { formatValue, hitRate, metricsFor, type MetricValue } from './compare.js';
 import type { ReplayReport, RunReport, Sample, Strategy } from './types.js';
+import { invalidationCount } from './metrics.js';
 import {
   barChart, colorOf, dashOf, escapeXml as esc, formatBytes, formatCount, formatCpus, formatNs, formatPercent, formatRatio, nsAxisFormat,
   gauges, lineChart, stackedBars, type LineSeries,
@@ -157,8 +158,7 @@ function backendOps(r: RunReport): number {
 }
 
 function invalidations(r: RunReport): number {
-  const i = r.guest.invalidations;
-  return i.iotlbGlobal + i.iotlbDomain + i.iotlbPage + i.contextGlobal + i.contextDomain + i.contextDevice + i.iec;
+  return invalidationCount(r.guest.invalidations);
 }
 
 /**

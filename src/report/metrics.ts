@@ -30,12 +30,20 @@ export function guestMetrics(r: ReplayView, c: Record<string, number> = r.counte
   };
 }
 
+/** Every invalidation request of a run, whatever its kind (invalidation waits aside). */
+export function invalidationCount(i: GuestMetrics['invalidations']): number {
+  return i.iotlbGlobal + i.iotlbDomain + i.iotlbPage + i.contextGlobal + i.contextDomain + i.contextDevice + i.iec
+    + i.pasidIotlb + i.pasidIotlbPage + i.pasidCache;
+}
+
 /** Unit metrics from the core's counters (translation activity; the shadow's own walks are reported under backend). */
 export function unitMetrics(r: ReplayView, c: Record<string, number> = r.counters()): UnitMetrics {
   const levels = (c['walk.level1'] ?? 0) + (c['walk.level2'] ?? 0) + (c['walk.level3'] ?? 0) + (c['walk.level4'] ?? 0) + (c['walk.level5'] ?? 0);
   return {
     translations: c['translate'] ?? 0,
     walks: c['walk.count'] ?? 0,
+    firstStageWalks: c['walk.firstStage'] ?? 0,
+    adWrites: c['walk.adWrites'] ?? 0,
     // The walk.level* counters count request walks only (the shadow's range walks count under rangeWalk.*).
     entriesRead: levels + (c['walk.rootReads'] ?? 0) + (c['walk.ctxReads'] ?? 0),
     iotlbHits: c['iotlb.hit'] ?? 0,
@@ -93,8 +101,7 @@ export class Timeline {
       op: r.tally.ops,
       guestMaps: g.maps,
       guestUnmaps: g.unmaps,
-      invalidations: g.invalidations.iotlbGlobal + g.invalidations.iotlbDomain + g.invalidations.iotlbPage
-        + g.invalidations.contextGlobal + g.invalidations.contextDomain + g.invalidations.contextDevice + g.invalidations.iec,
+      invalidations: invalidationCount(g.invalidations),
       backendMaps: b?.maps ?? 0,
       backendUnmaps: b?.unmaps ?? 0,
       liveMappings: s?.liveMappings ?? 0,

@@ -61,6 +61,8 @@ export interface GuestMetrics {
     iotlbGlobal: number; iotlbDomain: number; iotlbPage: number;
     contextGlobal: number; contextDomain: number; contextDevice: number;
     iec: number; wait: number;
+    /** Scalable mode: PASID-based IOTLB invalidations (type 6) of whole PASIDs and of pages, PASID-cache ones (type 7). */
+    pasidIotlb: number; pasidIotlbPage: number; pasidCache: number;
   };
   /** Flush-queue flushes (lazy policy). */
   flushes: number;
@@ -76,7 +78,11 @@ export interface GuestMetrics {
 /** What the remapping unit did. */
 export interface UnitMetrics {
   translations: number;
+  /** Second-stage request walks (legacy tables, PGTT 010, and the second-stage walks of nested translation). */
   walks: number;
+  /** Scalable mode: first-stage request walks (PGTT 001 and 011), and the Accessed/Dirty flag writes they made. */
+  firstStageWalks: number;
+  adWrites: number;
   /** Paging-structure entries read by walks (all levels), plus root and context reads. */
   entriesRead: number;
   iotlbHits: number;

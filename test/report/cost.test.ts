@@ -10,7 +10,7 @@ import type { BackendMetrics, GuestMetrics } from '../../src/report/types.js';
 function guest(maps: number, unmaps: number, registerWrites: number): GuestMetrics {
   return {
     attaches: 1, maps, unmaps, mapBytes: maps * 4096, unmapBytes: unmaps * 4096,
-    invalidations: { iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, iec: 0, wait: 0 },
+    invalidations: { iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, iec: 0, wait: 0, pasidIotlb: 0, pasidIotlbPage: 0, pasidCache: 0 },
     flushes: 0, registerWrites, tableWrites: 0, dmas: 0, dmaFaults: 0, msis: 0,
   };
 }

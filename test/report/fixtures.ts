@@ -54,7 +54,7 @@ export function makeRun(spec: RunSpec = {}): RunReport {
   const inval = spec.invalidations ?? (policy === 'strict' ? maps + unmaps : Math.ceil(unmaps / 256));
   const guest: GuestMetrics = {
     attaches: 1, maps, unmaps, mapBytes: maps * 4096, unmapBytes: unmaps * 4096,
-    invalidations: { iotlbGlobal: 0, iotlbDomain: policy === 'lazy' ? inval : 0, iotlbPage: policy === 'lazy' ? 0 : inval, contextGlobal: 1, contextDomain: 0, contextDevice: 1, iec: 0, wait: inval },
+    invalidations: { iotlbGlobal: 0, iotlbDomain: policy === 'lazy' ? inval : 0, iotlbPage: policy === 'lazy' ? 0 : inval, contextGlobal: 1, contextDomain: 0, contextDevice: 1, iec: 0, wait: inval, pasidIotlb: 0, pasidIotlbPage: 0, pasidCache: 0 },
     flushes: policy === 'lazy' ? inval : 0,
     registerWrites: spec.registerWrites ?? inval + 4,
     tableWrites: maps * 2 + unmaps, dmas: 500, dmaFaults: 0, msis: 0,
@@ -70,7 +70,7 @@ export function makeRun(spec: RunSpec = {}): RunReport {
     errors: spec.errors ?? {}, syncWalks: inval, syncEntriesRead: inval * 5, redundantAvoided: 10, unmappedWindows: 2, notRam: 0,
   };
   const unit = {
-    translations: 500, walks: spec.iotlbMisses ?? 50, entriesRead: 4 * (spec.iotlbMisses ?? 50),
+    translations: 500, walks: spec.iotlbMisses ?? 50, firstStageWalks: 0, adWrites: 0, entriesRead: 4 * (spec.iotlbMisses ?? 50),
     iotlbHits: spec.iotlbHits ?? 450, iotlbMisses: spec.iotlbMisses ?? 50,
     contextHits: spec.contextHits ?? 499, contextMisses: spec.contextMisses ?? 1, faults: 0,
   };
