@@ -205,6 +205,10 @@ describe('detectors: each deviation, and a look-alike that stays NEW', () => {
     const text = t(['{"vtd-trace": 1, "devices": []}', '{"op":"wr","reg":"0x90","size":8,"val":"0x180000"}', '{"op":"wr","reg":"0x18","size":4,"val":"0x4000000"}', '{"op":"wr","reg":"0x90","size":8,"val":"0x190001"}', '{"op":"rd","reg":"0x90","size":8}']);
     assert.deepEqual(ids(verdictOf(text, oursWith(text, { 3: '"op":"rd","val":"0x180001"' }))), ['3:iqa-latched']);
     assert.equal(verdictOf(text, oursWith(text, { 3: '"op":"rd","val":"0x170001"' })).status, 'new');
+    // QEMU 10 also returns DW (bit 11) when the last write set it (hostile seed 68), never when it did not.
+    const dw = t(['{"vtd-trace": 1, "devices": []}', '{"op":"wr","reg":"0x90","size":8,"val":"0x180000"}', '{"op":"wr","reg":"0x18","size":4,"val":"0x4000000"}', '{"op":"wr","reg":"0x90","size":4,"val":"0xa308a0c"}', '{"op":"rd","reg":"0x90","size":4}']);
+    assert.deepEqual(ids(verdictOf(dw, oursWith(dw, { 3: '"op":"rd","val":"0x180804"' }), '10')), ['3:iqa-latched']);
+    assert.equal(verdictOf(text, oursWith(text, { 3: '"op":"rd","val":"0x180801"' }), '10').status, 'new');
   });
 
   test('uaddr-read-only: with EIM only', () => {
