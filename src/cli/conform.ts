@@ -56,7 +56,7 @@ export async function run(args: string[]): Promise<number> {
   const { existsSync, mkdirSync } = await import('node:fs');
   const { join } = await import('node:path');
   const fromClone = 'conform runs from a clone of the vtd-wasm repository, not from the installed package:'
-    + ' it needs fast-check (a development dependency), the test firmware\'s sources (firmware/) and QEMU.'
+    + ' it needs fast-check (a development dependency), the test firmware\'s sources (firmware/) and QEMU 7.2 or 10.'
     + ' In a clone: npm ci && npx vtd conform --qemu';
   // The package ships neither firmware/ nor dist/conform (package.json "files").
   if (!existsSync(new URL('../../firmware/vtd-fw.S', import.meta.url))) {

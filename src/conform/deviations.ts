@@ -310,15 +310,17 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     kind: 'deviation',
     versions: BOTH,
     title: 'IQA reads back the queue base latched at the last QIE enable',
-    qemu: 'IQA returns the base latched when QI was last enabled, with the current QS; a base written since, and the DW bit, are not returned',
+    qemu: 'IQA returns the base latched when QI was last enabled, with the current QS; a base written since is not returned; DW: 7.2 never returns it, 10 returns it as last written (also in legacy mode, where it is reserved)',
     architected: 'IQA is a read/write register: it reads back as written',
-    reason: 'digest §11.1 (QEMU-RUN: after writing 0x456807, reads 0x7 before QIE and 0x456007 after); DESIGN.md deviation 7',
+    reason: 'digest §11.1 (QEMU-RUN: after writing 0x456807, reads 0x7 before QIE and 0x456007 after); DESIGN.md deviation 7; QEMU 10.0.13, hostile seed 68: IQA written 0xa308a0c reads 0x180804',
     fixture: 'dev-queue-regs',
     taint: [],
     detect: {
       dword(c, d) {
         const latched = c.latched.iqa ?? 0n;
-        if (d.off === REG.IQA) return (d.qemu & 0x7) === (d.ours & 0x7) && u32(d.qemu & ~0xfff) === u32(Number(latched & 0xfffff000n)) && (d.qemu & 0xff8) === 0;
+        // QEMU 10 also returns DW (bit 11) as last written, even in legacy mode where it is reserved.
+        const dw = (c.written.get(REG.IQA) ?? 0) & 0x800;
+        if (d.off === REG.IQA) return (d.qemu & 0x7) === (d.ours & 0x7) && u32(d.qemu & ~0xfff) === u32(Number(latched & 0xfffff000n)) && (d.qemu & 0x7f8) === 0 && (d.qemu & 0x800) <= dw;
         if (d.off === REG.IQA + 4) return d.qemu === Number(latched >> 32n);
         return false;
       },

@@ -28,6 +28,18 @@ test('conform: bad usage exits 2', () => {
     assert.equal(r.stdout, '');
   }
   assert.match(vtd(['help']).stdout, /conform --qemu/);
+  const v = vtd(['conform', '--qemu', '--qemu-version', '9.2']);
+  assert.equal(v.status, 2, v.stderr);
+  assert.match(v.stderr, /vtd: conform: --qemu-version must be 7\.2 or 10, got 9\.2/);
+  assert.match(vtd(['conform', '-h']).stdout, /--qemu-version V +7\.2 .* or 10/s);
+});
+
+test('conform --qemu-version 10: a short run against QEMU 10, summary naming it', () => {
+  const a = qemuAvailable({ version: '10' });
+  assert.ok(a.ok, `QEMU 10 is required: ${a.ok ? '' : a.reason}`);
+  const r = vtd(['conform', '--qemu', '--qemu-version', '10', '--seeds', '2', '--quiet']);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /vtd conform: 2 traces \(\d+ ops\) against QEMU 10\.\d+/);
 });
 
 test('conform --out: a directory that cannot be made or written is exit 2 before QEMU runs; -h is help', () => {

@@ -1,7 +1,7 @@
 // The QEMU side of differential conformance: every conformance trace, run
 // through QEMU 7.2's intel-iommu by src/qemu/harness.ts, must give exactly
 // what test/fixtures/conformance/NAME.qemu.jsonl recorded; through QEMU 10's,
-// what NAME.qemu10.jsonl recorded where QEMU 10 answers differently (it
+// what qemu10/NAME.qemu.jsonl recorded where QEMU 10 answers differently (it
 // records interrupt-remapping faults and writes FRCD.PV 0 for 3h/7h), else
 // NAME.qemu.jsonl. QEMU 10 reports the CAP/ECAP of trace-format.md's
 // scalable-mode table for every option set.
@@ -59,8 +59,8 @@ function resultLines(text: string): string[] {
 
 interface Case { name: string; text: string; qemu: string[]; qemu10: string[]; masks: Map<number, bigint> }
 
-/** Recorded answers of QEMU 7.2 (NAME.qemu.jsonl) and of QEMU 10 (NAME.qemu10.jsonl, only where they differ). */
-const RECORDED = /\.(expected|qemu|qemu10)\.jsonl$/;
+/** Recorded answers: NAME.expected.jsonl, QEMU 7.2's NAME.qemu.jsonl (QEMU 10's are in qemu10/, only where they differ). */
+const RECORDED = /\.(expected|qemu)\.jsonl$/;
 
 function cases(): Case[] {
   assert.ok(existsSync(CONFORMANCE_DIR), `conformance traces not found at ${CONFORMANCE_DIR}`);
@@ -73,13 +73,13 @@ function cases(): Case[] {
       const masks = new Map<number, bigint>();
       for (const op of parseTrace(text).ops) if (op.op === 'rd' && op.mask !== undefined) masks.set(op.index, op.mask);
       const qemu = resultLines(readFileSync(join(CONFORMANCE_DIR, `${name}.qemu.jsonl`), 'utf8'));
-      const q10 = join(CONFORMANCE_DIR, `${name}.qemu10.jsonl`);
+      const q10 = join(CONFORMANCE_DIR, 'qemu10', `${name}.qemu.jsonl`);
       return { name, text, qemu, qemu10: existsSync(q10) ? resultLines(readFileSync(q10, 'utf8')) : qemu, masks };
     });
 }
 
 for (const version of ['7.2', '10'] as const) {
-  const file = version === '7.2' ? 'NAME.qemu.jsonl' : 'NAME.qemu10.jsonl (else NAME.qemu.jsonl)';
+  const file = version === '7.2' ? 'NAME.qemu.jsonl' : 'qemu10/NAME.qemu.jsonl (else NAME.qemu.jsonl)';
   describe(`QEMU ${version} intel-iommu reproduces every ${file}`, { concurrency: 2 }, () => {
     const all = cases();
     test('there are conformance traces', () => {
