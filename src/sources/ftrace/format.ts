@@ -42,7 +42,7 @@ export function formatSummary(r: ImportResult, seconds?: number): string {
       (s.attachInference.checked ? ` (inference agrees with ${s.attachInference.agreed} of ${s.attachInference.checked} flushes)` : ''),
     `  domains:`,
     ...s.domains.map((d) => `    ${d.did}: ${d.devices.join(' ') || 'no device'}; ${d.maps} maps, ${d.unmaps} unmaps, ${d.live} live at the end${d.lazy ? ', lazy' : ''}`),
-    `  header: aw ${r.header.aw}, cm ${r.header.cm}, ram ${hex(r.header.ram)}, ${r.header.devices.length} devices`,
+    `  header: aw ${r.header.aw}, cm ${r.header.cm}${r.header.sm ? `, sm true, flts ${r.header.flts}` : ''}, ram ${hex(r.header.ram)}, ${r.header.devices.length} devices`,
     `  warnings: ${Object.keys(s.warnings).length ? '' : 'none'}`,
     ...Object.entries(s.warnings).map(([k, v]) => `    ${k}: ${v.count} (first at line ${v.firstLine}): ${WARNING_TEXT[k] ?? ''}`),
   ];

@@ -223,6 +223,14 @@ export class FtraceImporter {
   /** Scalable-mode descriptors seen (header `sm`); PASID-based IOTLB invalidations of mappings seen (header `flts`). */
   private scalable = false;
   private firstStage = false;
+  /**
+   * A device-selective context-cache invalidation with DID 0 was seen: Linux
+   * issues one after making a context entry present only under caching mode
+   * (domain_context_mapping_one; the unit tags cached not-present entries
+   * with DID 0). The evidence for caching mode that first-stage domains leave,
+   * since Linux does not flush after their maps.
+   */
+  private contextDid0 = false;
   /** Unmaps read since the last flush-queue flush of any domain. */
   private sinceQueueFlush: Pending[] = [];
   /** Maps waiting in the window, by first page, not yet linked to their unmap. */
@@ -324,7 +332,7 @@ export class FtraceImporter {
       did: d.did, devices: [...d.devices].map(formatRid), maps: d.maps, unmaps: d.unmaps, live: d.live.count, lazy: d.lazy,
     }));
     const maps = s.read.map;
-    const cm = this.opts.cm ?? (maps > 0 && s.mapsInvalidated * 2 > maps);
+    const cm = this.opts.cm ?? ((maps > 0 && s.mapsInvalidated * 2 > maps) || this.contextDid0);
     let ram = this.opts.ram;
     if (ram === undefined) {
       ram = 0x10000000n;
@@ -386,6 +394,7 @@ export class FtraceImporter {
         }
         break;
       case 'cc-device':
+        if (d.did === 0) this.contextDid0 = true;
         this.attachFlush.set(ev.cpu, { sid: d.sid, ccDid: d.did });
         break;
       case 'iotlb-global':
