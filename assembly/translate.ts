@@ -389,7 +389,7 @@ function translatePageSm(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   const hasPasid = reqPasid != NO_PASID;
   if (hasPasid && !bit64(smCtx0, SMCE_PASIDE_BIT)) return fault(sid, FR_SM_PASIDE_CLEAR, iova, isWrite, smFpd);
   const pasid = hasPasid ? reqPasid : <u32>extract64(smCtx1, SMCE_RID_PASID_SHIFT, SMCE_RID_PASID_LEN);
-  r = smReadPasidEntry(smCtx0 & pointerMask(), <u32>extract64(smCtx0, SMCE_PDTS_SHIFT, SMCE_PDTS_LEN), pasid);
+  r = smReadPasidEntry(smCtx0 & pointerMask(), <u32>extract64(smCtx0, SMCE_PDTS_SHIFT, SMCE_PDTS_LEN), pasid, hasPasid);
   if (r != 0) return fault(sid, r, iova, isWrite, smFpd);
   const fpd = smFpd;
   const did = <u32>extract64(peQw1, PE_DID_SHIFT, PE_DID_LEN);
