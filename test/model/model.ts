@@ -577,8 +577,8 @@ const FR_SM_A_D_NO_SNOOP_FS = 0x90; // the last scalable-mode reason (never repo
 /**
  * Decision (as for legacy Ah/Bh): the scalable-mode reasons found before a context entry's FPD is known, and
  * the context entry's reserved bits, are never suppressed; every later one is qualified, suppressed when the
- * context entry's, the PASID-directory entry's or the PASID entry's FPD is 1 (§6.3; each read before its
- * present bit, so a not-present entry's FPD counts).
+ * context entry's, the PASID-directory entry's or the PASID entry's FPD is 1 (§6.3; a not-present entry's
+ * FPD counts, the FPD of an entry whose reserved bits are set does not).
  */
 const SM_UNQUALIFIED_FAULTS: ReadonlySet<number> = new Set([
   FR_SM_ROOT_TABLE_INVALID,
@@ -606,7 +606,7 @@ const SM_CTX_QW0_PDTS_HI = 11;
 const SM_CTX_QW0_PDTS_LO = 9;
 const SM_CTX_QW1_RID_PASID_HI = 19;
 const SM_CTX_QW1_RID_PASID_LO = 0;
-const SM_CTX_QW1_RID_PRIV = bit(20);
+/** Bit 20 (RID_PRIV) is accepted and not acted on: requests without PASID are user requests. */
 const SM_CTX_QW1_RSVD = bits(63, 21);
 /** PASID directory entry (§3.6), 64 bits: PASID[19:6] indexes the directory. */
 const PASID_DIR_ENTRY_SIZE = 8n;
@@ -1514,7 +1514,9 @@ export class RefModel {
       case DESC_PASID_CACHE:
       case DESC_PASID_DEVICE_TLB:
         // PASID-based descriptors exist only in scalable mode: in legacy mode (latched TTM 00) they are IQE.
-        return this.latchedTtm === TTM_SCALABLE && this.executePasidDescriptor(type, qw0, qw1);
+        // They are 256-bit descriptors: in a queue of 128-bit descriptors (IQA.DW = 0) they are IQE too
+        // (the specification's text for each of them; docs/DESIGN.md "Scalable mode").
+        return this.latchedTtm === TTM_SCALABLE && this.descriptorBytes === DESCRIPTOR_SIZE_256 && this.executePasidDescriptor(type, qw0, qw1);
       default:
         return false; // type 0 and 9..15: not supported by this unit
     }
@@ -1795,26 +1797,31 @@ export class RefModel {
     // PASID-directory entry (§3.6).
     const de = this.unitReadQword((cq0 & bitRange(12, 64)) + PASID_DIR_ENTRY_SIZE * BigInt(dirIndex));
     if (de === null) return fault(FR_SM_DIR_ACCESS);
-    fpd ||= isSet(de, PASID_DIR_FPD);
-    if (!isSet(de, PASID_DIR_P)) return fault(FR_SM_DIR_NOT_PRESENT);
+    // FPD counts in a not-present entry, never in one whose reserved bits are set (docs/DESIGN.md).
+    if (!isSet(de, PASID_DIR_P)) return { kind: 'fault', reason: FR_SM_DIR_NOT_PRESENT, fpd: fpd || isSet(de, PASID_DIR_FPD) };
     if (isSet(de, PASID_DIR_RSVD | aboveHaw)) return fault(FR_SM_DIR_RESERVED);
+    fpd ||= isSet(de, PASID_DIR_FPD);
 
     // PASID-table entry (§3.6).
     const pe = this.unitReadQwords((de & bitRange(12, 64)) + PASID_ENTRY_SIZE * BigInt(pasid & PASID_TABLE_INDEX_MASK), 8);
     if (pe === null) return fault(FR_SM_PASID_ENTRY_ACCESS);
     const [pq0, pq1, pq2] = pe as [bigint, bigint, bigint];
-    fpd ||= isSet(pq0, PE_QW0_FPD);
-    if (!isSet(pq0, PE_QW0_P)) return fault(FR_SM_PASID_ENTRY_NOT_PRESENT);
-    // Decision: every reserved bit is checked whatever the PGTT; fields whose capability is absent are reserved.
+    if (!isSet(pq0, PE_QW0_P)) return { kind: 'fault', reason: FR_SM_PASID_ENTRY_NOT_PRESENT, fpd: fpd || isSet(pq0, PE_QW0_FPD) };
+    // Every reserved bit is checked before PGTT, AW and FLPM (5Ah before 5Bh); fields whose capability is
+    // absent are reserved; pointer bits at or above HAW only in the pointers the PGTT field names
+    // (docs/DESIGN.md "Scalable mode").
+    const pgtt = Number(field(pq0, PE_QW0_PGTT_HI, PE_QW0_PGTT_LO));
+    const usesSecondStage = pgtt === PGTT_SECOND_STAGE || pgtt === PGTT_NESTED;
+    const usesFirstStage = pgtt === PGTT_FIRST_STAGE || pgtt === PGTT_NESTED;
     const ers = this.executeRequestsSupported();
-    const peRsvd0 = PE_QW0_RSVD | PE_QW0_SLADE | (ers ? 0n : PE_QW0_SLEE) | aboveHaw;
+    const peRsvd0 = PE_QW0_RSVD | PE_QW0_SLADE | (ers ? 0n : PE_QW0_SLEE) | (usesSecondStage ? aboveHaw : 0n);
     const peRsvd2 =
-      PE_QW2_RSVD | PE_QW2_EAFE | (this.supervisorRequestsSupported() ? 0n : PE_QW2_SRE) | (ers ? 0n : PE_QW2_ERE) | aboveHaw;
+      PE_QW2_RSVD | PE_QW2_EAFE | (this.supervisorRequestsSupported() ? 0n : PE_QW2_SRE) | (ers ? 0n : PE_QW2_ERE) | (usesFirstStage ? aboveHaw : 0n);
     const flpm = Number(field(pq2, PE_QW2_FLPM_HI, PE_QW2_FLPM_LO));
-    if (isSet(pq0, peRsvd0) || isSet(pq1, PE_QW1_RSVD) || isSet(pq2, peRsvd2) || flpm > FLPM_5_LEVEL || pe.slice(3).some((q) => q !== 0n)) {
+    if (isSet(pq0, peRsvd0) || isSet(pq1, PE_QW1_RSVD) || isSet(pq2, peRsvd2) || pe.slice(3).some((q) => q !== 0n)) {
       return fault(FR_SM_PASID_ENTRY_RESERVED);
     }
-    const pgtt = Number(field(pq0, PE_QW0_PGTT_HI, PE_QW0_PGTT_LO));
+    fpd ||= isSet(pq0, PE_QW0_FPD);
     const aw = Number(field(pq0, PE_QW0_AW_HI, PE_QW0_AW_LO));
     const awSupported = isSet(this.get(REG_CAP), bit(CAP_SAGAW_SHIFT + aw));
     const flpmSupported = flpm === FLPM_4_LEVEL || (flpm === FLPM_5_LEVEL && isSet(this.get(REG_CAP), CAP_FS5LP));
@@ -1825,12 +1832,12 @@ export class RefModel {
       (pgtt === PGTT_PASS_THROUGH && this.cfg.pt);
     if (!valid) return fault(FR_SM_PASID_ENTRY_INVALID);
 
-    // The request's privilege and execute attributes. Decision: a request without PASID takes its
-    // privilege from the context entry's RID_PRIV (bit 84) and is never an execute request.
-    const priv = withPasid ? req!.priv === true : isSet(cq1, SM_CTX_QW1_RID_PRIV);
+    // The request's privilege and execute attributes. A request without PASID is a user, non-execute
+    // request: RID_PRIV (context bit 84) is accepted and not acted on (docs/DESIGN.md "Scalable mode").
+    const priv = withPasid && req!.priv === true;
     const exe = withPasid && req!.exe === true;
-    if (priv && !isSet(pq2, PE_QW2_SRE)) return fault(FR_SM_SRE_CLEAR);
     if (exe && !isSet(pq2, PE_QW2_ERE)) return fault(FR_SM_ERE_CLEAR);
+    if (priv && !isSet(pq2, PE_QW2_SRE)) return fault(FR_SM_SRE_CLEAR);
 
     const write = dir === 'w';
     const ss: SecondStage = { top: pq0 & bitRange(12, 64), aw };
@@ -1893,10 +1900,10 @@ export class RefModel {
    * names, 70h below; in nested translation the table's address first goes through the second stage: 74h
    * beyond its width, 75h / 76h when it cannot be read), P (71h), reserved bits (72h); then on the leaf:
    * U/S for a user request (81h), XD for an execute request (82h), R/W for a write (85h) unless a
-   * supervisor request with WPE = 0; nested: the output through the second stage (74h beyond its width,
+   * supervisor request with WPE = 0; nested: each entry needing an Accessed/Dirty flag must be writable
+   * through the second stage (77h), then the output goes through the second stage (83h beyond its width,
    * 85h / 86h). Rights are the AND (XD the OR) over every level. Accessed in every entry used and Dirty in
-   * the leaf of a write are returned as flag writes; in nested translation each needs the second stage to
-   * grant a write on the table (77h). Decision: the flags are set only when the whole request completes.
+   * the leaf of a write are returned as flag writes, made only when the whole request completes.
    */
   private firstStage(
     pq2: bigint,
@@ -1951,11 +1958,8 @@ export class RefModel {
         if (!access.priv && !us) return fault(FR_SM_USER_TO_SUPERVISOR);
         if (access.exe && xd) return fault(FR_SM_NO_EXECUTE);
         if (access.write && !rw && (!access.priv || access.wpe)) return fault(FR_SM_WRITE);
-        if (nested !== null) {
-          const out = this.secondStage(nested, gpa, access.write, { beyond: FR_SM_NESTED_FS_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ });
-          if (out.kind === 'fault') return out;
-          gpa = out.gpa;
-        }
+        // Accessed/Dirty: nested, each entry that needs a flag must be writable through the second stage
+        // (77h), checked before the output goes through the second stage (as a walk sets flags on its way).
         const flagWrites: FlagWrite[] = [];
         for (const u of used) {
           const set = (isSet(u.entry, FS_A) ? 0n : FS_A) | (u.leaf && access.write && !isSet(u.entry, FS_D) ? FS_D : 0n);
@@ -1969,6 +1973,13 @@ export class RefModel {
             if (w.kind === 'fault') return w;
           }
           flagWrites.push({ addr: u.addr, set });
+        }
+        // Nested: the output address through the second stage; beyond its width is 83h (the address
+        // beyond what the unit translates), as for a second-stage-only request.
+        if (nested !== null) {
+          const out = this.secondStage(nested, gpa, access.write, { beyond: FR_SM_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ });
+          if (out.kind === 'fault') return out;
+          gpa = out.gpa;
         }
         return { kind: 'ok', gpa, flagWrites };
       }
