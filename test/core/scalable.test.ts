@@ -242,6 +242,25 @@ test('requests with PASID: PASIDE, directory size, TTM 0, fault records with PP/
   assert.equal(ok.u.translate(SID, 0, 'r', 1, { pasid: 0xfffff, priv: true }).fault, 0x46);
   assert.deepEqual([frcd(ok.u).pasid, frcd(ok.u).priv], [0xfffff, true]);
 
+  // Without ECAP.PASID (option pasid) no request with PASID is accepted, whatever PASIDE says: 45h.
+  const nop = smUnit({}, { pgtt: PGTT.PT });
+  assert.equal(nop.u.translate(SID, 0x1000, 'r', 1, { pasid: 0 }).fault, 0x45, 'PASIDE set, ECAP.PASID clear');
+  assert.equal(nop.u.translate(SID, 0x1000, 'r').gpa, 0x1000, 'requests without PASID still translate');
+
+  // A request with PASID to 0xFEEx_xxxx is a memory request, translated (spec §3.14); without PASID it
+  // is an interrupt request (a write) or blocked (a read).
+  const SL = 0x110000;
+  const irq = smUnit({ pasid: true }, { pgtt: PGTT.SS, slptr: SL });
+  irq.u.writeGuest(SL, new Uint8Array(0x1000));
+  irq.t.mapSs(SL, 4, 0xfee00000, 0x500000, 3);
+  assert.equal(irq.u.translate(SID, 0xfee00010, 'w', 4, { pasid: 0 }).gpa, 0x500010, 'a write with PASID');
+  assert.equal(irq.u.translate(SID, 0xfee00010, 'r', 4, { pasid: 0 }).gpa, 0x500010, 'a read with PASID');
+  assert.equal(irq.u.translate(SID, 0xfee00010, 'w', 4).interrupt, true, 'a write without PASID');
+  const pt = smUnit({ pasid: true }, { pgtt: PGTT.PT });
+  assert.equal(pt.u.translate(SID, 0xfee00000, 'w', 4, { pasid: 0 }).fault, 0x87, 'pass-through output in the interrupt range');
+  pt.u.mmioWrite(GCMD, 4, 0); // TE = 0
+  assert.equal(pt.u.translate(SID, 0xfee00000, 'w', 4, { pasid: 0 }).gpa, 0xfee00000, 'TE = 0: a request with PASID is memory, untranslated');
+
   // TTM = 00 on a scalable-mode unit: a request with PASID is 31h.
   const leg = tracked(Iommu.create({ aw: 48, sm: true, pasid: true }));
   leg.mmioWrite(RTADDR, 8, BigInt(ROOT));
