@@ -1758,7 +1758,8 @@ export class RefModel {
    * A request under the latched TTM 01: scalable-mode root entry (LP/LCTP for devfn 0-127, UP/UCTP for
    * 128-255), 256-bit context entry, PASID (the request's, or RID_PASID without one), PASID-directory entry,
    * 512-bit PASID entry, then the walk its PGTT selects. Fault reasons are the scalable-mode codes (§5.4).
-   * Reads memory only.
+   * Where the specification leaves a choice, the model makes the one listed in docs/DESIGN.md "Scalable
+   * mode", which the core follows too. Reads memory only.
    */
   private translateScalable(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Translation {
     let fpd = false;
