@@ -563,8 +563,8 @@ const QUALIFIED_FAULTS: ReadonlySet<number> = new Set([
  * Scalable-mode fault reasons (§5.4, Linux's dma_remap_sm_fault_reasons), used when the latched TTM is 01
  * (and 31h for a request with PASID under TTM 00). Reasons this unit never reports, and why:
  *   32h, 47h (page requests), 44h (translation requests: there are no ATS requests), 7Ch and 90h (A/D updates
- *   in no-snoop set-ups: the unit snoops every walk), 43h (no context-entry value is invalid here beyond its
- *   reserved bits), 79h (a second-stage entry refusing an access is reported as what the access was: 85h /
+ *   in no-snoop set-ups: the unit snoops every walk), 43h (DTE without ECAP.DT and PRE are reserved bits: 42h;
+ *   no other context-entry value is invalid), 79h (a second-stage entry refusing an access is reported as what the access was: 85h /
  *   86h for the final address, 75h / 76h / 77h for a first-stage table in nested translation), 84h (address
  *   bits of a paging entry at or above HAW are reserved bits: 72h / 7Ah).
  */
