@@ -46,6 +46,10 @@ import { EV_FAULT_MSI } from "./abi";
 
 // ---- Scalable-mode fault reasons (VT-d spec §7.1.3 table; Linux
 // dma_remap_sm_fault_reasons; digest §5.4): used when RTADDR.TTM = 01 --------
+// Never raised here (docs/DESIGN.md "Scalable mode"): 32h, 47h (page requests),
+// 43h (a context entry's unsupported fields are reserved bits: 42h), 44h (no
+// translation requests), 79h, 7Ch, 82h (no execute requests reach a walk),
+// 84h, 90h.
 // @ts-ignore: decorator
 @inline export const FR_SM_BAD_RTA: u32 = 0x30;
 // @ts-ignore: decorator
@@ -63,11 +67,12 @@ import { EV_FAULT_MSI } from "./abi";
 // @ts-ignore: decorator
 @inline export const FR_SM_CTX_RESERVED: u32 = 0x42;
 // @ts-ignore: decorator
-@inline export const FR_SM_CTX_INVALID: u32 = 0x43;
-// @ts-ignore: decorator
 @inline export const FR_SM_PASIDE_CLEAR: u32 = 0x45;
 // @ts-ignore: decorator
 @inline export const FR_SM_PASID_BEYOND_DIR: u32 = 0x46;
+/** RID_PASID (a request without PASID) beyond the PASID directory's 2^(PDTS+7) entries. */
+// @ts-ignore: decorator
+@inline export const FR_SM_RID_PASID_ERROR: u32 = 0x48;
 // @ts-ignore: decorator
 @inline export const FR_SM_DIR_ACCESS: u32 = 0x50;
 // @ts-ignore: decorator

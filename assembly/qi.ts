@@ -17,14 +17,15 @@
 // cleared.
 
 import { bit64, extract64, fieldMask64 } from "./bits";
-import { MAMV_VALUE, MHMV_VALUE, smMode } from "./config";
+import { MAMV_VALUE, MHMV_VALUE } from "./config";
+import { rootTtm } from "./translate";
 import { count, C_QI_DESC, C_QI_ERRORS, C_COMPLETION_EVENTS } from "./counters";
 import { pushEvent } from "./events";
 import { raiseStatus, FSTS_IQE, ECTL_IM, ECTL_IP } from "./faults";
 import { unitRead64, unitWrite32, memError } from "./guestmem";
 import { invalidateContext, invalidateIotlb, invalidatePasidIotlb, invalidatePasidCache } from "./invalidate";
 import { QI_TYPE_SHIFT, QI_TYPE_LEN, QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN, QI_TYPE_CC, QI_TYPE_IOTLB, QI_TYPE_DEV_IOTLB, QI_TYPE_IEC, QI_TYPE_WAIT, QI_G_SHIFT, QI_G_LEN, QI_ADDR_SHIFT, QI_ADDR_LEN, QI_CC_DID_SHIFT, QI_CC_DID_LEN, QI_CC_SID_SHIFT, QI_CC_SID_LEN, QI_CC_FM_SHIFT, QI_CC_FM_LEN, QI_IOTLB_DID_SHIFT, QI_IOTLB_DID_LEN, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN, QI_IOTLB_IH_BIT, QI_DEV_SID_SHIFT, QI_DEV_SID_LEN, QI_DEV_S_BIT, QI_IEC_G_BIT, QI_IEC_IM_SHIFT, QI_IEC_IM_LEN, QI_IEC_IIDX_SHIFT, QI_IEC_IIDX_LEN, QI_WAIT_IF_BIT, QI_WAIT_SW_BIT, QI_WAIT_DATA_SHIFT, QI_WAIT_DATA_LEN, QI_WAIT_ADDR_SHIFT, QI_WAIT_ADDR_LEN, qiCcReservedLo, qiCcReservedHi, qiIotlbReservedLo, qiIotlbReservedHi, qiDevReservedLo, qiDevReservedHi, qiIecReservedLo, qiIecReservedHi, qiWaitReservedLo, qiWaitReservedHi, QI_TYPE_PASID_IOTLB, QI_TYPE_PASID_CACHE, QI_P_DID_SHIFT, QI_P_DID_LEN, QI_P_PASID_SHIFT, QI_P_PASID_LEN, QI_PIOTLB_G_PASID, QI_PIOTLB_G_PAGE, QI_PC_G_DOMAIN, QI_PC_G_PASID, QI_PC_G_GLOBAL, qiPasidReservedLo, qiPiotlbReservedHi, qiPcReservedHi } from "./qidesc";
-import { GSTS_QIES, ICS_IWC, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_ADDR_SHIFT, IQA_ADDR_LEN, IQA_QS_SHIFT, IQA_QS_LEN, IQA_DW_BIT } from "./regfields";
+import { GSTS_QIES, ICS_IWC, IQ_OFFSET_SHIFT, IQ_OFFSET_LEN, IQA_ADDR_SHIFT, IQA_ADDR_LEN, IQA_QS_SHIFT, IQA_QS_LEN, IQA_DW_BIT, TTM_SCALABLE } from "./regfields";
 import { reg32, setReg32, reg64, setReg64, IQH_REG, IQT_REG, IQA_REG, ICS_REG, IECTL_REG, IEDATA_REG, IEADDR_REG, IEUADDR_REG, FSTS_REG, GSTS_REG } from "./regs";
 import { iecInvalidate } from "./irstate";
 import { EV_COMPLETION_MSI, EV_INVALIDATION, INV_DEVTLB, INV_IEC } from "./abi";
@@ -101,8 +102,10 @@ function execute(lo: u64, hi: u64, upper: u64): bool {
   if ((lo & fieldMask64(QI_TYPE_HI_SHIFT, QI_TYPE_HI_LEN)) != 0) return false;
   // None of the descriptor types this unit implements has a field in QW2 or QW3.
   if (upper != 0) return false;
+  // Types 6 and 7 are 256-bit descriptors of scalable mode: IQE in legacy mode (latched TTM 00)
+  // and in a queue of 128-bit descriptors (DW = 0), as the specification says of each.
   if (type == QI_TYPE_PASID_IOTLB) {
-    if (!smMode || !wide) return false;
+    if (rootTtm != TTM_SCALABLE || !wide) return false;
     if ((lo & qiPasidReservedLo()) != 0 || (hi & qiPiotlbReservedHi()) != 0) return false;
     const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);
     const am = <u32>extract64(hi, QI_IOTLB_AM_SHIFT, QI_IOTLB_AM_LEN);
@@ -112,7 +115,7 @@ function execute(lo: u64, hi: u64, upper: u64): bool {
     return true;
   }
   if (type == QI_TYPE_PASID_CACHE) {
-    if (!smMode || !wide) return false;
+    if (rootTtm != TTM_SCALABLE || !wide) return false;
     if ((lo & qiPasidReservedLo()) != 0 || (hi & qiPcReservedHi()) != 0) return false;
     const g = <u32>extract64(lo, QI_G_SHIFT, QI_G_LEN);
     if (g != QI_PC_G_DOMAIN && g != QI_PC_G_PASID && g != QI_PC_G_GLOBAL) return false;

@@ -9,11 +9,12 @@
 // The PASID directory has 2^(PDTS + 7) 8-byte entries (one per 64 PASIDs).
 // RID_PRIV (bit 84) is accepted and not acted on: requests without PASID are
 // user requests here (docs/DESIGN.md). DTE needs device-TLBs (ECAP.DT) and PRE
-// page requests (ECAP.PRS, never offered): either set where unsupported makes
-// the entry invalid (43h).
+// page requests (ECAP.PRS, never offered): where unsupported they are reserved
+// bits (42h), as the specification treats such fields.
 
-import { rangeMask64 } from "./bits";
-import { pointerBits } from "./config";
+import { bitMask64, rangeMask64 } from "./bits";
+import { pointerBits, hasFlag } from "./config";
+import { FLAG_DT } from "./abi";
 
 // @ts-ignore: decorator
 @inline export const SMCE_P_BIT: u32 = 0;
@@ -50,6 +51,8 @@ export let smCtxReserved0: u64 = 0;
 export let smCtxReserved1: u64 = 0;
 
 export function smContextInit(): void {
-  smCtxReserved0 = rangeMask64(SMCE_PRE_BIT + 1, SMCE_PDTS_SHIFT) | rangeMask64(pointerBits, 64);
+  // PRE needs ECAP.PRS (never offered), DTE needs ECAP.DT: without them they are Reserved(0).
+  smCtxReserved0 = rangeMask64(SMCE_PRE_BIT + 1, SMCE_PDTS_SHIFT) | rangeMask64(pointerBits, 64)
+    | bitMask64(SMCE_PRE_BIT) | (hasFlag(FLAG_DT) ? 0 : bitMask64(SMCE_DTE_BIT));
   smCtxReserved1 = rangeMask64(SMCE_RID_PRIV_BIT + 1, 64);
 }

@@ -4,8 +4,9 @@
 // request path (translate.ts translatePageSm) adds caches, fault recording
 // and the Accessed/Dirty writes.
 //
-//   root entry half (38h, 39h, 3Ah) -> context entry (40h, 41h, 42h, 43h)
-//   -> [PASIDE for a request with PASID: 45h] -> directory size (46h)
+//   root entry (38h; the half's present bit 39h; both halves' reserved bits 3Ah)
+//   -> context entry (40h, 41h, 42h: DTE without ECAP.DT and PRE are reserved)
+//   -> [PASIDE for a request with PASID: 45h] -> directory size (46h; RID_PASID: 48h)
 //   -> directory entry (50h, 51h, 52h) -> PASID entry (58h, 59h, 5Ah, 5Bh)
 //
 // FPD: the context entry's, the directory entry's and the PASID entry's are
@@ -21,12 +22,12 @@
 import { bit64, extract64, rangeMask64 } from "./bits";
 import { sagaw, hasFlag, pointerMask, fsSupported, ssSupported, nestSupported, fs5lp } from "./config";
 import { count, C_ROOT_READS, C_CTX_READS } from "./counters";
-import { FR_SM_ROOT_ACCESS, FR_SM_ROOT_NOT_PRESENT, FR_SM_ROOT_RESERVED, FR_SM_CTX_ACCESS, FR_SM_CTX_NOT_PRESENT, FR_SM_CTX_RESERVED, FR_SM_CTX_INVALID, FR_SM_PASID_BEYOND_DIR, FR_SM_DIR_ACCESS, FR_SM_DIR_NOT_PRESENT, FR_SM_DIR_RESERVED, FR_SM_PE_ACCESS, FR_SM_PE_NOT_PRESENT, FR_SM_PE_RESERVED, FR_SM_PE_INVALID, FR_SM_FS_ACCESS, FR_SM_FS_TOP_ACCESS, FR_SM_FS_NOT_PRESENT, FR_SM_FS_RESERVED, FR_SM_NEST_FS_BEYOND, FR_SM_NEST_TOP_READ, FR_SM_NEST_FS_READ, FR_SM_SS_ACCESS, FR_SM_SS_RESERVED, FR_SM_SS_BAD_PTR, FR_CTX_INVALID, FR_WRITE, FR_READ, FR_PAGING_RESERVED } from "./faults";
+import { FR_SM_ROOT_ACCESS, FR_SM_ROOT_NOT_PRESENT, FR_SM_ROOT_RESERVED, FR_SM_CTX_ACCESS, FR_SM_CTX_NOT_PRESENT, FR_SM_CTX_RESERVED, FR_SM_PASID_BEYOND_DIR, FR_SM_RID_PASID_ERROR, FR_SM_DIR_ACCESS, FR_SM_DIR_NOT_PRESENT, FR_SM_DIR_RESERVED, FR_SM_PE_ACCESS, FR_SM_PE_NOT_PRESENT, FR_SM_PE_RESERVED, FR_SM_PE_INVALID, FR_SM_FS_ACCESS, FR_SM_FS_TOP_ACCESS, FR_SM_FS_NOT_PRESENT, FR_SM_FS_RESERVED, FR_SM_NEST_FS_BEYOND, FR_SM_NEST_TOP_READ, FR_SM_NEST_FS_READ, FR_SM_SS_ACCESS, FR_SM_SS_RESERVED, FR_SM_SS_BAD_PTR, FR_CTX_INVALID, FR_WRITE, FR_READ, FR_PAGING_RESERVED } from "./faults";
 import { unitRead64, memError } from "./guestmem";
 import { SMRE_P_BIT, SMRE_UPPER_DEVFN, smRootReserved } from "./smroot";
 import { SMCE_P_BIT, SMCE_FPD_BIT, SMCE_DTE_BIT, SMCE_PRE_BIT, SMCE_SIZE, smCtxReserved0, smCtxReserved1 } from "./smcontext";
 import { PDE_P_BIT, PDE_FPD_BIT, PASID_TABLE_BITS, pdeReserved } from "./pasiddir";
-import { PE_P_BIT, PE_FPD_BIT, PE_AW_SHIFT, PE_AW_LEN, PE_PGTT_SHIFT, PE_PGTT_LEN, PE_FSPM_SHIFT, PE_FSPM_LEN, PE_SIZE, PGTT_FS, PGTT_SS, PGTT_NESTED, PGTT_PT, FSPM_4LEVEL, FSPM_5LEVEL, peReserved0, peReserved1, peReserved2, pePtrReserved } from "./pasidentry";
+import { PE_P_BIT, PE_FPD_BIT, PE_AW_SHIFT, PE_AW_LEN, PE_PGTT_SHIFT, PE_PGTT_LEN, PE_FSPM_SHIFT, PE_FSPM_LEN, PE_SIZE, PE_QWORDS, PGTT_FS, PGTT_SS, PGTT_NESTED, PGTT_PT, FSPM_4LEVEL, FSPM_5LEVEL, peReserved0, peReserved1, peReserved2, pePtrReserved } from "./pasidentry";
 import { FS_RW_BIT, FS_US_BIT, FSE_LEAF, FSE_NOT_PRESENT, FSE_RESERVED, classifyFs, fsEntryAddr } from "./fspte";
 import { SL_INDEX_MASK, levelShift } from "./slpte";
 import { walkTables, walkValue, walkLevel } from "./translate";
@@ -45,11 +46,14 @@ export function smReadContext(rta: u64, sid: u32, isRequest: bool): u32 {
   smFpd = false;
   if (isRequest) count(C_ROOT_READS);
   const devfn = sid & 0xff;
-  const half: u64 = devfn >= SMRE_UPPER_DEVFN ? 8 : 0;
-  const re = unitRead64(rta + (<u64>(sid >> 8) << 4) + half);
+  const lo = unitRead64(rta + (<u64>(sid >> 8) << 4));
   if (memError) return FR_SM_ROOT_ACCESS;
+  const hi = unitRead64(rta + (<u64>(sid >> 8) << 4) + 8);
+  if (memError) return FR_SM_ROOT_ACCESS;
+  const re = devfn >= SMRE_UPPER_DEVFN ? hi : lo;
   if (!bit64(re, SMRE_P_BIT)) return FR_SM_ROOT_NOT_PRESENT;
-  if ((re & smRootReserved) != 0) return FR_SM_ROOT_RESERVED;
+  // The reserved bits of both halves, once the half used is present (as QEMU 10).
+  if (((lo | hi) & smRootReserved) != 0) return FR_SM_ROOT_RESERVED;
 
   if (isRequest) count(C_CTX_READS);
   const at = (re & pointerMask()) + <u64>((devfn & 0x7f) * SMCE_SIZE);
@@ -66,10 +70,9 @@ export function smReadContext(rta: u64, sid: u32, isRequest: bool): u32 {
     smFpd = fpd; // honoured in a not-present entry
     return FR_SM_CTX_NOT_PRESENT;
   }
+  // DTE without ECAP.DT and PRE (ECAP.PRS is never offered) are reserved bits: smCtxReserved0.
   if ((q0 & smCtxReserved0) != 0 || (q1 & smCtxReserved1) != 0 || q2 != 0 || q3 != 0) return FR_SM_CTX_RESERVED;
   smFpd = fpd;
-  if (bit64(q0, SMCE_DTE_BIT) && !hasFlag(FLAG_DT)) return FR_SM_CTX_INVALID;
-  if (bit64(q0, SMCE_PRE_BIT)) return FR_SM_CTX_INVALID; // no page requests (ECAP.PRS = 0)
   smCtx0 = q0;
   smCtx1 = q1;
   return 0;
@@ -85,9 +88,10 @@ export let pePgtt: u32 = 0;
  * Reads and checks the directory entry and the PASID entry of `pasid` in the directory at `dir`
  * of 2^(pdts + 7) entries. Updates smFpd.
  */
-export function smReadPasidEntry(dir: u64, pdts: u32, pasid: u32): u32 {
+export function smReadPasidEntry(dir: u64, pdts: u32, pasid: u32, hasPasid: bool): u32 {
   const dirIndex = pasid >> PASID_TABLE_BITS;
-  if ((dirIndex >> (pdts + SMCE_PDTS_BASE)) != 0) return FR_SM_PASID_BEYOND_DIR;
+  // Beyond the directory: the request's PASID (46h), or the context entry's RID_PASID (48h).
+  if ((dirIndex >> (pdts + SMCE_PDTS_BASE)) != 0) return hasPasid ? FR_SM_PASID_BEYOND_DIR : FR_SM_RID_PASID_ERROR;
   const de = unitRead64(dir + (<u64>dirIndex << 3));
   if (memError) return FR_SM_DIR_ACCESS;
   if (!bit64(de, PDE_P_BIT)) {
@@ -104,23 +108,27 @@ export function smReadPasidEntry(dir: u64, pdts: u32, pasid: u32): u32 {
   if (memError) return FR_SM_PE_ACCESS;
   const q2 = unitRead64(at + 16);
   if (memError) return FR_SM_PE_ACCESS;
+  let rest: u64 = 0; // QW3-QW7, reserved whole
+  for (let i: u32 = 3; i < PE_QWORDS; i++) {
+    rest |= unitRead64(at + (<u64>i << 3));
+    if (memError) return FR_SM_PE_ACCESS;
+  }
   if (!bit64(q0, PE_P_BIT)) {
     smFpd = smFpd || bit64(q0, PE_FPD_BIT);
     return FR_SM_PE_NOT_PRESENT;
   }
-  if ((q0 & peReserved0) != 0 || (q1 & peReserved1) != 0 || (q2 & peReserved2) != 0) return FR_SM_PE_RESERVED;
-  smFpd = smFpd || bit64(q0, PE_FPD_BIT);
+  // Reserved bits (5Ah) before the values of PGTT, AW and FSPM (5Bh); the pointer bits at or
+  // above HAW only of the pointers the PGTT field names.
   const pgtt = <u32>extract64(q0, PE_PGTT_SHIFT, PE_PGTT_LEN);
   const usesSs = pgtt == PGTT_SS || pgtt == PGTT_NESTED;
   const usesFs = pgtt == PGTT_FS || pgtt == PGTT_NESTED;
+  if ((q0 & peReserved0) != 0 || (q1 & peReserved1) != 0 || (q2 & peReserved2) != 0 || rest != 0
+    || (usesSs && (q0 & pePtrReserved) != 0) || (usesFs && (q2 & pePtrReserved) != 0)) return FR_SM_PE_RESERVED;
+  smFpd = smFpd || bit64(q0, PE_FPD_BIT);
   if (pgtt == PGTT_FS ? !fsSupported : pgtt == PGTT_SS ? !ssSupported : pgtt == PGTT_NESTED ? !nestSupported
     : pgtt == PGTT_PT ? !hasFlag(FLAG_PT) : true) return FR_SM_PE_INVALID;
-  if (usesSs) {
-    if ((q0 & pePtrReserved) != 0) return FR_SM_PE_RESERVED;
-    if (((sagaw >> <u32>extract64(q0, PE_AW_SHIFT, PE_AW_LEN)) & 1) == 0) return FR_SM_PE_INVALID;
-  }
+  if (usesSs && ((sagaw >> <u32>extract64(q0, PE_AW_SHIFT, PE_AW_LEN)) & 1) == 0) return FR_SM_PE_INVALID;
   if (usesFs) {
-    if ((q2 & pePtrReserved) != 0) return FR_SM_PE_RESERVED;
     const fspm = <u32>extract64(q2, PE_FSPM_SHIFT, PE_FSPM_LEN);
     if (fspm != FSPM_4LEVEL && !(fspm == FSPM_5LEVEL && fs5lp)) return FR_SM_PE_INVALID;
   }

@@ -31,7 +31,7 @@ import { iotlbLookup, iotlbLookup4k, iotlbEnabled, iotlbFill, hitLevel, V_FLAGS,
 import { SL_RW_MASK, SL_INDEX_MASK, SLE_LEAF, SLE_NOT_PRESENT, SLE_RESERVED, classifyEntry, levelShift, slEntryAddr } from "./slpte";
 import { pmrBlocks, pmrActive } from "./pmr";
 import { frontLookup, frontFill } from "./frontcache";
-import { FLAG_DT, FLAG_PT, MAX_REQUEST_LEN, ST_BLOCKED, ST_FAULT, ST_FPD, ST_INTERRUPT, ST_INVALID, ST_OK } from "./abi";
+import { FLAG_DT, FLAG_PT, FLAG_PASID, MAX_REQUEST_LEN, ST_BLOCKED, ST_FAULT, ST_FPD, ST_INTERRUPT, ST_INVALID, ST_OK } from "./abi";
 
 // ---- Result status (ABI: the host decodes it in src/core.ts) --------------
 
@@ -285,7 +285,9 @@ export function translate(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
 /** One page's request: `len` bytes at `iova` that do not cross a 4 KiB boundary. */
 function translatePage(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   count(C_TRANSLATE);
-  if (overlapsInterruptRange(iova, len)) {
+  // Only a request without PASID to 0xFEEx_xxxx is an interrupt request; a request with PASID
+  // there is a memory request, translated like any other (VT-d spec §3.14; digest §9.6).
+  if (reqPasid == NO_PASID && overlapsInterruptRange(iova, len)) {
     count(C_INTERRUPT_RANGE);
     outAddr = iova;
     return isWrite ? ST_INTERRUPT : ST_BLOCKED;
@@ -340,6 +342,9 @@ function translateTail(sid: u32, iova: u64, len: u32, isWrite: bool, word: u64, 
   const tt = <u32>extract64(word, CC_TT_SHIFT, 2);
   if (tt == TT_PASSTHROUGH) {
     count(C_PASSTHROUGH);
+    // Only a request with PASID (scalable mode) can get here with an address in the interrupt
+    // range: its identity output lands there (87h under TTM 01), as the model has it.
+    if (overlapsInterruptRange(iova, len)) return fault(sid, FR_INTERRUPT_ADDR, iova, isWrite, fpd);
     return finish(iova, len);
   }
   const aw = <u32>extract64(word, CC_AW_SHIFT, 3);
@@ -387,9 +392,10 @@ function translatePageSm(sid: u32, iova: u64, len: u32, isWrite: bool): u32 {
   let r = smReadContext(rootTableAddr, sid, true);
   if (r != 0) return fault(sid, r, iova, isWrite, smFpd);
   const hasPasid = reqPasid != NO_PASID;
-  if (hasPasid && !bit64(smCtx0, SMCE_PASIDE_BIT)) return fault(sid, FR_SM_PASIDE_CLEAR, iova, isWrite, smFpd);
+  // A unit without ECAP.PASID accepts no request with PASID, whatever PASIDE says.
+  if (hasPasid && !(hasFlag(FLAG_PASID) && bit64(smCtx0, SMCE_PASIDE_BIT))) return fault(sid, FR_SM_PASIDE_CLEAR, iova, isWrite, smFpd);
   const pasid = hasPasid ? reqPasid : <u32>extract64(smCtx1, SMCE_RID_PASID_SHIFT, SMCE_RID_PASID_LEN);
-  r = smReadPasidEntry(smCtx0 & pointerMask(), <u32>extract64(smCtx0, SMCE_PDTS_SHIFT, SMCE_PDTS_LEN), pasid);
+  r = smReadPasidEntry(smCtx0 & pointerMask(), <u32>extract64(smCtx0, SMCE_PDTS_SHIFT, SMCE_PDTS_LEN), pasid, hasPasid);
   if (r != 0) return fault(sid, r, iova, isWrite, smFpd);
   const fpd = smFpd;
   const did = <u32>extract64(peQw1, PE_DID_SHIFT, PE_DID_LEN);

@@ -19,7 +19,7 @@ export function conformanceCases(): Case[] {
   for (const sub of ['', 'qemu-aborts']) {
     const dir = join(CONFORMANCE, sub);
     for (const f of readdirSync(dir).sort()) {
-      if (!f.endsWith('.jsonl') || f.endsWith('.expected.jsonl') || f.endsWith('.qemu.jsonl')) continue;
+      if (!f.endsWith('.jsonl') || f.endsWith('.expected.jsonl') || f.endsWith('.qemu.jsonl') || f.endsWith('.qemu10.jsonl')) continue;
       const base = f.slice(0, -'.jsonl'.length);
       const exp = join(dir, `${base}.expected.jsonl`);
       const qemu = join(dir, `${base}.qemu.jsonl`);

@@ -147,12 +147,17 @@ test('first stage: large pages, reserved bits, canonical addresses', () => {
 });
 
 test('first stage: user/supervisor, SRE, WPE, execute', () => {
-  const { u, t } = fsUnit({}, { sre: true });
+  const { u, t } = fsUnit();
   t.mapFs(0x120000, 4, 0x7000, 0x888000, 3n); // supervisor page, writable
   assert.equal(u.translate(SID, 0x7000, 'r', 1, { pasid: 0 }).fault, 0x81, 'user request to a supervisor page');
   clearFaults(u);
-  assert.ok(u.translate(SID, 0x7000, 'w', 1, { pasid: 0, priv: true }).ok === false, 'SRS is not offered with flts: SRE is ignored');
+  assert.ok(u.translate(SID, 0x7000, 'w', 1, { pasid: 0, priv: true }).ok === false, 'SRS is not offered with flts: no supervisor requests');
   assert.equal(frcd(u).reason, 0x5d);
+  clearFaults(u);
+  // Without ECAP.SRS the PASID entry's SRE is a reserved bit (5Ah), also for a user request.
+  const sre = fsUnit({}, { sre: true });
+  sre.t.mapFs(0x120000, 4, 0x7000, 0x888000, 7n);
+  assert.equal(sre.u.translate(SID, 0x7000, 'r', 1, { pasid: 0 }).fault, 0x5a, 'SRE without ECAP.SRS');
   clearFaults(u);
   assert.equal(u.translate(SID, 0x7000, 'r', 1, { pasid: 0, exe: true }).fault, 0x5c, 'ECAP.ERS = 0: execute requests are refused');
   const rec = frcd(u);
@@ -237,6 +242,25 @@ test('requests with PASID: PASIDE, directory size, TTM 0, fault records with PP/
   assert.equal(ok.u.translate(SID, 0, 'r', 1, { pasid: 0xfffff, priv: true }).fault, 0x46);
   assert.deepEqual([frcd(ok.u).pasid, frcd(ok.u).priv], [0xfffff, true]);
 
+  // Without ECAP.PASID (option pasid) no request with PASID is accepted, whatever PASIDE says: 45h.
+  const nop = smUnit({}, { pgtt: PGTT.PT });
+  assert.equal(nop.u.translate(SID, 0x1000, 'r', 1, { pasid: 0 }).fault, 0x45, 'PASIDE set, ECAP.PASID clear');
+  assert.equal(nop.u.translate(SID, 0x1000, 'r').gpa, 0x1000, 'requests without PASID still translate');
+
+  // A request with PASID to 0xFEEx_xxxx is a memory request, translated (spec §3.14); without PASID it
+  // is an interrupt request (a write) or blocked (a read).
+  const SL = 0x110000;
+  const irq = smUnit({ pasid: true }, { pgtt: PGTT.SS, slptr: SL });
+  irq.u.writeGuest(SL, new Uint8Array(0x1000));
+  irq.t.mapSs(SL, 4, 0xfee00000, 0x500000, 3);
+  assert.equal(irq.u.translate(SID, 0xfee00010, 'w', 4, { pasid: 0 }).gpa, 0x500010, 'a write with PASID');
+  assert.equal(irq.u.translate(SID, 0xfee00010, 'r', 4, { pasid: 0 }).gpa, 0x500010, 'a read with PASID');
+  assert.equal(irq.u.translate(SID, 0xfee00010, 'w', 4).interrupt, true, 'a write without PASID');
+  const pt = smUnit({ pasid: true }, { pgtt: PGTT.PT });
+  assert.equal(pt.u.translate(SID, 0xfee00000, 'w', 4, { pasid: 0 }).fault, 0x87, 'pass-through output in the interrupt range');
+  pt.u.mmioWrite(GCMD, 4, 0); // TE = 0
+  assert.equal(pt.u.translate(SID, 0xfee00000, 'w', 4, { pasid: 0 }).gpa, 0xfee00000, 'TE = 0: a request with PASID is memory, untranslated');
+
   // TTM = 00 on a scalable-mode unit: a request with PASID is 31h.
   const leg = tracked(Iommu.create({ aw: 48, sm: true, pasid: true }));
   leg.mmioWrite(RTADDR, 8, BigInt(ROOT));
@@ -257,7 +281,16 @@ test('scalable-mode root, context, directory and PASID-entry faults', () => {
     ['context not present', (u) => u.writeGuestQwords(CTX_LO + SID * 32, ctxEntry({ p: false })), 0x41],
     ['context reserved', (u) => u.writeGuestQwords(CTX_LO + SID * 32, ctxEntry({ rsvd: true })), 0x42],
     ['context QW2 reserved', (u) => u.writeGuestQwords(CTX_LO + SID * 32 + 16, [1n]), 0x42],
-    ['context DTE without dt', (u) => u.writeGuestQwords(CTX_LO + SID * 32, ctxEntry({ dte: true })), 0x43],
+    ['context DTE without dt', (u) => u.writeGuestQwords(CTX_LO + SID * 32, ctxEntry({ dte: true })), 0x42],
+    ['context PRE (no ECAP.PRS)', (u) => u.writeGuestQwords(CTX_LO + SID * 32, ctxEntry({ pre: true })), 0x42],
+    ['root reserved bits in the half not used', (u) => u.writeGuestQwords(ROOT, [BigInt(CTX_LO) | 1n, 2n]), 0x3a],
+    ['RID_PASID beyond the directory', (u) => u.writeGuestQwords(CTX_LO + SID * 32, ctxEntry({ ridPasid: 128 * 64 })), 0x48],
+    ['PASID entry QW5 reserved', (u) => u.writeGuestQwords(PTAB + 40, [1n]), 0x5a],
+    ['PASID entry ERE (no ECAP.ERS)', (u) => u.writeGuestQwords(PTAB, pasidEntry({ pgtt: PGTT.PT, ere: true })), 0x5a],
+    ['PASID entry memory type (no ECAP.MTS)', (u) => u.writeGuestQwords(PTAB + 8, [1n | (1n << 30n)]), 0x5a],
+    ['PASID entry QW2 bit 5', (u) => u.writeGuestQwords(PTAB + 16, [0x20n]), 0x5a],
+    ['PASID entry reserved bits before an unsupported PGTT', (u) => u.writeGuestQwords(PTAB, pasidEntry({ pgtt: PGTT.FS, rsvd: true })), 0x5a],
+    ['PASID entry with an unsupported PGTT', (u) => u.writeGuestQwords(PTAB, pasidEntry({ pgtt: PGTT.FS })), 0x5b],
     ['directory not present', (u) => u.writeGuestQwords(DIR, [0n]), 0x51],
     ['directory reserved', (u) => u.writeGuestQwords(DIR, [BigInt(PTAB) | 5n]), 0x52],
     ['PASID entry not present', (u) => u.writeGuestQwords(PTAB, pasidEntry({ pgtt: PGTT.PT, p: false })), 0x59],
@@ -447,9 +480,11 @@ test('QI with IQA.DW = 1: 256-bit descriptors, PASID-based IOTLB (6) and PASID-c
 
 test('QI rules for PASID-based descriptors: IQE in legacy mode, with DW = 0, for bad granularities; IQT bit 4 with DW = 1', () => {
   const Q = 0x180000;
-  const run = (opts: Parameters<typeof Iommu.create>[0], dw: boolean, desc: bigint[], tail?: number) => {
+  const run = (opts: Parameters<typeof Iommu.create>[0], dw: boolean, desc: bigint[], tail?: number, ttm = opts.sm === true ? 1n : 0n) => {
     const u = tracked(Iommu.create({ aw: 48, ...opts }));
     u.writeGuestQwords(Q, desc);
+    u.mmioWrite(RTADDR, 8, BigInt(ROOT) | (ttm << 10n));
+    u.mmioWrite(GCMD, 4, GCMD_SRTP);
     u.mmioWrite(0x90, 8, BigInt(Q) | (dw ? 0x800n : 0n));
     u.mmioWrite(GCMD, 4, 0x04000000);
     u.mmioWrite(0x88, 8, BigInt(tail ?? (dw ? 32 : 16)));
@@ -458,6 +493,8 @@ test('QI rules for PASID-based descriptors: IQE in legacy mode, with DW = 0, for
   const piotlb = [0x6n | (2n << 4n) | (1n << 16n), 0n, 0n, 0n];
   assert.equal(run({ sm: true }, true, piotlb), 0, 'valid');
   assert.equal(run({}, false, piotlb), 0x10, 'legacy unit');
+  assert.equal(run({ sm: true }, true, piotlb, undefined, 0n), 0x10, 'a scalable-mode unit in legacy mode (TTM 00)');
+  assert.equal(run({ sm: true }, false, [0x7n | (3n << 4n), 0n], 16), 0x10, 'type 7 in a 128-bit queue (DW = 0)');
   assert.equal(run({ sm: true }, false, piotlb), 0x10, 'DW = 0');
   assert.equal(run({ sm: true }, true, [0x6n | (1n << 4n), 0n, 0n, 0n]), 0x10, 'type 6 G = 01');
   assert.equal(run({ sm: true }, true, [0x6n | (3n << 4n), 19n, 0n, 0n]), 0x10, 'type 6 AM > MAMV');

@@ -60,7 +60,7 @@ function assertSameResult(actual: ResultLine | undefined, expected: ResultLine, 
 
 function conformanceTraces(): Array<{ name: string; text: string; hasMsi: boolean }> {
   return readdirSync(CONFORMANCE_DIR)
-    .filter((f) => f.endsWith('.jsonl') && !f.endsWith('.expected.jsonl') && !f.endsWith('.qemu.jsonl'))
+    .filter((f) => f.endsWith('.jsonl') && !f.endsWith('.expected.jsonl') && !f.endsWith('.qemu.jsonl') && !f.endsWith('.qemu10.jsonl'))
     .sort()
     .map((f) => {
       const text = readFileSync(join(CONFORMANCE_DIR, f), 'utf8');

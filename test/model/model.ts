@@ -130,6 +130,40 @@ interface SecondStage {
   aw: number;
 }
 
+/**
+ * A valid PASID entry (scalable mode) as a unit may cache it: a context cache holds the RID_PASID one of a
+ * request without PASID (docs/DESIGN.md "Scalable-mode caches"). Everything its translation needs.
+ */
+export interface PasidEntryWord {
+  pasid: number;
+  did: number;
+  /** The FPD that applies: context entry's, directory entry's and PASID entry's, ORed. */
+  fpd: boolean;
+  pgtt: number;
+  /** The second stage (PGTT 010, 011): SLPTPTR and AW. */
+  ss: { top: bigint; aw: number };
+  /** QW2: FLPTR, FLPM, WPE, SRE, ERE (PGTT 001, 011). */
+  qw2: bigint;
+}
+
+/**
+ * A first-stage or nested translation as a PASID-tagged IOTLB holds it: the page (iovaBase, level) of a
+ * (DID, PASID), its output frame, and the rights a hit needs: first-stage R/W and U/S ANDed over the walk,
+ * whether the leaf's Dirty flag is set, and the second stage's rights on the output (both true without one).
+ */
+export interface FsLeaf {
+  did: number;
+  pasid: number;
+  iovaBase: bigint;
+  level: number;
+  frame: bigint;
+  fsW: boolean;
+  fsU: boolean;
+  dirty: boolean;
+  ssR: boolean;
+  ssW: boolean;
+}
+
 /** One first-stage entry whose Accessed (and for the leaf of a write, Dirty) flag the unit sets: where it lies, and the bits to set. */
 export interface FlagWrite {
   addr: bigint;
@@ -529,8 +563,8 @@ const QUALIFIED_FAULTS: ReadonlySet<number> = new Set([
  * Scalable-mode fault reasons (§5.4, Linux's dma_remap_sm_fault_reasons), used when the latched TTM is 01
  * (and 31h for a request with PASID under TTM 00). Reasons this unit never reports, and why:
  *   32h, 47h (page requests), 44h (translation requests: there are no ATS requests), 7Ch and 90h (A/D updates
- *   in no-snoop set-ups: the unit snoops every walk), 43h (no context-entry value is invalid here beyond its
- *   reserved bits), 79h (a second-stage entry refusing an access is reported as what the access was: 85h /
+ *   in no-snoop set-ups: the unit snoops every walk), 43h (DTE without ECAP.DT and PRE are reserved bits: 42h;
+ *   no other context-entry value is invalid), 79h (a second-stage entry refusing an access is reported as what the access was: 85h /
  *   86h for the final address, 75h / 76h / 77h for a first-stage table in nested translation), 84h (address
  *   bits of a paging entry at or above HAW are reserved bits: 72h / 7Ah).
  */
@@ -544,7 +578,7 @@ const FR_SM_CONTEXT_NOT_PRESENT = 0x41;
 const FR_SM_CONTEXT_RESERVED = 0x42;
 const FR_SM_PASIDE_CLEAR = 0x45;
 const FR_SM_PASID_BEYOND_DIRECTORY = 0x46;
-const FR_SM_RID_PASID_ERROR = 0x48; // Decision: RID_PASID beyond the directory size (46h for requests without PASID)
+const FR_SM_RID_PASID_ERROR = 0x48; // RID_PASID beyond the directory size (46h: a request's PASID beyond it)
 const FR_SM_DIR_ACCESS = 0x50;
 const FR_SM_DIR_NOT_PRESENT = 0x51;
 const FR_SM_DIR_RESERVED = 0x52;
@@ -577,8 +611,8 @@ const FR_SM_A_D_NO_SNOOP_FS = 0x90; // the last scalable-mode reason (never repo
 /**
  * Decision (as for legacy Ah/Bh): the scalable-mode reasons found before a context entry's FPD is known, and
  * the context entry's reserved bits, are never suppressed; every later one is qualified, suppressed when the
- * context entry's, the PASID-directory entry's or the PASID entry's FPD is 1 (§6.3; each read before its
- * present bit, so a not-present entry's FPD counts).
+ * context entry's, the PASID-directory entry's or the PASID entry's FPD is 1 (§6.3; a not-present entry's
+ * FPD counts, the FPD of an entry whose reserved bits are set does not).
  */
 const SM_UNQUALIFIED_FAULTS: ReadonlySet<number> = new Set([
   FR_SM_ROOT_TABLE_INVALID,
@@ -606,7 +640,7 @@ const SM_CTX_QW0_PDTS_HI = 11;
 const SM_CTX_QW0_PDTS_LO = 9;
 const SM_CTX_QW1_RID_PASID_HI = 19;
 const SM_CTX_QW1_RID_PASID_LO = 0;
-const SM_CTX_QW1_RID_PRIV = bit(20);
+/** Bit 20 (RID_PRIV) is accepted and not acted on: requests without PASID are user requests. */
 const SM_CTX_QW1_RSVD = bits(63, 21);
 /** PASID directory entry (§3.6), 64 bits: PASID[19:6] indexes the directory. */
 const PASID_DIR_ENTRY_SIZE = 8n;
@@ -892,6 +926,11 @@ export class RefModel {
   private latchedRootTable = 0n;
   /** RTADDR.TTM latched by GCMD.SRTP (§3): 0 legacy, 1 scalable; always 0 without `sm`. */
   private latchedTtm = TTM_LEGACY;
+
+  /** Internal API (also used by windows.ts): RTADDR.TTM as SRTP latched it (0 legacy, 1 scalable, 2-3 unsupported). */
+  get latchedTranslationTableMode(): number {
+    return this.latchedTtm;
+  }
   /**
    * The interrupt-remapping table latched by GCMD.SIRTP from IRTA (§9.1): its address (bits [12, aw)), its
    * size 2^(S+1) entries, and EIME (x2APIC mode; only with ECAP.EIM). Before the first SIRTP: address 0,
@@ -1514,7 +1553,9 @@ export class RefModel {
       case DESC_PASID_CACHE:
       case DESC_PASID_DEVICE_TLB:
         // PASID-based descriptors exist only in scalable mode: in legacy mode (latched TTM 00) they are IQE.
-        return this.latchedTtm === TTM_SCALABLE && this.executePasidDescriptor(type, qw0, qw1);
+        // They are 256-bit descriptors: in a queue of 128-bit descriptors (IQA.DW = 0) they are IQE too
+        // (the specification's text for each of them; docs/DESIGN.md "Scalable mode").
+        return this.latchedTtm === TTM_SCALABLE && this.descriptorBytes === DESCRIPTOR_SIZE_256 && this.executePasidDescriptor(type, qw0, qw1);
       default:
         return false; // type 0 and 9..15: not supported by this unit
     }
@@ -1596,11 +1637,7 @@ export class RefModel {
     const t = this.translate(sid, iova, len, dir, req);
     switch (t.kind) {
       case 'ok':
-        // The first-stage Accessed/Dirty updates of a completed request (atomic OR, nothing on a fault).
-        for (const w of t.flagWrites ?? []) {
-          const v = this.unitReadQword(w.addr);
-          if (v !== null) this.unitWrite(w.addr, bigIntToLittleEndian(v | w.set, 8));
-        }
+        this.applyFlagWrites(t.flagWrites ?? []);
         return { ok: true, gpa: t.gpa };
       case 'blocked':
         return { ok: false };
@@ -1609,6 +1646,19 @@ export class RefModel {
         this.recordFault(sid, iova, dir, t.reason, req);
         return { ok: false, fault: t.reason };
     }
+  }
+
+  /** Internal API (also used by windows.ts): the first-stage Accessed/Dirty updates of a completed request (atomic OR). */
+  applyFlagWrites(writes: FlagWrite[]): void {
+    for (const w of writes) {
+      const v = this.unitReadQword(w.addr);
+      if (v !== null) this.unitWrite(w.addr, bigIntToLittleEndian(v | w.set, 8));
+    }
+  }
+
+  /** Internal API (also used by windows.ts): the fresh translation of one page request (no cache, nothing recorded or written). */
+  translateFresh(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Translation {
+    return this.translate(sid, iova, len, dir, req);
   }
 
   /** Internal API (also used by windows.ts): the argument checks of a DMA request; throws on a malformed one. */
@@ -1756,11 +1806,23 @@ export class RefModel {
    * A request under the latched TTM 01: scalable-mode root entry (LP/LCTP for devfn 0-127, UP/UCTP for
    * 128-255), 256-bit context entry, PASID (the request's, or RID_PASID without one), PASID-directory entry,
    * 512-bit PASID entry, then the walk its PGTT selects. Fault reasons are the scalable-mode codes (§5.4).
-   * Reads memory only.
+   * Where the specification leaves a choice, the model makes the one listed in docs/DESIGN.md "Scalable
+   * mode", which the core follows too. Reads memory only.
    */
   private translateScalable(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Translation {
+    const pe = this.lookupScalable(sid, req);
+    if (pe.kind === 'fault') return pe.t;
+    // Without a cached leaf the tail always answers (null only declines a cached first-stage leaf).
+    return this.translateScalableTail(pe.pe, iova, len, dir, req)!.t;
+  }
+
+  /**
+   * Internal API (also used by windows.ts): the scalable-mode structures of a request (latched TTM 01) from
+   * memory, root entry to PASID entry with every check up to 5Bh: the PASID entry word, or the fault.
+   */
+  lookupScalable(sid: number, req?: ModelDmaRequest): { kind: 'pe'; pe: PasidEntryWord } | { kind: 'fault'; t: Translation } {
     let fpd = false;
-    const fault = (reason: number): Translation => ({ kind: 'fault', reason, fpd });
+    const fault = (reason: number): { kind: 'fault'; t: Translation } => ({ kind: 'fault', t: { kind: 'fault', reason, fpd } });
     const aboveHaw = bitRange(this.cfg.aw, 64);
     const devfn = sid & 0xff;
 
@@ -1795,26 +1857,31 @@ export class RefModel {
     // PASID-directory entry (§3.6).
     const de = this.unitReadQword((cq0 & bitRange(12, 64)) + PASID_DIR_ENTRY_SIZE * BigInt(dirIndex));
     if (de === null) return fault(FR_SM_DIR_ACCESS);
-    fpd ||= isSet(de, PASID_DIR_FPD);
-    if (!isSet(de, PASID_DIR_P)) return fault(FR_SM_DIR_NOT_PRESENT);
+    // FPD counts in a not-present entry, never in one whose reserved bits are set (docs/DESIGN.md).
+    if (!isSet(de, PASID_DIR_P)) return { kind: 'fault', t: { kind: 'fault', reason: FR_SM_DIR_NOT_PRESENT, fpd: fpd || isSet(de, PASID_DIR_FPD) } };
     if (isSet(de, PASID_DIR_RSVD | aboveHaw)) return fault(FR_SM_DIR_RESERVED);
+    fpd ||= isSet(de, PASID_DIR_FPD);
 
     // PASID-table entry (§3.6).
     const pe = this.unitReadQwords((de & bitRange(12, 64)) + PASID_ENTRY_SIZE * BigInt(pasid & PASID_TABLE_INDEX_MASK), 8);
     if (pe === null) return fault(FR_SM_PASID_ENTRY_ACCESS);
     const [pq0, pq1, pq2] = pe as [bigint, bigint, bigint];
-    fpd ||= isSet(pq0, PE_QW0_FPD);
-    if (!isSet(pq0, PE_QW0_P)) return fault(FR_SM_PASID_ENTRY_NOT_PRESENT);
-    // Decision: every reserved bit is checked whatever the PGTT; fields whose capability is absent are reserved.
+    if (!isSet(pq0, PE_QW0_P)) return { kind: 'fault', t: { kind: 'fault', reason: FR_SM_PASID_ENTRY_NOT_PRESENT, fpd: fpd || isSet(pq0, PE_QW0_FPD) } };
+    // Every reserved bit is checked before PGTT, AW and FLPM (5Ah before 5Bh); fields whose capability is
+    // absent are reserved; pointer bits at or above HAW only in the pointers the PGTT field names
+    // (docs/DESIGN.md "Scalable mode").
+    const pgtt = Number(field(pq0, PE_QW0_PGTT_HI, PE_QW0_PGTT_LO));
+    const usesSecondStage = pgtt === PGTT_SECOND_STAGE || pgtt === PGTT_NESTED;
+    const usesFirstStage = pgtt === PGTT_FIRST_STAGE || pgtt === PGTT_NESTED;
     const ers = this.executeRequestsSupported();
-    const peRsvd0 = PE_QW0_RSVD | PE_QW0_SLADE | (ers ? 0n : PE_QW0_SLEE) | aboveHaw;
+    const peRsvd0 = PE_QW0_RSVD | PE_QW0_SLADE | (ers ? 0n : PE_QW0_SLEE) | (usesSecondStage ? aboveHaw : 0n);
     const peRsvd2 =
-      PE_QW2_RSVD | PE_QW2_EAFE | (this.supervisorRequestsSupported() ? 0n : PE_QW2_SRE) | (ers ? 0n : PE_QW2_ERE) | aboveHaw;
+      PE_QW2_RSVD | PE_QW2_EAFE | (this.supervisorRequestsSupported() ? 0n : PE_QW2_SRE) | (ers ? 0n : PE_QW2_ERE) | (usesFirstStage ? aboveHaw : 0n);
     const flpm = Number(field(pq2, PE_QW2_FLPM_HI, PE_QW2_FLPM_LO));
-    if (isSet(pq0, peRsvd0) || isSet(pq1, PE_QW1_RSVD) || isSet(pq2, peRsvd2) || flpm > FLPM_5_LEVEL || pe.slice(3).some((q) => q !== 0n)) {
+    if (isSet(pq0, peRsvd0) || isSet(pq1, PE_QW1_RSVD) || isSet(pq2, peRsvd2) || pe.slice(3).some((q) => q !== 0n)) {
       return fault(FR_SM_PASID_ENTRY_RESERVED);
     }
-    const pgtt = Number(field(pq0, PE_QW0_PGTT_HI, PE_QW0_PGTT_LO));
+    fpd ||= isSet(pq0, PE_QW0_FPD);
     const aw = Number(field(pq0, PE_QW0_AW_HI, PE_QW0_AW_LO));
     const awSupported = isSet(this.get(REG_CAP), bit(CAP_SAGAW_SHIFT + aw));
     const flpmSupported = flpm === FLPM_4_LEVEL || (flpm === FLPM_5_LEVEL && isSet(this.get(REG_CAP), CAP_FS5LP));
@@ -1825,32 +1892,83 @@ export class RefModel {
       (pgtt === PGTT_PASS_THROUGH && this.cfg.pt);
     if (!valid) return fault(FR_SM_PASID_ENTRY_INVALID);
 
-    // The request's privilege and execute attributes. Decision: a request without PASID takes its
-    // privilege from the context entry's RID_PRIV (bit 84) and is never an execute request.
-    const priv = withPasid ? req!.priv === true : isSet(cq1, SM_CTX_QW1_RID_PRIV);
+    const did = Number(field(pq1, PE_QW1_DID_HI, PE_QW1_DID_LO));
+    return { kind: 'pe', pe: { pasid, did, fpd, pgtt, ss: { top: pq0 & bitRange(12, 64), aw }, qw2: pq2 } };
+  }
+
+  /**
+   * Internal API (also used by windows.ts): a request through the valid PASID entry `pe` (read now, or taken
+   * from a context cache): 5Ch / 5Dh, then the walk its PGTT selects, or a cached translation: `cached.ss`
+   * a second-stage IOTLB leaf (it must map the address with rights allowing the access), `cached.fs` a
+   * PASID-tagged one (null when it does not cover the request: the unit walks instead). Reads memory only.
+   * `ssFill` / `fsFill`: what a walk produced that the unit's IOTLBs may keep (the second-stage leaf whose
+   * rights allowed the access; a first-stage or nested translation that completed).
+   */
+  translateScalableTail(
+    pe: PasidEntryWord,
+    iova: bigint,
+    len: number,
+    dir: 'r' | 'w',
+    req?: ModelDmaRequest,
+    cached: { ss?: LeafEntry; fs?: FsLeaf } = {},
+  ): { t: Translation; ssFill?: LeafEntry; fsFill?: FsLeaf } | null {
+    const fault = (reason: number): { t: Translation } => ({ t: { kind: 'fault', reason, fpd: pe.fpd } });
+    const withPasid = req?.pasid !== undefined;
+    const pq2 = pe.qw2;
+    // The request's privilege and execute attributes. A request without PASID is a user, non-execute
+    // request: RID_PRIV (context bit 84) is accepted and not acted on (docs/DESIGN.md "Scalable mode").
+    const priv = withPasid && req!.priv === true;
     const exe = withPasid && req!.exe === true;
-    if (priv && !isSet(pq2, PE_QW2_SRE)) return fault(FR_SM_SRE_CLEAR);
     if (exe && !isSet(pq2, PE_QW2_ERE)) return fault(FR_SM_ERE_CLEAR);
+    if (priv && !isSet(pq2, PE_QW2_SRE)) return fault(FR_SM_SRE_CLEAR);
 
     const write = dir === 'w';
-    const ss: SecondStage = { top: pq0 & bitRange(12, 64), aw };
-    let out: { kind: 'ok'; gpa: bigint; flagWrites?: FlagWrite[] } | { kind: 'fault'; reason: number };
-    switch (pgtt) {
+    const ss: SecondStage = pe.ss;
+    const done = (gpa: bigint, extra: { flagWrites?: FlagWrite[]; ssFill?: LeafEntry; fsFill?: FsLeaf } = {}): { t: Translation; ssFill?: LeafEntry; fsFill?: FsLeaf } => {
+      // The output must not reach the interrupt address range (§5.1 step 8; 87h in scalable mode). A second-
+      // stage leaf is kept even then (as in legacy mode); a first-stage translation only when it completed.
+      if (overlapsInterruptRange(gpa, len)) return { ...fault(FR_SM_INTERRUPT_ADDRESS), ssFill: extra.ssFill };
+      const t: Translation = extra.flagWrites === undefined ? { kind: 'ok', gpa } : { kind: 'ok', gpa, flagWrites: extra.flagWrites };
+      return { t, ssFill: extra.ssFill, fsFill: extra.fsFill };
+    };
+    switch (pe.pgtt) {
       case PGTT_PASS_THROUGH:
-        out = { kind: 'ok', gpa: iova }; // identity, no width check (as legacy pass-through)
-        break;
-      case PGTT_SECOND_STAGE:
-        out = this.secondStage(ss, iova, write, { beyond: FR_SM_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ });
-        break;
+        return done(iova); // identity, no width check (as legacy pass-through)
+      case PGTT_SECOND_STAGE: {
+        const reasons = { beyond: FR_SM_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ };
+        if (cached.ss !== undefined) {
+          const leaf = cached.ss;
+          if (!leafContains(leaf, iova) || !(write ? leaf.w : leaf.r)) throw new Error('internal: cached leaf does not serve this request');
+          if (iova >= 1n << BigInt(Math.min(this.cfg.aw, 30 + 9 * ss.aw))) return fault(reasons.beyond);
+          return done(leaf.frame | (iova & bitRange(0, leafShift(leaf.level))));
+        }
+        const out = this.secondStageLeaf(ss, iova, write, reasons);
+        if (out.kind === 'fault') return fault(out.reason);
+        return done(out.gpa, { ssFill: out.leaf });
+      }
       default: {
-        const fs = this.firstStage(pq2, flpm, pgtt === PGTT_NESTED ? ss : null, iova, { write, priv, exe, wpe: isSet(pq2, PE_QW2_WPE) });
-        out = fs;
+        const access = { write, priv, exe, wpe: isSet(pq2, PE_QW2_WPE) };
+        const flpm = Number(field(pq2, PE_QW2_FLPM_HI, PE_QW2_FLPM_LO));
+        if (!this.canonical(iova, flpm)) return fault(FR_SM_NOT_CANONICAL);
+        if (cached.fs !== undefined) {
+          // A hit serves the request only when the entry covers it (user/supervisor, write rights, Dirty
+          // already set, the second stage's rights); otherwise the unit walks (that is another path).
+          const l = cached.fs;
+          if (l.did !== pe.did || l.pasid !== pe.pasid || !leafContains({ iovaBase: l.iovaBase, frame: l.frame, level: l.level, r: true, w: true }, iova)) {
+            throw new Error('internal: cached first-stage leaf does not map this request');
+          }
+          const userOk = priv || l.fsU;
+          const ok = write ? l.ssW && l.dirty && (l.fsW || (priv && !access.wpe)) : l.ssR;
+          if (!userOk || !ok) return null;
+          return done(l.frame | (iova & bitRange(0, leafShift(l.level))));
+        }
+        const fs = this.firstStage(pq2, flpm, pe.pgtt === PGTT_NESTED ? ss : null, iova, access);
+        if (fs.kind === 'fault') return fault(fs.reason);
+        const t = done(fs.gpa, { flagWrites: fs.flagWrites });
+        if (t.t.kind !== 'ok') return t;
+        return { t: t.t, fsFill: { did: pe.did, pasid: pe.pasid, iovaBase: iova & ~bitRange(0, leafShift(fs.level)), frame: fs.gpa & ~bitRange(0, leafShift(fs.level)), level: fs.level, ...fs.rights } };
       }
     }
-    if (out.kind === 'fault') return fault(out.reason);
-    // The output must not reach the interrupt address range (§5.1 step 8; 87h in scalable mode).
-    if (overlapsInterruptRange(out.gpa, len)) return fault(FR_SM_INTERRUPT_ADDRESS);
-    return out;
   }
 
   /**
@@ -1865,6 +1983,17 @@ export class RefModel {
     write: boolean,
     reasons: { beyond: number; write: number; read: number },
   ): { kind: 'ok'; gpa: bigint } | { kind: 'fault'; reason: number } {
+    const r = this.secondStageLeaf(ss, addr, write, reasons);
+    return r.kind === 'ok' ? { kind: 'ok', gpa: r.gpa } : r;
+  }
+
+  /** secondStage, also giving the leaf the walk ended on (its rights ANDed over the walk). */
+  private secondStageLeaf(
+    ss: SecondStage,
+    addr: bigint,
+    write: boolean,
+    reasons: { beyond: number; write: number; read: number },
+  ): { kind: 'ok'; gpa: bigint; leaf: LeafEntry } | { kind: 'fault'; reason: number } {
     const inputWidth = Math.min(this.cfg.aw, 30 + 9 * ss.aw);
     if (addr >= 1n << BigInt(inputWidth)) return { kind: 'fault', reason: reasons.beyond };
     const walk = this.walk(ss.top, ss.aw + 2, addr, write);
@@ -1884,7 +2013,14 @@ export class RefModel {
     }
     const leaf = walk.leaf;
     if (write ? !leaf.w : !leaf.r) return { kind: 'fault', reason: write ? reasons.write : reasons.read };
-    return { kind: 'ok', gpa: leaf.frame | (addr & bitRange(0, leafShift(leaf.level))) };
+    return { kind: 'ok', gpa: leaf.frame | (addr & bitRange(0, leafShift(leaf.level))), leaf };
+  }
+
+  /** Canonical for first-stage paging of FLPM's levels: bits 63 .. (width - 1) all equal, width 48 or 57. */
+  private canonical(iova: bigint, flpm: number): boolean {
+    const width = leafShift(flpm === FLPM_5_LEVEL ? 5 : 4) + SL_INDEX_BITS;
+    const upper = iova >> BigInt(width - 1);
+    return upper === 0n || upper === (1n << BigInt(64 - width + 1)) - 1n;
   }
 
   /**
@@ -1893,10 +2029,10 @@ export class RefModel {
    * names, 70h below; in nested translation the table's address first goes through the second stage: 74h
    * beyond its width, 75h / 76h when it cannot be read), P (71h), reserved bits (72h); then on the leaf:
    * U/S for a user request (81h), XD for an execute request (82h), R/W for a write (85h) unless a
-   * supervisor request with WPE = 0; nested: the output through the second stage (74h beyond its width,
+   * supervisor request with WPE = 0; nested: each entry needing an Accessed/Dirty flag must be writable
+   * through the second stage (77h), then the output goes through the second stage (83h beyond its width,
    * 85h / 86h). Rights are the AND (XD the OR) over every level. Accessed in every entry used and Dirty in
-   * the leaf of a write are returned as flag writes; in nested translation each needs the second stage to
-   * grant a write on the table (77h). Decision: the flags are set only when the whole request completes.
+   * the leaf of a write are returned as flag writes, made only when the whole request completes.
    */
   private firstStage(
     pq2: bigint,
@@ -1904,7 +2040,9 @@ export class RefModel {
     nested: SecondStage | null,
     iova: bigint,
     access: { write: boolean; priv: boolean; exe: boolean; wpe: boolean },
-  ): { kind: 'ok'; gpa: bigint; flagWrites: FlagWrite[] } | { kind: 'fault'; reason: number } {
+  ):
+    | { kind: 'ok'; gpa: bigint; flagWrites: FlagWrite[]; level: number; rights: { fsW: boolean; fsU: boolean; dirty: boolean; ssR: boolean; ssW: boolean } }
+    | { kind: 'fault'; reason: number } {
     const fault = (reason: number): { kind: 'fault'; reason: number } => ({ kind: 'fault', reason });
     const levels = flpm === FLPM_5_LEVEL ? 5 : 4;
     // Canonical: bits 63 .. (width - 1) all equal, width 48 or 57.
@@ -1951,11 +2089,8 @@ export class RefModel {
         if (!access.priv && !us) return fault(FR_SM_USER_TO_SUPERVISOR);
         if (access.exe && xd) return fault(FR_SM_NO_EXECUTE);
         if (access.write && !rw && (!access.priv || access.wpe)) return fault(FR_SM_WRITE);
-        if (nested !== null) {
-          const out = this.secondStage(nested, gpa, access.write, { beyond: FR_SM_NESTED_FS_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ });
-          if (out.kind === 'fault') return out;
-          gpa = out.gpa;
-        }
+        // Accessed/Dirty: nested, each entry that needs a flag must be writable through the second stage
+        // (77h), checked before the output goes through the second stage (as a walk sets flags on its way).
         const flagWrites: FlagWrite[] = [];
         for (const u of used) {
           const set = (isSet(u.entry, FS_A) ? 0n : FS_A) | (u.leaf && access.write && !isSet(u.entry, FS_D) ? FS_D : 0n);
@@ -1970,7 +2105,21 @@ export class RefModel {
           }
           flagWrites.push({ addr: u.addr, set });
         }
-        return { kind: 'ok', gpa, flagWrites };
+        // Nested: the output address through the second stage; beyond its width is 83h (the address
+        // beyond what the unit translates), as for a second-stage-only request.
+        // The translation as a PASID-tagged IOTLB may keep it: the smaller of the two stages' pages, the
+        // rights ANDed over the walk, the leaf's Dirty flag as read, the second stage's rights on the output.
+        let pageLevel = level;
+        let ss = { r: true, w: true };
+        if (nested !== null) {
+          const out = this.secondStageLeaf(nested, gpa, access.write, { beyond: FR_SM_ADDRESS_BEYOND, write: FR_SM_WRITE, read: FR_SM_READ });
+          if (out.kind === 'fault') return out;
+          gpa = out.gpa;
+          pageLevel = Math.min(level, out.leaf.level);
+          ss = { r: out.leaf.r, w: out.leaf.w };
+        }
+        const rights = { fsW: rw, fsU: us, dirty: access.write || isSet(entry, FS_D), ssR: ss.r, ssW: ss.w };
+        return { kind: 'ok', gpa, flagWrites, level: pageLevel, rights };
       }
       tableGpa = entry & bitRange(PAGE_SHIFT, FS_ADDR_TOP);
     }

@@ -281,20 +281,25 @@ describe('scalable mode: structure faults (30h - 5Dh)', () => {
       [0n, 0n, 2n], // ERE without ECAP.ERS
       [0n, 0n, 0x80n], // EAFE
       [0n, 0n, 0x20n], // QW2 bit 5
-      [0n, 0n, 8n], // FLPM 10
-      [0n, 0n, 1n << 50n], // FLPTR above HAW
       [0n, 0n, 0n, 1n], // QW3
       [0n, 0n, 0n, 0n, 0n, 0n, 0n, 1n << 63n], // QW7
     ];
     for (const extra of reserved) {
+      // The FPD of an entry whose reserved bits are set does not count (docs/DESIGN.md "Scalable mode").
       const m = smUnit({}, { entries: { 0: { ...slEntry, fpd: true, extra } } });
-      assert.deepEqual(dma(m, 0x1000n, 'r'), { ok: false }, 'FPD suppresses 5Ah');
+      assert.equal(faultOf(m, 0x1000n, 'r'), 0x5a, 'FPD of an entry with reserved bits');
       const m2 = smUnit({}, { entries: { 0: { ...slEntry, extra } } });
       assert.equal(faultOf(m2, 0x1000n, 'r'), 0x5a, `extra ${extra.map((q) => q.toString(16))}`);
     }
     // SRE is reserved without ECAP.SRS (flts alone), a field with it.
     assert.equal(faultOf(smUnit({ flts: true }, { entries: { 0: { pgtt: 1, flptr: FS_TOP, sre: true } } }), 0x1000n, 'r'), 0x5a);
     assert.equal(faultOf(smUnit({}, { entries: { 0: { ...slEntry, sre: true } } }), 0x1000n, 'r'), 0x86);
+    // Pointer bits above HAW are reserved only in the pointers the PGTT names.
+    assert.equal(faultOf(smUnit({ flts: true }, { entries: { 0: { pgtt: 1, flptr: FS_TOP, extra: [0n, 0n, 1n << 50n] } } }), 0x1000n, 'r'), 0x5a, 'FLPTR above HAW');
+    assert.equal(faultOf(smUnit({}, { entries: { 0: { ...slEntry, extra: [0n, 0n, 1n << 50n] } } }), 0x1000n, 'r'), 0x86, 'FLPTR of a second-stage entry');
+    assert.equal(faultOf(smUnit({ flts: true }, { entries: { 0: { pgtt: 1, flptr: FS_TOP, extra: [1n << 48n] } } }), 0x1000n, 'r'), 0x71, 'SLPTPTR of a first-stage entry');
+    // The directory entry's FPD does not count when its reserved bits are set either.
+    assert.equal(faultOf(smUnit({}, { dir: { 0: PASID_TABLE | 7n }, entries: { 0: slEntry } }), 0x1000n, 'r'), 0x52);
   });
 
   test('5Bh: a PGTT the unit does not support, a reserved PGTT, an AW outside SAGAW, FLPM 01 without FS5LP', () => {
@@ -308,15 +313,18 @@ describe('scalable mode: structure faults (30h - 5Dh)', () => {
       [{}, { ...slEntry, aw: 3 }], // 57-bit tables under aw 48
       [{ pt: false }, { pgtt: 4 }],
       [{ flts: true }, { pgtt: 1, flptr: FS_TOP, flpm: 1 }], // 5-level without FS5LP (aw 48)
+      [{ flts: true }, { pgtt: 1, flptr: FS_TOP, flpm: 2 }], // FLPM 10: a reserved encoding
+      [{ flts: true }, { pgtt: 1, flptr: FS_TOP, flpm: 3 }], // FLPM 11
     ];
     for (const [over, f] of cases) assert.equal(faultOf(smUnit(over, { entries: { 0: f } }), 0x1000n, 'r'), 0x5b, JSON.stringify(over) + ` pgtt ${f.pgtt}`);
   });
 
-  test('5Dh supervisor request with SRE clear (also RID_PRIV for a request without PASID); 5Ch execute with ERE clear', () => {
+  test('5Dh supervisor request with SRE clear; 5Ch execute with ERE clear, checked first; RID_PRIV not acted on', () => {
     const m = smUnit({}, { entries: { 5: slEntry } });
     assert.equal(faultOf(m, 0x1000n, 'r', { pasid: 5, priv: true }), 0x5d);
     assert.equal(faultOf(m, 0x1000n, 'r', { pasid: 5, exe: true }), 0x5c);
-    assert.equal(faultOf(smUnit({}, { ctx: [DIR | 9n, 5n | (1n << 20n)], entries: { 5: slEntry } }), 0x1000n, 'r'), 0x5d, 'RID_PRIV');
+    assert.equal(faultOf(m, 0x1000n, 'r', { pasid: 5, priv: true, exe: true }), 0x5c, '5Ch before 5Dh');
+    assert.equal(faultOf(smUnit({}, { ctx: [DIR | 9n, 5n | (1n << 20n)], entries: { 5: slEntry } }), 0x1000n, 'r'), 0x86, 'RID_PRIV: still a user request');
     assert.equal(faultOf(smUnit({ ers: true }, { entries: { 5: { ...slEntry, sre: true } } }), 0x1000n, 'r', { pasid: 5, priv: true, exe: true }), 0x5c);
   });
 });
@@ -477,8 +485,8 @@ describe('scalable mode: nested (PGTT 011)', () => {
   const SHIFT = 0x1000000n;
   /** The guest-physical page the first stage maps iova 0x1000 to: in the same 2 MiB as the tables, so one second-stage leaf table maps all. */
   const OUT = 0x3f0000n;
-  function nestedUnit(ssRights = 3n, tableRights = 3n): RefModel {
-    const m = smUnit({ nest: true }, { entries: { 0: { pgtt: 3, aw: 2, slptptr: SS_TOP, flptr: FS_TOP } } });
+  function nestedUnit(ssRights = 3n, tableRights = 3n, over: Partial<ModelConfig> = {}): RefModel {
+    const m = smUnit({ nest: true, ...over }, { entries: { 0: { pgtt: 3, aw: 2, slptptr: SS_TOP, flptr: FS_TOP } } });
     const fsUser = FS.P | FS.RW | FS.US;
     for (let k = 0n; k < 4n; k++) {
       // the first-stage table k, at guest-physical FS_TOP + k * 4 KiB, lies at FS_TOP + SHIFT + k * 4 KiB
@@ -513,6 +521,14 @@ describe('scalable mode: nested (PGTT 011)', () => {
     const ro = nestedUnit(3n, 1n);
     assert.equal(faultOf(ro, 0x1000n, 'r'), 0x77);
     assert.equal(qword(ro, FS_TOP + SHIFT) & FS.A, 0n);
+    // 77h comes before the output's own second-stage check (the walk sets flags on its way down).
+    assert.equal(faultOf(nestedUnit(1n, 1n), 0x1000n, 'w'), 0x77);
+  });
+
+  test('83h: an output address beyond the second stage\'s width (the request\'s address, not a table\'s: not 74h)', () => {
+    const m = nestedUnit(3n, 3n, { aw: 57 }); // first-stage entries hold 52-bit addresses; the second stage (AW 2) takes 48
+    m.writeMem(FS_TOP + SHIFT + 0x3000n + 8n, le((1n << 49n) | FS.P | FS.RW | FS.US));
+    assert.equal(faultOf(m, 0x1000n, 'r'), 0x83);
   });
 
   test('75h / 76h: a first-stage table the second stage does not map; 74h: a table address beyond its width', () => {
@@ -594,18 +610,22 @@ describe('scalable mode: invalidation queue', () => {
     assert.equal(dt.mmioRead(0x34, 4), 0n, 'type 8 with ECAP.DT');
   });
 
-  test('legacy mode (TTM 00): PASID-based descriptors are IQE; DW = 0 in scalable mode takes 128-bit ones', () => {
+  test('legacy mode (TTM 00): PASID-based descriptors are IQE; so they are in a 128-bit queue (DW = 0) in scalable mode', () => {
     for (const type of [0x6n | (2n << 4n), 0x7n | (3n << 4n)]) {
       const { m } = queueUnit({}, 0n, false);
       m.writeMem(QUEUE, le(type, 0n));
       m.mmioWrite(0x88, 8, 0x10n);
       assert.equal(m.mmioRead(0x34, 4), 0x10n);
     }
-    const { m, seen } = queueUnit({}, 1n, false);
-    m.writeMem(QUEUE, le(0x7n | (3n << 4n), 0n, 0x6n | (2n << 4n) | (9n << 16n) | (3n << 32n), 0n));
-    m.mmioWrite(0x88, 8, 0x20n);
-    assert.equal(m.mmioRead(0x34, 4), 0n);
-    assert.deepEqual(seen, [{ cache: 'pasid', granularity: 'global' }, { cache: 'piotlb', granularity: 'pasid', did: 9, pasid: 3 }]);
+    // They are 256-bit descriptors (docs/DESIGN.md "Scalable mode"): IQE with DW = 0, IQH on the first.
+    for (const type of [0x6n | (2n << 4n) | (9n << 16n) | (3n << 32n), 0x7n | (3n << 4n)]) {
+      const { m, seen } = queueUnit({}, 1n, false);
+      m.writeMem(QUEUE, le(type, 0n));
+      m.mmioWrite(0x88, 8, 0x10n);
+      assert.equal(m.mmioRead(0x34, 4), 0x10n);
+      assert.equal(m.mmioRead(0x80, 8), 0n);
+      assert.deepEqual(seen, []);
+    }
   });
 });
 

@@ -1,4 +1,5 @@
 // The cached-window model: the SET of DMA outcomes a caching VT-d unit may give.
+// (Scalable mode: see "Scalable mode" below, after the legacy description.)
 //
 // RefModel (model.ts) is a unit that caches nothing, so it gives exactly one answer: the "fresh" one, from
 // the tables in memory now. The Wasm core caches (a context cache by SID, an IOTLB by DID, page and leaf
@@ -47,6 +48,31 @@
 // Not modelled, because the core has none: paging-structure caches (non-leaf entries; the invalidation
 // hint IH is therefore ignored), device-TLBs, cached not-present entries.
 //
+// Scalable mode (latched TTM 01; docs/DESIGN.md "Scalable-mode caches"). What the core may hold:
+//   * per SID, the RID_PASID PASID entry of a request without PASID (its context cache doubles as the PASID
+//     cache), remembered as a PasidEntryWord once it passed every check up to 5Bh, whatever followed;
+//   * second-stage leaves tagged by the PASID entry's DID (the legacy `leaves`), for requests with or without
+//     PASID, remembered when a walk's rights allowed the access;
+//   * first-stage and nested translations tagged by (DID, PASID) (FsLeaf), remembered when the request
+//     completed; a hit serves a request only when it covers it (RefModel.translateScalableTail), else the
+//     unit walks.
+// Requests with PASID read the root, context, directory and PASID entries on every request. So:
+//
+//   allowedDma = the fresh outcome
+//              + for each PASID entry E in {the fresh one} + {remembered ones of this SID, without PASID only}:
+//                  (a) each remembered leaf of E (second stage: E's DID; first stage: E's DID and PASID)
+//                      that serves the request: the outcome of using it
+//                  (b) the walk of the current tables through E
+//
+// Forgetting (each a subset of what the core drops, so the set is never too small): a context-cache
+// invalidation drops remembered PASID entries (global: all; domain: those of the DID; device: the SIDs
+// under FM); PASID-cache (type 7): global all, domain those of the DID, PASID-selective those of the DID
+// and PASID; IOTLB (type 2 or register): second-stage and first-stage leaves of the DID (global: all; page-
+// selective: those pages); PASID-based IOTLB (type 6): the first-stage leaves of (DID, PASID) (or pages).
+// A/D flags: a walk sets them, a hit does not; when the chosen outcome came from both kinds of path the
+// caller says which flag writes the unit made (commitDma's `chooseFlagWrites`). Changing the latched TTM
+// while anything is remembered is not modelled (an error): software invalidates after SRTP.
+//
 // Interrupt remapping (§9.6) has one cache, the interrupt entry cache (IEC). Decision (the core's): an IRTE
 // is cached by its index once it has passed every check (present, reserved bits, source validation when the
 // request had a requester id), and stays until an IEC invalidation covers it (descriptor 0x4: global, or the
@@ -65,6 +91,10 @@
 
 import {
   RefModel,
+  type FlagWrite,
+  type FsLeaf,
+  type ModelDmaRequest,
+  type PasidEntryWord,
   isFaultSuppressed,
   toModelMsi,
   type InterruptTranslation,
@@ -175,7 +205,26 @@ interface Path {
   ctx?: ContextWord;
   /** The leaf a walk on this way produced that the IOTLB may keep. */
   fill?: CachedLeaf;
+  /** Scalable mode: the PASID entry a context cache may keep (a request without PASID), the first-stage translation a PASID-tagged IOTLB may keep, the A/D writes made. */
+  pe?: PasidEntryWord;
+  fsFill?: FsLeaf;
+  flagWrites?: FlagWrite[];
 }
+
+function pasidEntryKey(e: PasidEntryWord): string {
+  return `${e.pasid}/${e.did}/${e.fpd}/${e.pgtt}/${e.ss.top}/${e.ss.aw}/${e.qw2}`;
+}
+
+function fsLeafKey(l: FsLeaf): string {
+  return `${l.level}/${l.iovaBase}/${l.frame}/${l.fsW}/${l.fsU}/${l.dirty}/${l.ssR}/${l.ssW}`;
+}
+
+function flagWritesKey(w: FlagWrite[] | undefined): string {
+  return (w ?? []).map((f) => `${f.addr}:${f.set}`).join(',');
+}
+
+/** Scalable-mode fault reasons of the walk's legacy codes (the core's smReason): a remembered context is used under TTM 01 too. */
+const TTM_SCALABLE = 1;
 
 function contextKey(c: ContextWord): string {
   return `${c.did}/${c.aw}/${c.slptptr}/${c.tt}/${c.fpd}`;
@@ -200,11 +249,14 @@ export class CachedWindowModel {
   private readonly leaves = new Map<number, Map<string, LeafEntry>>();
   /** interrupt index -> (IRTE key -> IRTE): the entries the core's interrupt entry cache may hold at that index. */
   private readonly irtes = new Map<number, Map<string, Irte>>();
+  /** Scalable mode: sid -> (key -> RID_PASID PASID entry) the context cache may hold. */
+  private readonly pasidEntries = new Map<number, Map<string, PasidEntryWord>>();
+  /** Scalable mode: `${did}/${pasid}` -> (key -> first-stage or nested translation) the PASID-tagged IOTLB may hold. */
+  private readonly fsLeaves = new Map<string, Map<string, FsLeaf>>();
+  /** The latched TTM under which the remembered entries were used (null: nothing remembered under a TTM yet). */
+  private rememberedTtm: number | null = null;
 
   constructor(cfg: ModelConfig) {
-    // The windows of scalable mode (contexts, PASID entries and leaves tagged by PASID) are not built yet: a
-    // unit with sm would get legacy windows, which are wrong once TTM = 01 is latched. Refuse rather than mislead.
-    if (cfg.sm) throw new Error('CachedWindowModel: scalable mode (sm) is not modelled by the cached windows yet');
     this.ref = new RefModel(cfg);
     // The RefModel reports each invalidation when it is performed, which for this serial unit is when it
     // completes: before CCMD.ICC / IOTLB.IVT read 0, and before any later descriptor (wait included) runs.
@@ -240,17 +292,17 @@ export class CachedWindowModel {
    * The outcomes permitted now for the request, without duplicates. The first is always the fresh outcome
    * (what RefModel.dma would answer). Changes nothing.
    */
-  allowedDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Outcome[] {
+  allowedDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Outcome[] {
     const out: Outcome[] = [];
-    for (const p of this.paths(sid, iova, len, dir)) {
+    for (const p of this.paths(sid, iova, len, dir, req)) {
       if (!out.some((o) => sameOutcome(o, p.outcome))) out.push(p.outcome);
     }
     return out;
   }
 
   /** The fresh outcome alone: allowedDma(...)[0]. */
-  freshDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Outcome {
-    return this.paths(sid, iova, len, dir)[0]!.outcome;
+  freshDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Outcome {
+    return this.paths(sid, iova, len, dir, req)[0]!.outcome;
   }
 
   /**
@@ -258,33 +310,56 @@ export class CachedWindowModel {
    * recorded fault is recorded in the RefModel's fault registers exactly as RefModel.dma records its own
    * (§6.3); whatever the core may have cached on the way to this outcome is remembered.
    */
-  commitDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', outcome: Outcome): void {
+  commitDma(
+    sid: number,
+    iova: bigint,
+    len: number,
+    dir: 'r' | 'w',
+    outcome: Outcome,
+    req?: ModelDmaRequest,
+    chooseFlagWrites?: (candidates: FlagWrite[][]) => FlagWrite[],
+  ): void {
     if (!outcome.ok && outcome.fault !== undefined && (!outcome.recorded || outcome.fault !== outcome.reason)) {
       throw new Error('malformed outcome: `fault`, when given, must equal `reason` and needs `recorded`');
     }
-    const paths = this.paths(sid, iova, len, dir);
+    const paths = this.paths(sid, iova, len, dir, req);
     const matching = paths.filter((p) => sameOutcome(p.outcome, outcome));
     if (matching.length === 0) {
-      const allowed = this.allowedDma(sid, iova, len, dir).map(describeOutcome).join(', ');
+      const allowed = this.allowedDma(sid, iova, len, dir, req).map(describeOutcome).join(', ');
       throw new Error(
         `outcome ${describeOutcome(outcome)} not allowed for sid 0x${sid.toString(16)} iova 0x${iova.toString(16)} ` +
           `len ${len} ${dir}; allowed: ${allowed}`,
       );
     }
+    // Scalable mode: the A/D writes the unit made (a walk makes them, a hit does not).
+    const writeSets = new Map<string, FlagWrite[]>();
+    for (const p of matching) writeSets.set(flagWritesKey(p.flagWrites), p.flagWrites ?? []);
+    let writes: FlagWrite[] = [...writeSets.values()][0]!;
+    if (writeSets.size > 1) {
+      if (chooseFlagWrites === undefined) throw new Error('the outcome may have come with different Accessed/Dirty writes: pass chooseFlagWrites');
+      writes = chooseFlagWrites([...writeSets.values()]);
+      if (!writeSets.has(flagWritesKey(writes))) throw new Error('chooseFlagWrites returned writes no path makes');
+    }
+    if (matching.some((p) => p.ctx !== undefined || p.fill !== undefined || p.pe !== undefined || p.fsFill !== undefined)) {
+      this.rememberedTtm = this.ref.latchedTranslationTableMode;
+    }
     for (const p of matching) {
       if (p.ctx !== undefined) this.rememberContext(sid, p.ctx);
       if (p.fill !== undefined) this.rememberLeaf(p.fill);
+      if (p.pe !== undefined) this.rememberPasidEntry(sid, p.pe);
+      if (p.fsFill !== undefined) this.rememberFsLeaf(p.fsFill);
     }
-    if (!outcome.ok && outcome.recorded) this.ref.recordFault(sid, iova, dir, outcome.reason);
+    this.ref.applyFlagWrites(writes);
+    if (!outcome.ok && outcome.recorded) this.ref.recordFault(sid, iova, dir, outcome.reason, req);
   }
 
   /**
    * A whole request: computes the allowed outcomes, lets `pick` choose one (default: the fresh one),
    * commits it and returns it.
    */
-  dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', pick: (allowed: Outcome[]) => Outcome = (a) => a[0]!): Outcome {
-    const chosen = pick(this.allowedDma(sid, iova, len, dir));
-    this.commitDma(sid, iova, len, dir, chosen);
+  dma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', pick: (allowed: Outcome[]) => Outcome = (a) => a[0]!, req?: ModelDmaRequest): Outcome {
+    const chosen = pick(this.allowedDma(sid, iova, len, dir, req));
+    this.commitDma(sid, iova, len, dir, chosen, req, (c) => c[0]!);
     return chosen;
   }
 
@@ -355,7 +430,17 @@ export class CachedWindowModel {
 
   /** True when nothing is remembered: every request has exactly one allowed outcome, the fresh one. */
   isSettled(): boolean {
-    return this.contexts.size === 0 && this.leaves.size === 0 && this.irtes.size === 0;
+    return this.contexts.size === 0 && this.leaves.size === 0 && this.irtes.size === 0 && this.pasidEntries.size === 0 && this.fsLeaves.size === 0;
+  }
+
+  /** Scalable mode: the RID_PASID PASID entries the core's context cache may hold for `sid` (copies). */
+  possiblePasidEntries(sid: number): PasidEntryWord[] {
+    return [...(this.pasidEntries.get(sid)?.values() ?? [])].map((e) => ({ ...e, ss: { ...e.ss } }));
+  }
+
+  /** Scalable mode: the first-stage or nested translations the core's PASID-tagged IOTLB may hold (copies). */
+  possibleFsLeaves(): FsLeaf[] {
+    return [...this.fsLeaves.values()].flatMap((m) => [...m.values()].map((l) => ({ ...l })));
   }
 
   // ----- internals --------------------------------------------------------------
@@ -364,14 +449,28 @@ export class CachedWindowModel {
    * Every way the unit may answer the request. The first path is the fully fresh one (fresh context,
    * fresh walk); the rest use a remembered context and/or a remembered leaf.
    */
-  private paths(sid: number, iova: bigint, len: number, dir: 'r' | 'w'): Path[] {
-    this.ref.checkRequest(sid, iova, len);
+  private paths(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Path[] {
+    this.ref.checkRequest(sid, iova, len, req);
     // A request that crosses a 4 KiB boundary is two page requests (RefModel.dma); the windows model
     // answers one page request at a time, so its caller must split such a request itself.
     if (Number(iova & 0xfffn) + len > 0x1000) throw new Error(`windows model: [0x${iova.toString(16)}, +${len}) crosses a 4 KiB boundary; request each page on its own`);
-    // §5.1 steps 0-1: the interrupt range and TE=0 are decided before any cache is consulted.
-    const early = this.ref.translateBeforeContext(iova, len, dir);
-    if (early !== null) return [{ outcome: outcomeOf(early) }];
+    const ttm = this.ref.latchedTranslationTableMode;
+    if (this.rememberedTtm !== null && this.rememberedTtm !== ttm && !this.isSettled()) {
+      throw new Error('windows model: the latched TTM changed while cached entries may be held (software invalidates after SRTP)');
+    }
+    const withPasid = req?.pasid !== undefined;
+    // §5.1 steps 0-1: the interrupt range and TE=0 are decided before any cache is consulted (a request with
+    // PASID is never an interrupt request: with TE = 0 it is untranslated memory).
+    if (withPasid) {
+      const early = this.ref.translateBeforeContext(0n, 1, dir);
+      if (early !== null) return [{ outcome: { ok: true, gpa: iova } }];
+    } else {
+      const early = this.ref.translateBeforeContext(iova, len, dir);
+      if (early !== null) return [{ outcome: outcomeOf(early) }];
+    }
+    if (ttm === TTM_SCALABLE) return this.scalablePaths(sid, iova, len, dir, req);
+    // Legacy mode with a request with PASID (31h), or a TTM the unit lacks (30h): decided before any cache.
+    if (withPasid || ttm !== 0) return [{ outcome: outcomeOf(this.ref.translateFresh(sid, iova, len, dir, req)) }];
 
     const paths: Path[] = [];
     const contexts: ContextWord[] = [];
@@ -400,6 +499,49 @@ export class CachedWindowModel {
       for (const leaf of this.leaves.get(ctx.did)?.values() ?? []) {
         if (!leafContains(leaf, iova) || !(write ? leaf.w : leaf.r)) continue;
         paths.push({ outcome: outcomeOf(this.ref.translateInContext(ctx, iova, len, dir, leaf).t), ctx });
+      }
+    }
+    return paths;
+  }
+
+  /** Scalable mode (latched TTM 01): the paths through the fresh and the remembered PASID entries. */
+  private scalablePaths(sid: number, iova: bigint, len: number, dir: 'r' | 'w', req?: ModelDmaRequest): Path[] {
+    const paths: Path[] = [];
+    const withPasid = req?.pasid !== undefined;
+    const entries: PasidEntryWord[] = [];
+    const fresh = this.ref.lookupScalable(sid, req);
+    if (fresh.kind === 'fault') paths.push({ outcome: outcomeOf(fresh.t) });
+    else entries.push(fresh.pe);
+    // Only requests without PASID use the context cache (their RID_PASID entry).
+    if (!withPasid) {
+      for (const e of this.pasidEntries.get(sid)?.values() ?? []) {
+        if (!entries.some((k) => pasidEntryKey(k) === pasidEntryKey(e))) entries.push(e);
+      }
+    }
+    const write = dir === 'w';
+    for (const pe of entries) {
+      const keep = withPasid ? undefined : pe;
+      // (b) the walk through this entry (for the fresh entry: the fresh outcome, first).
+      const walked = this.ref.translateScalableTail(pe, iova, len, dir, req)!;
+      paths.push({
+        outcome: outcomeOf(walked.t),
+        pe: keep,
+        fill: walked.ssFill === undefined ? undefined : { did: pe.did, leaf: walked.ssFill },
+        fsFill: walked.fsFill,
+        flagWrites: walked.t.kind === 'ok' ? walked.t.flagWrites : undefined,
+      });
+      // (a) the hits: second-stage leaves of the DID, first-stage ones of the (DID, PASID).
+      if (pe.pgtt === 2) {
+        for (const leaf of this.leaves.get(pe.did)?.values() ?? []) {
+          if (!leafContains(leaf, iova) || !(write ? leaf.w : leaf.r)) continue;
+          paths.push({ outcome: outcomeOf(this.ref.translateScalableTail(pe, iova, len, dir, req, { ss: leaf })!.t), pe: keep });
+        }
+      } else if (pe.pgtt === 1 || pe.pgtt === 3) {
+        for (const l of this.fsLeaves.get(`${pe.did}/${pe.pasid}`)?.values() ?? []) {
+          if (!leafContains({ iovaBase: l.iovaBase, frame: l.frame, level: l.level, r: true, w: true }, iova)) continue;
+          const hit = this.ref.translateScalableTail(pe, iova, len, dir, req, { fs: l });
+          if (hit !== null) paths.push({ outcome: outcomeOf(hit.t), pe: keep });
+        }
       }
     }
     return paths;
@@ -434,6 +576,45 @@ export class CachedWindowModel {
     byKey.set(contextKey(ctx), { ...ctx });
   }
 
+  private rememberPasidEntry(sid: number, pe: PasidEntryWord): void {
+    let byKey = this.pasidEntries.get(sid);
+    if (byKey === undefined) this.pasidEntries.set(sid, (byKey = new Map()));
+    byKey.set(pasidEntryKey(pe), { ...pe, ss: { ...pe.ss } });
+  }
+
+  private rememberFsLeaf(l: FsLeaf): void {
+    const tag = `${l.did}/${l.pasid}`;
+    let byKey = this.fsLeaves.get(tag);
+    if (byKey === undefined) this.fsLeaves.set(tag, (byKey = new Map()));
+    byKey.set(fsLeafKey(l), { ...l });
+  }
+
+  /** Forgets the first-stage leaves of `did` (and `pasid`, when given) that map any of the 2^am pages from `addr` (all when addr is null). */
+  private forgetFsLeaves(did: number | null, pasid: number | null, addr: bigint | null, am = 0): void {
+    for (const [tag, byKey] of this.fsLeaves) {
+      const [d, p] = tag.split('/').map(Number) as [number, number];
+      if ((did !== null && d !== did) || (pasid !== null && p !== pasid)) continue;
+      for (const [key, l] of byKey) {
+        if (addr !== null) {
+          const first = addr >> 12n;
+          const last = first + (1n << BigInt(am)) - 1n;
+          const lo = l.iovaBase >> 12n;
+          const hi = lo + (1n << BigInt(leafShift(l.level) - 12)) - 1n;
+          if (lo > last || hi < first) continue;
+        }
+        byKey.delete(key);
+      }
+      if (byKey.size === 0) this.fsLeaves.delete(tag);
+    }
+  }
+
+  private forgetPasidEntries(covered: (sid: number, e: PasidEntryWord) => boolean): void {
+    for (const [sid, byKey] of this.pasidEntries) {
+      for (const [key, e] of byKey) if (covered(sid, e)) byKey.delete(key);
+      if (byKey.size === 0) this.pasidEntries.delete(sid);
+    }
+  }
+
   private rememberLeaf(fill: CachedLeaf): void {
     let byKey = this.leaves.get(fill.did);
     if (byKey === undefined) this.leaves.set(fill.did, (byKey = new Map()));
@@ -446,8 +627,28 @@ export class CachedWindowModel {
    * IEC invalidations only IRTEs.
    */
   private invalidate(inv: Invalidation): void {
-    // PASID-cache and PASID-based IOTLB invalidations exist only in scalable mode, which the constructor refuses.
-    if (inv.cache === 'pasid' || inv.cache === 'piotlb') throw new Error('internal: a scalable-mode invalidation reached the legacy windows');
+    // Scalable mode (each forgets a subset of what the core drops; see the header).
+    if (inv.cache === 'pasid') {
+      if (inv.granularity === 'global') this.pasidEntries.clear();
+      else if (inv.granularity === 'domain') this.forgetPasidEntries((_, e) => e.did === inv.did);
+      else this.forgetPasidEntries((_, e) => e.did === inv.did && e.pasid === inv.pasid);
+      return;
+    }
+    if (inv.cache === 'piotlb') {
+      if (inv.granularity === 'pasid') this.forgetFsLeaves(inv.did, inv.pasid, null);
+      else this.forgetFsLeaves(inv.did, inv.pasid, inv.addr, inv.am);
+      return;
+    }
+    if (inv.cache === 'context') {
+      if (inv.granularity === 'global') this.pasidEntries.clear();
+      else if (inv.granularity === 'domain') this.forgetPasidEntries((_, e) => e.did === inv.did);
+      else this.forgetPasidEntries((sid) => functionMaskMatches(sid, inv.sid, inv.fm));
+    }
+    if (inv.cache === 'iotlb') {
+      if (inv.granularity === 'global') this.fsLeaves.clear();
+      else if (inv.granularity === 'domain') this.forgetFsLeaves(inv.did, null, null);
+      else this.forgetFsLeaves(inv.did, null, inv.addr, inv.am);
+    }
     if (inv.cache === 'iec') {
       if (inv.granularity === 'global') {
         this.irtes.clear();
