@@ -89,6 +89,8 @@ export interface DetectContext {
   path(): DmaPath | undefined;
   /** The IRTE a remappable msi op names (msi ops; lazily computed). */
   irte(): Irte | undefined;
+  /** Scalable mode: devices whose RID_PASID entry has been pass-through (PGTT 100) at some point of the trace. */
+  smPassThrough: ReadonlySet<number>;
   /** Which open window covers this request, if any (hostile traces). */
   window(): WindowCause | undefined;
   /** Bits of the 32-bit register at `off` an earlier deviation may have made differ (0: none). */
@@ -134,7 +136,7 @@ export interface DeviationDef extends Deviation {
 // ---------------------------------------------------------------- helpers
 
 const IR_LO = 0xfee00000n, IR_HI = 0xfeefffffn;
-const isRights = (f: number | undefined): boolean => f === 0x05 || f === 0x06;
+const isRights = (f: number | undefined): boolean => f === 0x05 || f === 0x06 || f === 0x85 || f === 0x86;
 const blockedNoFault = (r: Result | undefined): boolean => !!r && r.ok === false && r.fault === undefined;
 const u32 = (n: number): number => n >>> 0;
 
@@ -166,6 +168,21 @@ const lacksRight = (entry: bigint, dir: 'r' | 'w'): boolean => (entry & (dir ===
 
 const BOTH: readonly QemuVersion[] = ['7.2', '10'];
 const ONLY_72: readonly QemuVersion[] = ['7.2'];
+const ONLY_10: readonly QemuVersion[] = ['10'];
+
+/**
+ * Scalable-mode fault reasons QEMU 10 reports with the legacy code of the
+ * same condition (each pair seen on QEMU 10.0.13; a pair not listed stays NEW).
+ */
+export const SM_LEGACY_REASON: ReadonlyMap<number, number> = new Map([
+  [0x39, 0x01], // root entry P clear
+  [0x41, 0x02], // context entry P clear
+  [0x83, 0x04], // input address beyond the address width
+  [0x85, 0x05], // no write permission
+  [0x86, 0x06], // no read permission
+]);
+/** FRCD's FR (fault reason), top dword bits 7:0. */
+const FRCD_FR: ReadonlyArray<readonly [number, number]> = [[frcdTopDword(0), 0xff]];
 
 export const DEVIATIONS: readonly DeviationDef[] = [
   {
@@ -245,7 +262,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     kind: 'deviation',
     versions: BOTH,
     title: 'every address of a large page overlapping the interrupt range is blocked',
-    qemu: 'a 2 MiB / 1 GiB leaf whose range overlaps 0xfee00000-0xfeefffff blocks every access through it with Eh',
+    qemu: 'a 2 MiB / 1 GiB leaf whose range overlaps 0xfee00000-0xfeefffff blocks every access through it with Eh (QEMU 10 in scalable mode: 87h; seed 171 of the QEMU 10 run)',
     architected: 'only an access whose translated range overlaps the interrupt range is blocked (Eh); the others translate',
     reason: 'digest §5.1 step 11; DESIGN.md deviation 5',
     fixture: 'dev-translation',
@@ -255,7 +272,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         const op = dmaOp(c.op);
         if (!op || !c.ours?.ok || c.ours.gpa === undefined || c.qemu?.ok !== false) return false;
         // Eh, or nothing when the context entry's FPD suppresses it.
-        if (!(c.qemu.fault === 0x0e || (c.qemu.fault === undefined && c.path()?.context?.fpd))) return false;
+        // (In scalable mode QEMU 10 gives the scalable-mode code, 87h.)
+        if (!(c.qemu.fault === 0x0e || (c.config.sm && c.qemu.fault === 0x87) || (c.qemu.fault === undefined && c.path()?.context?.fpd))) return false;
         const end = c.ours.gpa + BigInt(op.len) - 1n;
         if (!(end < IR_LO || c.ours.gpa > IR_HI)) return false;
         const p = c.path();
@@ -700,6 +718,82 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         const x = u32(d.ours ^ d.qemu);
         // QEMU keeps what was written in the bits that differ; ours reads them 0.
         return (d.ours & x) === 0 && u32(d.qemu & x) === u32(w & x);
+      },
+    },
+  },
+  {
+    id: 'sm-legacy-fault-reasons',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: legacy fault reasons for root, context, address-width and rights faults',
+    qemu: 'with RTADDR.TTM = 01 a root entry with P clear gives 1h, a context entry with P clear 2h, an address beyond the width 4h, a missing right 5h/6h (in the result and in FRCD.FR)',
+    architected: 'the scalable-mode reasons of the same conditions: 39h, 41h, 83h, 85h/86h',
+    reason: 'digest §5.4 (the scalable-mode table; Linux dma_remap_sm_fault_reasons); trace-format.md "Scalable mode" (reasons not compared where QEMU 10 gives legacy codes); QEMU 10.0.13, driver-like seeds 21 (39h/1h), 24 (41h/2h), 130 (83h/4h), 32 (85h/5h), 30 (86h/6h) of a --qemu-version 10 run',
+    taint: FRCD_FR,
+    detect: {
+      line(c) {
+        if (!c.config.sm || c.op.op !== 'dma' || c.ours?.ok !== false || c.qemu?.ok !== false) return false;
+        return c.ours.fault !== undefined && SM_LEGACY_REASON.get(c.ours.fault) === c.qemu.fault;
+      },
+      dword(c, d) {
+        // FR read back from the fault record before any taint was set (a fault recorded without a result line).
+        if (!c.config.sm || d.off !== frcdTopDword(0) || u32(d.ours ^ d.qemu) & ~0xff) return false;
+        return SM_LEGACY_REASON.get(d.ours & 0xff) === (d.qemu & 0xff);
+      },
+    },
+  },
+  {
+    id: 'sm-pasid-entry-type-before-present',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: a PASID entry\'s PGTT checked before its P bit',
+    qemu: 'a PASID entry with P clear whose PGTT the unit does not offer (an all-zero entry: PGTT 000) gives 5Bh, "invalid PASID entry"',
+    architected: 'P clear: 59h whatever the other fields hold (they are ignored when P = 0)',
+    reason: 'digest §5.4 (59h: PASID entry P clear); QEMU 10.0.13 checks the type in vtd_get_pe_in_pasid_leaf_table before the present bit in vtd_get_pe_from_pasid_table; driver-like seed 127 of a --qemu-version 10 run (PASID entry cleared to zero, then a request)',
+    taint: FRCD_FR,
+    detect: {
+      line(c) {
+        if (!c.config.sm || c.op.op !== 'dma' || c.ours?.fault !== 0x59 || c.qemu?.fault !== 0x5b) return false;
+        const p = c.path();
+        const pe = p?.stop === 'not-present' ? p.entries[p.entries.length - 1] : undefined;
+        // The walk stopped at the PASID entry (a 'context' kind entry after the directory entry), whose P is clear.
+        return !!pe && pe.kind === 'context' && p!.entries.length === 4 && (pe.value & 1n) === 0n;
+      },
+    },
+  },
+  {
+    id: 'sm-first-stage-fault-pp',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: first-stage faults of requests without PASID recorded with PP = 1',
+    qemu: 'a fault of a first-stage translation (PGTT 001) of a request without PASID is recorded with FRCD.PP = 1 (and the RID_PASID in PV)',
+    architected: 'PP = 0: the request had no PASID (the RID_PASID is the unit\'s choice of entry, not the request\'s PASID)',
+    reason: 'digest §6.1 (PP: PASID present in the request); trace-format.md "Requests with and without PASID" (PP = 0 for requests without PASID); QEMU 10.0.13, driver-like seeds 86, 168, 169 of a --qemu-version 10 run (FRCD 0xc000007180000018 against our 0xc000007100000018)',
+    taint: [[frcdSidDword(0), FRCD_PP], [frcdTopDword(0), FRCD_PV_MASK]],
+    detect: {
+      dword(c, d) {
+        if (!c.config.sm || !c.config.flts || d.off !== frcdSidDword(0) || u32(d.ours ^ d.qemu) !== FRCD_PP || (d.qemu & FRCD_PP) === 0) return false;
+        // Our record: a fault with a first-stage or translation reason (70h-73h, 80h-87h, 90h), recorded without PASID.
+        const top = c.iommu.mmioRead32(frcdTopDword(0)), fr = top & 0xff;
+        return (top & FRCD_F) !== 0 && ((fr >= 0x70 && fr <= 0x73) || (fr >= 0x80 && fr <= 0x87) || fr === 0x90);
+      },
+    },
+  },
+  {
+    id: 'sm-pass-through-kept',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: a pass-through device stays untranslated after its PASID entry changes',
+    qemu: 'a device whose RID_PASID entry was PGTT 100 (pass-through) keeps its untranslated address space after the entry is changed or cleared and a PASID-cache invalidation covers it: requests go to their own address until a context-cache invalidation (or TE, SRTP) makes QEMU look again',
+    architected: 'after the PASID-cache invalidation the new PASID entry applies (a fault for a cleared entry, the new tables otherwise)',
+    reason: 'digest §7.5 (PASID-cache invalidation), §2 (Linux pasid_flush_caches: PASID-cache, then IOTLB invalidation, no context-cache invalidation); QEMU 10.0.13 switches the address space (vtd_switch_address_space) only on context-cache invalidation, TE and SRTP; driver-like seed 7 of a --qemu-version 10 run',
+    taint: 'all',
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || !c.config.sm || !c.qemu?.ok || c.qemu.gpa !== op.iova || !c.smPassThrough.has(op.sid)) return false;
+        if (c.ours?.ok && c.ours.gpa === op.iova) return false;
+        return c.path()?.stop !== 'pass-through';
       },
     },
   },

@@ -891,8 +891,8 @@ export class Driver {
     if (!this.qi.on) this.qiEnable(p);
     this.flush(p);
     const bad = this.qi.tail;
-    // (Type 8, a PASID-based device-TLB invalidation, is valid in scalable mode with device-TLBs.)
-    const bad8 = this.sc.sm && this.sc.dt ? [] : [[0x8n, 0n]];
+    // Type 8 (PASID-based device-TLB invalidation) is a scalable-mode descriptor: only legacy traces use it as an invalid one.
+    const bad8 = this.sc.sm ? [] : [[0x8n, 0n]];
     const badDesc = p.of([[0x0n, 0n], [0x12n | 0x100n, 0n], [0x1n, 0n], [0x32n, 19n], ...bad8] as Array<[bigint, bigint]>);
     this.note(`An invalid descriptor at slot ${bad} (${hx(badDesc[0])}): the queue stops with FSTS.IQE and IQH on it.`);
     this.submit([badDesc], ['invalid'], p);
