@@ -177,6 +177,7 @@ const ONLY_10: readonly QemuVersion[] = ['10'];
 export const SM_LEGACY_REASON: ReadonlyMap<number, number> = new Map([
   [0x39, 0x01], // root entry P clear
   [0x41, 0x02], // context entry P clear
+  [0x78, 0x07], // a second-stage entry cannot be read
   [0x83, 0x04], // input address beyond the address width
   [0x85, 0x05], // no write permission
   [0x86, 0x06], // no read permission
@@ -726,9 +727,10 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     kind: 'deviation',
     versions: ONLY_10,
     title: 'scalable mode: legacy fault reasons for root, context, address-width and rights faults',
-    qemu: 'with RTADDR.TTM = 01 a root entry with P clear gives 1h, a context entry with P clear 2h, an address beyond the width 4h, a missing right 5h/6h (in the result and in FRCD.FR)',
-    architected: 'the scalable-mode reasons of the same conditions: 39h, 41h, 83h, 85h/86h',
-    reason: 'digest §5.4 (the scalable-mode table; Linux dma_remap_sm_fault_reasons); trace-format.md "Scalable mode" (reasons not compared where QEMU 10 gives legacy codes); QEMU 10.0.13, driver-like seeds 21 (39h/1h), 24 (41h/2h), 130 (83h/4h), 32 (85h/5h), 30 (86h/6h) of a --qemu-version 10 run',
+    qemu: 'with RTADDR.TTM = 01 a root entry with P clear gives 1h, a context entry with P clear 2h, a second-stage entry it cannot read 7h, an address beyond the width 4h, a missing right 5h/6h (in the result and in FRCD.FR)',
+    architected: 'the scalable-mode reasons of the same conditions: 39h, 41h, 78h, 83h, 85h/86h',
+    reason: 'digest §5.4 (the scalable-mode table; Linux dma_remap_sm_fault_reasons); trace-format.md "Scalable mode" (reasons not compared where QEMU 10 gives legacy codes); QEMU 10.0.13, vtd conform --qemu --qemu-version 10 driver-like seeds 59 (39h/1h), 127 (41h/2h), 130 (83h/4h, 86h/6h, 78h/7h), 182 (85h/5h); fixtures qemu10/sm/',
+    fixture: 'qemu10/sm/sm-legacy-reasons',
     taint: FRCD_FR,
     detect: {
       line(c) {
@@ -749,7 +751,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     title: 'scalable mode: a PASID entry\'s PGTT checked before its P bit',
     qemu: 'a PASID entry with P clear whose PGTT the unit does not offer (an all-zero entry: PGTT 000) gives 5Bh, "invalid PASID entry"',
     architected: 'P clear: 59h whatever the other fields hold (they are ignored when P = 0)',
-    reason: 'digest §5.4 (59h: PASID entry P clear); QEMU 10.0.13 checks the type in vtd_get_pe_in_pasid_leaf_table before the present bit in vtd_get_pe_from_pasid_table; driver-like seed 127 of a --qemu-version 10 run (PASID entry cleared to zero, then a request)',
+    reason: 'digest §5.4 (59h: PASID entry P clear); QEMU 10.0.13 checks the type in vtd_get_pe_in_pasid_leaf_table before the present bit in vtd_get_pe_from_pasid_table; vtd conform --qemu --qemu-version 10 driver-like seed 127 (PASID entry cleared to zero, then a request)',
+    fixture: 'qemu10/sm/sm-pasid-entry-zero',
     taint: FRCD_FR,
     detect: {
       line(c) {
@@ -762,38 +765,76 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     },
   },
   {
-    id: 'sm-first-stage-fault-pp',
+    id: 'sm-translation-fault-pp',
     kind: 'deviation',
     versions: ONLY_10,
-    title: 'scalable mode: first-stage faults of requests without PASID recorded with PP = 1',
-    qemu: 'a fault of a first-stage translation (PGTT 001) of a request without PASID is recorded with FRCD.PP = 1 (and the RID_PASID in PV)',
-    architected: 'PP = 0: the request had no PASID (the RID_PASID is the unit\'s choice of entry, not the request\'s PASID)',
-    reason: 'digest §6.1 (PP: PASID present in the request); trace-format.md "Requests with and without PASID" (PP = 0 for requests without PASID); QEMU 10.0.13, driver-like seeds 86, 168, 169 of a --qemu-version 10 run (FRCD 0xc000007180000018 against our 0xc000007100000018)',
+    title: 'scalable mode: translation faults of requests without PASID recorded with PP = 1',
+    qemu: 'a fault found after the PASID entry was read (a paging entry, the address width, rights, the interrupt range) of a request without PASID is recorded with FRCD.PP = 1 (and the RID_PASID in PV)',
+    architected: 'PP = 0: the request had no PASID (the RID_PASID only names the PASID entry used for it)',
+    reason: 'digest §6.1 (PP: PASID present in the request); trace-format.md "Requests with and without PASID" (PP = 0 for requests without PASID); QEMU 10.0.13, vtd conform --qemu --qemu-version 10 driver-like seeds 86 (71h, first stage: FRCD 0x8000007180000019 against our 0x8000007100000019), 182 (85h), 107 (86h), 71 (83h), 54 (87h)',
+    fixture: 'qemu10/sm/sm-fault-pp',
     taint: [[frcdSidDword(0), FRCD_PP], [frcdTopDword(0), FRCD_PV_MASK]],
     detect: {
       dword(c, d) {
-        if (!c.config.sm || !c.config.flts || d.off !== frcdSidDword(0) || u32(d.ours ^ d.qemu) !== FRCD_PP || (d.qemu & FRCD_PP) === 0) return false;
-        // Our record: a fault with a first-stage or translation reason (70h-73h, 80h-87h, 90h), recorded without PASID.
+        if (!c.config.sm || d.off !== frcdSidDword(0) || u32(d.ours ^ d.qemu) !== FRCD_PP || (d.qemu & FRCD_PP) === 0) return false;
+        // Our record: a fault with a paging-entry or translation reason (70h-7Fh, 80h-87h, 90h), recorded without PASID.
         const top = c.iommu.mmioRead32(frcdTopDword(0)), fr = top & 0xff;
-        return (top & FRCD_F) !== 0 && ((fr >= 0x70 && fr <= 0x73) || (fr >= 0x80 && fr <= 0x87) || fr === 0x90);
+        return (top & FRCD_F) !== 0 && ((fr >= 0x70 && fr <= 0x7f) || (fr >= 0x80 && fr <= 0x87) || fr === 0x90);
       },
     },
   },
   {
-    id: 'sm-pass-through-kept',
+    id: 'sm-pasid-entry-checked-on-context-load',
     kind: 'deviation',
     versions: ONLY_10,
-    title: 'scalable mode: a pass-through device stays untranslated after its PASID entry changes',
-    qemu: 'a device whose RID_PASID entry was PGTT 100 (pass-through) keeps its untranslated address space after the entry is changed or cleared and a PASID-cache invalidation covers it: requests go to their own address until a context-cache invalidation (or TE, SRTP) makes QEMU look again',
-    architected: 'after the PASID-cache invalidation the new PASID entry applies (a fault for a cleared entry, the new tables otherwise)',
-    reason: 'digest §7.5 (PASID-cache invalidation), §2 (Linux pasid_flush_caches: PASID-cache, then IOTLB invalidation, no context-cache invalidation); QEMU 10.0.13 switches the address space (vtd_switch_address_space) only on context-cache invalidation, TE and SRTP; driver-like seed 7 of a --qemu-version 10 run',
+    title: 'scalable mode: a PASID entry\'s P, PGTT and pass-through looked at only when the context entry is loaded',
+    qemu: 'QEMU checks the RID_PASID entry (present, valid PGTT) and chooses pass-through only when it loads the context entry into its context cache (or on TE, SRTP); a PASID-cache invalidation does not make it look again. After a PASID entry is cleared or made invalid, requests keep being translated through its table pointer (or, after pass-through, untranslated) until a context-cache invalidation',
+    architected: 'after the PASID-cache invalidation the PASID entry as it is now applies: 59h for P clear, 5Bh for a PGTT the unit does not offer, the new translation type otherwise',
+    reason: 'digest §7.5 (PASID-cache invalidation), §2 (Linux pasid_flush_caches: PASID-cache then IOTLB invalidation, no context-cache invalidation); QEMU 10.0.13 (vtd_dev_to_context_entry checks the RID_PASID entry on a context-cache miss; vtd_switch_address_space runs on context-cache invalidation, TE and SRTP); vtd conform --qemu --qemu-version 10 driver-like seeds 7 (pass-through kept: QEMU ok at the request address, ours 59h) and 198 (first-stage walk through a PASID entry with P clear: QEMU 71h, ours 59h)',
+    fixture: 'qemu10/sm/sm-pass-through-kept, qemu10/sm/sm-fs-pasid-entry-cleared',
     taint: 'all',
     detect: {
       line(c) {
         const op = dmaOp(c.op);
-        if (!op || !c.config.sm || !c.qemu?.ok || c.qemu.gpa !== op.iova || !c.smPassThrough.has(op.sid)) return false;
-        if (c.ours?.ok && c.ours.gpa === op.iova) return false;
-        return c.path()?.stop !== 'pass-through';
+        if (!op || !c.config.sm) return false;
+        const p = c.path();
+        // Pass-through kept: QEMU untranslated, our unit not, for a device that was pass-through before.
+        if (c.qemu?.ok && c.qemu.gpa === op.iova && c.smPassThrough.has(op.sid)) return !(c.ours?.ok && c.ours.gpa === op.iova) && p?.stop !== 'pass-through';
+        // An invalid RID_PASID entry QEMU did not look at again: our 59h (P clear) or 5Bh (PGTT), stopped at the PASID entry.
+        if (c.ours?.fault !== 0x59 && c.ours?.fault !== 0x5b) return false;
+        // (59h against QEMU's 5Bh is sm-pasid-entry-type-before-present.)
+        // QEMU's answer is one of a walk past the PASID entry: translated, or a fault of the translation stage (not a root, context or PASID-structure fault).
+        const qf = c.qemu?.fault;
+        if (qf !== undefined && ((qf >= 0x30 && qf <= 0x5f) || (qf >= 0x01 && qf <= 0x03) || (qf >= 0x08 && qf <= 0x0b) || qf === 0x0d)) return false;
+        const last = p?.entries[p.entries.length - 1];
+        return p?.entries.length === 4 && last?.kind === 'context' && (p.stop === 'not-present' || p.stop === 'reserved-tt');
+      },
+    },
+  },
+  {
+    id: 'sm-dirty-not-set-on-iotlb-hit',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'first stage: a write through a cached translation leaves the Dirty flag clear',
+    qemu: 'a write request that hits an IOTLB entry filled by an earlier read (A set, D clear in the leaf) completes without setting D in the first-stage leaf entry',
+    architected: 'a write through a first-stage translation sets D in the leaf (atomically, before the write completes); a cached translation whose D is clear is not used for a write without setting it',
+    reason: 'trace-format.md "What the unit implements" (the Dirty flag of the leaf for a write); DESIGN.md "PASID-tagged IOTLB" (a hit serves a write only if D is already set); QEMU 10.0.13 sets A/D only while walking (vtd_iova_to_fspte); vtd conform --qemu --qemu-version 10 driver-like seed 292 (a read, then a write to the same page: the leaf reads back 0x8a1e027 on QEMU, 0x8a1e067 here)',
+    fixture: 'qemu10/sm/sm-fs-dirty',
+    taint: [],
+    detect: {
+      line(c) {
+        if (!c.config.sm || !c.config.flts || c.op.op !== 'mrd' || c.ours?.hex === undefined || c.qemu?.hex === undefined) return false;
+        if (c.ours.hex.length !== c.qemu.hex.length || c.ours.hex.length % 16 !== 0 || (c.op.gpa & 7n) !== 0n) return false;
+        // Each differing quadword (little-endian) differs in D (bit 6) only: ours a present, accessed, dirty entry.
+        let any = false;
+        for (let k = 0; k < c.ours.hex.length; k += 16) {
+          const q = (h: string): bigint => BigInt('0x' + (h.slice(k, k + 16).match(/../g) ?? []).reverse().join(''));
+          const o = q(c.ours.hex), x = q(c.qemu.hex);
+          if (o === x) continue;
+          if ((o ^ x) !== 0x40n || (o & 0x61n) !== 0x61n) return false;
+          any = true;
+        }
+        return any;
       },
     },
   },
