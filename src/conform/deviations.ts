@@ -30,7 +30,7 @@ import type { TraceConfig, TraceOp } from '../trace/parse.js';
 import type { Iommu } from '../iommu.js';
 import type { QemuVersion } from '../qemu/harness.js';
 import type { Result } from './results.js';
-import { decodeMsi, levelSpan, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
+import { decodeMsi, levelSpan, readIrte, smStaleTranslate, walkDma, type DmaPath, type Irte } from './walk.js';
 import {
   REG, DESC_DEVTLB, DESC_IEC, DESC_PC, DESC_PIOTLB, DESC_WAIT, ECTL_IP, FRCD_F, FRCD_PP, FRCD_PV_MASK, FSTS_IQE, FSTS_PFO, FSTS_PPF, GSTS_CFIS,
   WAIT_IF, WAIT_SW, descType, frcdLo, frcdSidDword, frcdTopDword,
@@ -137,6 +137,10 @@ export interface DeviationDef extends Deviation {
 
 const IR_LO = 0xfee00000n, IR_HI = 0xfeefffffn;
 const isRights = (f: number | undefined): boolean => f === 0x05 || f === 0x06 || f === 0x85 || f === 0x86;
+/** A write-rights fault (legacy 5h, scalable-mode 85h). */
+const isWriteFault = (f: number | undefined): boolean => f === 0x05 || f === 0x85;
+/** Our reason is `legacy`, or in scalable mode its scalable-mode counterpart `sm` (second-stage entry reserved 7Ah, unreadable 78h). */
+const ourReason = (c: DetectContext, legacy: number, sm: number): boolean => c.ours?.fault === legacy || (!!c.config.sm && c.ours?.fault === sm);
 const blockedNoFault = (r: Result | undefined): boolean => !!r && r.ok === false && r.fault === undefined;
 const u32 = (n: number): number => n >>> 0;
 
@@ -253,7 +257,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: FAULT_REGS,
     detect: {
       line(c) {
-        if (c.op.op !== 'dma' || c.ours?.fault !== 0x0c || (c.qemu?.fault !== 0x07 && c.qemu?.fault !== 0x03)) return false;
+        if (c.op.op !== 'dma' || !ourReason(c, 0x0c, 0x7a) || (c.qemu?.fault !== 0x07 && c.qemu?.fault !== 0x03)) return false;
         return !!c.path()?.entries.some((e) => e.kind === 'paging' && e.value === (1n << 64n) - 1n);
       },
     },
@@ -299,8 +303,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     detect: {
       line(c) {
         const op = dmaOp(c.op);
-        if (!op || c.ours?.fault !== 0x0c || !isRights(c.qemu?.fault)) return false;
-        if ((c.qemu!.fault === 0x05) !== (op.dir === 'w')) return false;
+        if (!op || !ourReason(c, 0x0c, 0x7a) || !isRights(c.qemu?.fault)) return false;
+        if (isWriteFault(c.qemu!.fault) !== (op.dir === 'w')) return false;
         return !!c.path()?.entries.some((e) => e.kind === 'paging' && lacksRight(e.value, op.dir));
       },
     },
@@ -317,8 +321,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     detect: {
       line(c) {
         const op = dmaOp(c.op);
-        if (!op || c.ours?.fault !== 0x07 || !isRights(c.qemu?.fault)) return false;
-        if ((c.qemu!.fault === 0x05) !== (op.dir === 'w')) return false;
+        if (!op || !ourReason(c, 0x07, 0x78) || !isRights(c.qemu?.fault)) return false;
+        if (isWriteFault(c.qemu!.fault) !== (op.dir === 'w')) return false;
         const p = c.path();
         return p?.stop === 'memory' && p.entries.some((e) => e.kind === 'paging' && lacksRight(e.value, op.dir));
       },
@@ -803,8 +807,13 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         // An invalid RID_PASID entry QEMU did not look at again: our 59h (P clear) or 5Bh (PGTT), stopped at the PASID entry.
         if (c.ours?.fault !== 0x59 && c.ours?.fault !== 0x5b) return false;
         // (59h against QEMU's 5Bh is sm-pasid-entry-type-before-present.)
-        // QEMU's answer is one of a walk past the PASID entry: translated, or a fault of the translation stage (not a root, context or PASID-structure fault).
-        const qf = c.qemu?.fault;
+        // QEMU translated through the entry's table pointer as it is in memory ...
+        if (c.qemu?.ok) {
+          return c.latched.rta !== undefined && smStaleTranslate(c.iommu, c.config.ram, c.latched.rta, op.sid, op.iova, !!c.config.flts) === c.qemu.gpa;
+        }
+        // ... or gave a fault of a walk past the PASID entry (translation stage: not a root, context or PASID-structure fault).
+        if (c.qemu?.ok !== false) return false;
+        const qf = c.qemu.fault;
         if (qf !== undefined && ((qf >= 0x30 && qf <= 0x5f) || (qf >= 0x01 && qf <= 0x03) || (qf >= 0x08 && qf <= 0x0b) || qf === 0x0d)) return false;
         const last = p?.entries[p.entries.length - 1];
         return p?.entries.length === 4 && last?.kind === 'context' && (p.stop === 'not-present' || p.stop === 'reserved-tt');
@@ -835,6 +844,49 @@ export const DEVIATIONS: readonly DeviationDef[] = [
           any = true;
         }
         return any;
+      },
+    },
+  },
+  {
+    id: 'sm-fs-rights-before-present',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'first stage: the write right checked at each level while walking down',
+    qemu: 'a write whose first-stage walk meets an entry with R/W clear gives 85h there, even when a lower entry is not present (or cannot be read, or has reserved bits set)',
+    architected: 'the walk is completed first: a not-present entry gives 71h (70h unreadable, 72h reserved) whatever the access; rights are evaluated for a complete walk (as in second-stage walks: rights-before-reserved)',
+    reason: 'digest §5.4 (71h: first-stage entry not present); DESIGN.md "Reserved bits before rights"; QEMU 10.0.13 tests R/W per level in vtd_iova_to_fspte; vtd conform --qemu --qemu-version 10 driver-like seed 318 (a read-only level-3 entry above a not-present leaf: QEMU 85h, ours 71h)',
+    fixture: 'qemu10/sm/sm-fs-rights-walk',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || op.dir !== 'w' || !c.config.sm || !c.config.flts || c.qemu?.fault !== 0x85) return false;
+        if (c.ours?.fault !== 0x70 && c.ours?.fault !== 0x71 && c.ours?.fault !== 0x72) return false;
+        const p = c.path();
+        const paging = p?.entries.filter((e) => e.kind === 'paging') ?? [];
+        // A present first-stage entry without R/W above where our walk stopped.
+        return p?.leafLevel === undefined && paging.slice(0, -1).some((e) => (e.value & 3n) === 1n);
+      },
+    },
+  },
+  {
+    id: 'sm-fpd-of-invalid-pasid-entry',
+    kind: 'impl-defined',
+    versions: ONLY_10,
+    title: 'scalable mode: the FPD of a PASID entry found invalid is not honoured',
+    qemu: 'a PASID entry with FPD set whose PGTT or AW the unit does not support gives 5Bh, recorded (QEMU takes FPD from the PASID entry only after the entry passed its checks)',
+    architected: 'the request is blocked with 5Bh and, the entry\'s FPD being set, nothing is recorded (FPD is taken from every entry read, present or not, unless it has reserved bits set: DESIGN.md "FPD" in scalable mode, as for legacy context entries)',
+    reason: 'the specification does not say whether a PASID entry that is invalid as programmed still supplies FPD; DESIGN.md "Scalable mode" (FPD); QEMU 10.0.13 vtd_ce_get_pasid_fpd; vtd conform --qemu --qemu-version 10 driver-like seed 309 (PASID entry with FPD and AW 3 at aw 48)',
+    fixture: 'qemu10/sm/sm-fpd-invalid-pasid-entry',
+    taint: FAULT_REGS,
+    detect: {
+      silent(c) {
+        const op = dmaOp(c.op);
+        if (!op || !c.config.sm || c.ours?.ok !== false || c.ours.fault !== undefined || c.qemu?.fault !== 0x5b) return false;
+        const pr = c.iommu.probe(op.sid, op.iova, op.dir);
+        const p = c.path();
+        const pe = p?.entries[3];
+        return !pr.ok && pr.reason === 0x5b && pr.fault === undefined && pe?.kind === 'context' && (pe.value & 3n) === 3n;
       },
     },
   },

@@ -200,3 +200,31 @@ export function smRidPasidPgtt(iommu: Iommu, ram: bigint, rta: bigint, sid: numb
   if (pe === undefined || !get([pe], PASID_ENTRY.P)) return undefined;
   return Number(get([pe], PASID_ENTRY.PGTT));
 }
+
+/**
+ * Scalable mode: where `iova` translates through the table pointer of the
+ * RID_PASID entry the request's path ends at, taking that entry as it is in
+ * memory whatever its P, PGTT and AW (QEMU's use of a PASID entry it does not
+ * look at again: deviations.ts). `firstStage`: FSPTPTR with 4 levels, else
+ * SSPTPTR with AW + 2 levels. Undefined when the path does not reach a PASID
+ * entry or that walk does not reach a leaf.
+ */
+export function smStaleTranslate(iommu: Iommu, ram: bigint, rta: bigint, sid: number, iova: bigint, firstStage: boolean): bigint | undefined {
+  const p = walkSmDma(iommu, ram, rta, sid, iova);
+  const pe = p.entries[3];
+  if (!pe || pe.kind !== 'context') return undefined;
+  const qw2 = readQ(iommu, ram, pe.addr + 16n);
+  if (qw2 === undefined) return undefined;
+  let base = (firstStage ? qw2 : pe.value) & 0x000ffffffffff000n;
+  const levels = firstStage ? 4 : Number(get([pe.value], PASID_ENTRY.AW)) + 2;
+  for (let level = levels; level >= 1; level--) {
+    const e = readQ(iommu, ram, slEntryAddr(base, iova, level));
+    if (e === undefined || (firstStage ? (e & 1n) === 0n : !slPresent(e))) return undefined;
+    if (slIsLeaf(e, level)) {
+      const span = levelSpan(level);
+      return (slAddr(e) & ~(span - 1n)) | (iova & (span - 1n));
+    }
+    base = slAddr(e);
+  }
+  return undefined;
+}
