@@ -24,7 +24,7 @@ import { DEVIATIONS, deviation, deviationsFor, type DetectContext, type DwordDif
 import { byIndex, diffResults, faultPresenceDiffers, parseResult, type FieldDiff, type Result } from './results.js';
 import { decodeMsi, readIrte, smRidPasidPgtt, walkDma, type DmaPath, type Irte } from './walk.js';
 import { WindowTracker } from './window.js';
-import { PGTT_PT, RTADDR_TTM_SM, REG, DESC_WAIT, FSTS_IQE, GCMD_SIRTP, GCMD_SRTP, GSTS_IRES, GSTS_QIES, GSTS_TES, IQ_OFFSET_MASK, descType, iqaBase, iqaBytes } from '../guest/layout.js';
+import { PGTT_PT, RTADDR_TTM_SM, frcdLo, frcdSidDword, frcdTopDword, REG, DESC_WAIT, FSTS_IQE, GCMD_SIRTP, GCMD_SRTP, GSTS_IRES, GSTS_QIES, GSTS_TES, IQ_OFFSET_MASK, descType, iqaBase, iqaBytes } from '../guest/layout.js';
 
 /** A difference explained by a known deviation (or a silent event it causes). */
 export interface ClassifiedEvent {
@@ -188,6 +188,7 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
       cause = windows.beforeRequest(op, latched.rta, latched.irta, (gsts0 & GSTS_IRES) !== 0, (gsts0 & GSTS_TES) !== 0);
     }
     const iqh0 = Number(unit.mmioRead(REG.IQH, 8) & IQ_OFFSET_MASK), fsts0 = unit.mmioRead32(REG.FSTS);
+    const frcdBefore = { top: unit.mmioRead32(frcdTopDword(0)), sid: unit.mmioRead32(frcdSidDword(0)), fi: unit.mmioRead32(frcdLo(0) + 4) };
     if (op.op === 'mem') windows.beforeMem(op.gpa, op.data.length, latched.rta, trace.header.devices);
 
     // -- the op, on both cores
@@ -271,6 +272,7 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
       },
       window: () => cause,
       smPassThrough,
+      frcdBefore,
       tainted: (off) => taints.get(off)?.mask ?? 0,
     };
     const diffs = diffResults(o, q);

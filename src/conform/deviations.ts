@@ -89,6 +89,8 @@ export interface DetectContext {
   path(): DmaPath | undefined;
   /** The IRTE a remappable msi op names (msi ops; lazily computed). */
   irte(): Irte | undefined;
+  /** FRCD 0 before the op: top dword (F, FR, PV), SID dword, FI high dword. */
+  frcdBefore: { top: number; sid: number; fi: number };
   /** Scalable mode: devices whose RID_PASID entry has been pass-through (PGTT 100) at some point of the trace. */
   smPassThrough: ReadonlySet<number>;
   /** Which open window covers this request, if any (hostile traces). */
@@ -466,7 +468,10 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         const fi = c.iommu.mmioRead32(frcdLo(0) + 4) >>> 16;
         const index = decodeMsi(op.addr, op.data).index;
         const holds = (top & FRCD_F) !== 0 && (top & 0xff) === f && (sidDw & 0xffff) === op.sid && (index === undefined || fi === index);
-        return !holds || (c.iommu.mmioRead32(REG.FSTS) & FSTS_PFO) !== 0 || c.tainted(frcdTopDword(0)) !== 0;
+        // An identical record already pending before this request: our unit collapsed the fault into it (no PFO).
+        const b = c.frcdBefore;
+        const earlier = holds && (b.top & FRCD_F) !== 0 && b.top === top && b.sid === sidDw && b.fi >>> 16 === fi;
+        return !holds || earlier || (c.iommu.mmioRead32(REG.FSTS) & FSTS_PFO) !== 0 || c.tainted(frcdTopDword(0)) !== 0;
       },
     },
   },
@@ -773,17 +778,22 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     kind: 'deviation',
     versions: ONLY_10,
     title: 'scalable mode: translation faults of requests without PASID recorded with PP = 1',
-    qemu: 'a fault found after the PASID entry was read (a paging entry, the address width, rights, the interrupt range) of a request without PASID is recorded with FRCD.PP = 1 (and the RID_PASID in PV)',
+    qemu: 'a fault found after the PASID entry was read (a paging entry, the address width, rights, the interrupt range) of a request without PASID is recorded with FRCD.PP = 1 and the RID_PASID in PV (seeds 437: PV 0x1fff, 491: PV 5)',
     architected: 'PP = 0: the request had no PASID (the RID_PASID only names the PASID entry used for it)',
     reason: 'digest §6.1 (PP: PASID present in the request); trace-format.md "Requests with and without PASID" (PP = 0 for requests without PASID); QEMU 10.0.13, vtd conform --qemu --qemu-version 10 driver-like seeds 86 (71h, first stage: FRCD 0x8000007180000019 against our 0x8000007100000019), 182 (85h), 107 (86h), 71 (83h), 54 (87h)',
     fixture: 'qemu10/sm/sm-fault-pp',
     taint: [[frcdSidDword(0), FRCD_PP], [frcdTopDword(0), FRCD_PV_MASK]],
     detect: {
       dword(c, d) {
-        if (!c.config.sm || d.off !== frcdSidDword(0) || u32(d.ours ^ d.qemu) !== FRCD_PP || (d.qemu & FRCD_PP) === 0) return false;
-        // Our record: a fault with a paging-entry or translation reason (70h-7Fh, 80h-87h, 90h), recorded without PASID.
+        if (!c.config.sm) return false;
+        // Our record: a fault with a paging-entry or translation reason (70h-7Fh, 80h-87h, 90h), recorded without PASID (PP = 0, PV = 0).
         const top = c.iommu.mmioRead32(frcdTopDword(0)), fr = top & 0xff;
-        return (top & FRCD_F) !== 0 && ((fr >= 0x70 && fr <= 0x7f) || (fr >= 0x80 && fr <= 0x87) || fr === 0x90);
+        const ours = (top & FRCD_F) !== 0 && (c.iommu.mmioRead32(frcdSidDword(0)) & FRCD_PP) === 0 && (top & FRCD_PV_MASK) === 0
+          && ((fr >= 0x70 && fr <= 0x7f) || (fr >= 0x80 && fr <= 0x87) || fr === 0x90);
+        if (!ours) return false;
+        // QEMU: PP set, and (read unmasked) PV = the RID_PASID.
+        if (d.off === frcdSidDword(0)) return u32(d.ours ^ d.qemu) === FRCD_PP && (d.qemu & FRCD_PP) !== 0;
+        return d.off === frcdTopDword(0) && (u32(d.ours ^ d.qemu) & ~FRCD_PV_MASK) === 0;
       },
     },
   },
