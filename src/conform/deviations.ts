@@ -182,6 +182,7 @@ const ONLY_10: readonly QemuVersion[] = ['10'];
  */
 export const SM_LEGACY_REASON: ReadonlyMap<number, number> = new Map([
   [0x39, 0x01], // root entry P clear
+  [0x40, 0x09], // a context entry cannot be read (its table beyond RAM)
   [0x41, 0x02], // context entry P clear
   [0x78, 0x07], // a second-stage entry cannot be read
   [0x83, 0x04], // input address beyond the address width
@@ -736,9 +737,9 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     kind: 'deviation',
     versions: ONLY_10,
     title: 'scalable mode: legacy fault reasons for root, context, address-width and rights faults',
-    qemu: 'with RTADDR.TTM = 01 a root entry with P clear gives 1h, a context entry with P clear 2h, a second-stage entry it cannot read 7h, an address beyond the width 4h, a missing right 5h/6h (in the result and in FRCD.FR)',
-    architected: 'the scalable-mode reasons of the same conditions: 39h, 41h, 78h, 83h, 85h/86h',
-    reason: 'digest §5.4 (the scalable-mode table; Linux dma_remap_sm_fault_reasons); trace-format.md "Scalable mode" (reasons not compared where QEMU 10 gives legacy codes); QEMU 10.0.13, vtd conform --qemu --qemu-version 10 driver-like seeds 59 (39h/1h), 127 (41h/2h), 130 (83h/4h, 86h/6h, 78h/7h), 182 (85h/5h); fixtures qemu10/sm/',
+    qemu: 'with RTADDR.TTM = 01 a root entry with P clear gives 1h, a context entry it cannot read 9h, a context entry with P clear 2h, a second-stage entry it cannot read 7h, an address beyond the width 4h, a missing right 5h/6h (in the result and in FRCD.FR)',
+    architected: 'the scalable-mode reasons of the same conditions: 39h, 40h, 41h, 78h, 83h, 85h/86h',
+    reason: 'digest §5.4 (the scalable-mode table; Linux dma_remap_sm_fault_reasons); trace-format.md "Scalable mode" (reasons not compared where QEMU 10 gives legacy codes); QEMU 10.0.13, vtd conform --qemu --qemu-version 10 driver-like seeds 59 (39h/1h), 879 (40h/9h), 127 (41h/2h), 130 (83h/4h, 86h/6h, 78h/7h), 182 (85h/5h); fixtures qemu10/sm/',
     fixture: 'qemu10/sm/sm-legacy-reasons',
     taint: FRCD_FR,
     detect: {
