@@ -22,9 +22,9 @@ import { optionsFromHeader, type Trace, type TraceConfig, type TraceOp } from '.
 import type { QemuVersion } from '../qemu/harness.js';
 import { DEVIATIONS, deviation, deviationsFor, type DetectContext, type DwordDiff, type Taint, type WindowCause } from './deviations.js';
 import { byIndex, diffResults, faultPresenceDiffers, parseResult, type FieldDiff, type Result } from './results.js';
-import { decodeMsi, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
+import { decodeMsi, readIrte, smRidPasidPgtt, walkDma, type DmaPath, type Irte } from './walk.js';
 import { WindowTracker } from './window.js';
-import { REG, DESC_WAIT, FSTS_IQE, GCMD_SIRTP, GCMD_SRTP, GSTS_IRES, GSTS_QIES, GSTS_TES, IQ_OFFSET_MASK, descType, iqaBase, iqaBytes } from '../guest/layout.js';
+import { PGTT_PT, RTADDR_TTM_SM, frcdLo, frcdSidDword, frcdTopDword, REG, DESC_WAIT, FSTS_IQE, GCMD_SIRTP, GCMD_SRTP, GSTS_IRES, GSTS_QIES, GSTS_TES, IQ_OFFSET_MASK, descType, iqaBase, iqaBytes } from '../guest/layout.js';
 
 /** A difference explained by a known deviation (or a silent event it causes). */
 export interface ClassifiedEvent {
@@ -155,6 +155,8 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
   let pendingResume: { index: number; op: string } | undefined;
   /** Whether the last descriptor our unit processed since QI was enabled was a wait (undefined: none yet). */
   const lastDesc: { wait?: boolean } = {};
+  /** Scalable mode: devices whose RID_PASID entry has been pass-through (PGTT 100) in memory at some point. */
+  const smPassThrough = new Set<number>();
   let stopped: Verdict['diverged'];
   let difference: NewDifference | undefined;
   let compared = 0;
@@ -186,6 +188,7 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
       cause = windows.beforeRequest(op, latched.rta, latched.irta, (gsts0 & GSTS_IRES) !== 0, (gsts0 & GSTS_TES) !== 0);
     }
     const iqh0 = Number(unit.mmioRead(REG.IQH, 8) & IQ_OFFSET_MASK), fsts0 = unit.mmioRead32(REG.FSTS);
+    const frcdBefore = { top: unit.mmioRead32(frcdTopDword(0)), sid: unit.mmioRead32(frcdSidDword(0)), fi: unit.mmioRead32(frcdLo(0) + 4) };
     if (op.op === 'mem') windows.beforeMem(op.gpa, op.data.length, latched.rta, trace.header.devices);
 
     // -- the op, on both cores
@@ -196,6 +199,9 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
 
     // -- after the op: what our unit latched, what the trace wrote
     if (op.op === 'mem') windows.onMem(op.gpa, op.data);
+    if (cfg.sm && latched.rta !== undefined && (latched.rta & RTADDR_TTM_SM) && (op.op === 'mem' || op.op === 'wr')) {
+      for (const sid of trace.header.devices) if (smRidPasidPgtt(unit, ram, latched.rta, sid) === PGTT_PT) smPassThrough.add(sid);
+    }
     if (op.op === 'wr') {
       for (const [off, v] of dwords(op.reg, op.size, op.val)) {
         written.set(off, v);
@@ -265,6 +271,8 @@ export function compareTrace(trace: Trace, qemuLines: readonly string[], opts: C
         return irteCache;
       },
       window: () => cause,
+      smPassThrough,
+      frcdBefore,
       tainted: (off) => taints.get(off)?.mask ?? 0,
     };
     const diffs = diffResults(o, q);

@@ -30,7 +30,7 @@ import type { TraceConfig, TraceOp } from '../trace/parse.js';
 import type { Iommu } from '../iommu.js';
 import type { QemuVersion } from '../qemu/harness.js';
 import type { Result } from './results.js';
-import { decodeMsi, levelSpan, readIrte, walkDma, type DmaPath, type Irte } from './walk.js';
+import { decodeMsi, levelSpan, readIrte, smStaleTranslate, walkDma, type DmaPath, type Irte } from './walk.js';
 import {
   REG, DESC_DEVTLB, DESC_IEC, DESC_PC, DESC_PIOTLB, DESC_WAIT, ECTL_IP, FRCD_F, FRCD_PP, FRCD_PV_MASK, FSTS_IQE, FSTS_PFO, FSTS_PPF, GSTS_CFIS,
   WAIT_IF, WAIT_SW, descType, frcdLo, frcdSidDword, frcdTopDword,
@@ -89,6 +89,10 @@ export interface DetectContext {
   path(): DmaPath | undefined;
   /** The IRTE a remappable msi op names (msi ops; lazily computed). */
   irte(): Irte | undefined;
+  /** FRCD 0 before the op: top dword (F, FR, PV), SID dword, FI high dword. */
+  frcdBefore: { top: number; sid: number; fi: number };
+  /** Scalable mode: devices whose RID_PASID entry has been pass-through (PGTT 100) at some point of the trace. */
+  smPassThrough: ReadonlySet<number>;
   /** Which open window covers this request, if any (hostile traces). */
   window(): WindowCause | undefined;
   /** Bits of the 32-bit register at `off` an earlier deviation may have made differ (0: none). */
@@ -134,7 +138,11 @@ export interface DeviationDef extends Deviation {
 // ---------------------------------------------------------------- helpers
 
 const IR_LO = 0xfee00000n, IR_HI = 0xfeefffffn;
-const isRights = (f: number | undefined): boolean => f === 0x05 || f === 0x06;
+const isRights = (f: number | undefined): boolean => f === 0x05 || f === 0x06 || f === 0x85 || f === 0x86;
+/** A write-rights fault (legacy 5h, scalable-mode 85h). */
+const isWriteFault = (f: number | undefined): boolean => f === 0x05 || f === 0x85;
+/** Our reason is `legacy`, or in scalable mode its scalable-mode counterpart `sm` (second-stage entry reserved 7Ah, unreadable 78h). */
+const ourReason = (c: DetectContext, legacy: number, sm: number): boolean => c.ours?.fault === legacy || (!!c.config.sm && c.ours?.fault === sm);
 const blockedNoFault = (r: Result | undefined): boolean => !!r && r.ok === false && r.fault === undefined;
 const u32 = (n: number): number => n >>> 0;
 
@@ -166,6 +174,23 @@ const lacksRight = (entry: bigint, dir: 'r' | 'w'): boolean => (entry & (dir ===
 
 const BOTH: readonly QemuVersion[] = ['7.2', '10'];
 const ONLY_72: readonly QemuVersion[] = ['7.2'];
+const ONLY_10: readonly QemuVersion[] = ['10'];
+
+/**
+ * Scalable-mode fault reasons QEMU 10 reports with the legacy code of the
+ * same condition (each pair seen on QEMU 10.0.13; a pair not listed stays NEW).
+ */
+export const SM_LEGACY_REASON: ReadonlyMap<number, number> = new Map([
+  [0x39, 0x01], // root entry P clear
+  [0x40, 0x09], // a context entry cannot be read (its table beyond RAM)
+  [0x41, 0x02], // context entry P clear
+  [0x78, 0x07], // a second-stage entry cannot be read
+  [0x83, 0x04], // input address beyond the address width
+  [0x85, 0x05], // no write permission
+  [0x86, 0x06], // no read permission
+]);
+/** FRCD's FR (fault reason), top dword bits 7:0. */
+const FRCD_FR: ReadonlyArray<readonly [number, number]> = [[frcdTopDword(0), 0xff]];
 
 export const DEVIATIONS: readonly DeviationDef[] = [
   {
@@ -235,7 +260,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     taint: FAULT_REGS,
     detect: {
       line(c) {
-        if (c.op.op !== 'dma' || c.ours?.fault !== 0x0c || (c.qemu?.fault !== 0x07 && c.qemu?.fault !== 0x03)) return false;
+        if (c.op.op !== 'dma' || !ourReason(c, 0x0c, 0x7a) || (c.qemu?.fault !== 0x07 && c.qemu?.fault !== 0x03)) return false;
         return !!c.path()?.entries.some((e) => e.kind === 'paging' && e.value === (1n << 64n) - 1n);
       },
     },
@@ -245,7 +270,7 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     kind: 'deviation',
     versions: BOTH,
     title: 'every address of a large page overlapping the interrupt range is blocked',
-    qemu: 'a 2 MiB / 1 GiB leaf whose range overlaps 0xfee00000-0xfeefffff blocks every access through it with Eh',
+    qemu: 'a 2 MiB / 1 GiB leaf whose range overlaps 0xfee00000-0xfeefffff blocks every access through it with Eh (QEMU 10 in scalable mode: 87h; seed 171 of the QEMU 10 run)',
     architected: 'only an access whose translated range overlaps the interrupt range is blocked (Eh); the others translate',
     reason: 'digest §5.1 step 11; DESIGN.md deviation 5',
     fixture: 'dev-translation',
@@ -255,7 +280,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         const op = dmaOp(c.op);
         if (!op || !c.ours?.ok || c.ours.gpa === undefined || c.qemu?.ok !== false) return false;
         // Eh, or nothing when the context entry's FPD suppresses it.
-        if (!(c.qemu.fault === 0x0e || (c.qemu.fault === undefined && c.path()?.context?.fpd))) return false;
+        // (In scalable mode QEMU 10 gives the scalable-mode code, 87h.)
+        if (!(c.qemu.fault === 0x0e || (c.config.sm && c.qemu.fault === 0x87) || (c.qemu.fault === undefined && c.path()?.context?.fpd))) return false;
         const end = c.ours.gpa + BigInt(op.len) - 1n;
         if (!(end < IR_LO || c.ours.gpa > IR_HI)) return false;
         const p = c.path();
@@ -280,8 +306,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     detect: {
       line(c) {
         const op = dmaOp(c.op);
-        if (!op || c.ours?.fault !== 0x0c || !isRights(c.qemu?.fault)) return false;
-        if ((c.qemu!.fault === 0x05) !== (op.dir === 'w')) return false;
+        if (!op || !ourReason(c, 0x0c, 0x7a) || !isRights(c.qemu?.fault)) return false;
+        if (isWriteFault(c.qemu!.fault) !== (op.dir === 'w')) return false;
         return !!c.path()?.entries.some((e) => e.kind === 'paging' && lacksRight(e.value, op.dir));
       },
     },
@@ -298,8 +324,8 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     detect: {
       line(c) {
         const op = dmaOp(c.op);
-        if (!op || c.ours?.fault !== 0x07 || !isRights(c.qemu?.fault)) return false;
-        if ((c.qemu!.fault === 0x05) !== (op.dir === 'w')) return false;
+        if (!op || !ourReason(c, 0x07, 0x78) || !isRights(c.qemu?.fault)) return false;
+        if (isWriteFault(c.qemu!.fault) !== (op.dir === 'w')) return false;
         const p = c.path();
         return p?.stop === 'memory' && p.entries.some((e) => e.kind === 'paging' && lacksRight(e.value, op.dir));
       },
@@ -443,7 +469,10 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         const fi = c.iommu.mmioRead32(frcdLo(0) + 4) >>> 16;
         const index = decodeMsi(op.addr, op.data).index;
         const holds = (top & FRCD_F) !== 0 && (top & 0xff) === f && (sidDw & 0xffff) === op.sid && (index === undefined || fi === index);
-        return !holds || (c.iommu.mmioRead32(REG.FSTS) & FSTS_PFO) !== 0 || c.tainted(frcdTopDword(0)) !== 0;
+        // An identical record already pending before this request: our unit collapsed the fault into it (no PFO).
+        const b = c.frcdBefore;
+        const earlier = holds && (b.top & FRCD_F) !== 0 && b.top === top && b.sid === sidDw && b.fi >>> 16 === fi;
+        return !holds || earlier || (c.iommu.mmioRead32(REG.FSTS) & FSTS_PFO) !== 0 || c.tainted(frcdTopDword(0)) !== 0;
       },
     },
   },
@@ -700,6 +729,175 @@ export const DEVIATIONS: readonly DeviationDef[] = [
         const x = u32(d.ours ^ d.qemu);
         // QEMU keeps what was written in the bits that differ; ours reads them 0.
         return (d.ours & x) === 0 && u32(d.qemu & x) === u32(w & x);
+      },
+    },
+  },
+  {
+    id: 'sm-legacy-fault-reasons',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: legacy fault reasons for root, context, address-width and rights faults',
+    qemu: 'with RTADDR.TTM = 01 a root entry with P clear gives 1h, a context entry it cannot read 9h, a context entry with P clear 2h, a second-stage entry it cannot read 7h, an address beyond the width 4h, a missing right 5h/6h (in the result and in FRCD.FR)',
+    architected: 'the scalable-mode reasons of the same conditions: 39h, 40h, 41h, 78h, 83h, 85h/86h',
+    reason: 'digest §5.4 (the scalable-mode table; Linux dma_remap_sm_fault_reasons); trace-format.md "Scalable mode" (reasons not compared where QEMU 10 gives legacy codes); QEMU 10.0.13, vtd conform --qemu --qemu-version 10 driver-like seeds 59 (39h/1h), 879 (40h/9h), 127 (41h/2h), 130 (83h/4h, 86h/6h, 78h/7h), 182 (85h/5h); fixtures qemu10/sm/',
+    fixture: 'qemu10/sm/sm-legacy-reasons',
+    taint: FRCD_FR,
+    detect: {
+      line(c) {
+        if (!c.config.sm || c.op.op !== 'dma' || c.ours?.ok !== false || c.qemu?.ok !== false) return false;
+        return c.ours.fault !== undefined && SM_LEGACY_REASON.get(c.ours.fault) === c.qemu.fault;
+      },
+      dword(c, d) {
+        // FR read back from the fault record before any taint was set (a fault recorded without a result line).
+        if (!c.config.sm || d.off !== frcdTopDword(0) || u32(d.ours ^ d.qemu) & ~0xff) return false;
+        return SM_LEGACY_REASON.get(d.ours & 0xff) === (d.qemu & 0xff);
+      },
+    },
+  },
+  {
+    id: 'sm-pasid-entry-type-before-present',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: a PASID entry\'s PGTT checked before its P bit',
+    qemu: 'a PASID entry with P clear whose PGTT the unit does not offer (an all-zero entry: PGTT 000) gives 5Bh, "invalid PASID entry"',
+    architected: 'P clear: 59h whatever the other fields hold (they are ignored when P = 0)',
+    reason: 'digest §5.4 (59h: PASID entry P clear); QEMU 10.0.13 checks the type in vtd_get_pe_in_pasid_leaf_table before the present bit in vtd_get_pe_from_pasid_table; vtd conform --qemu --qemu-version 10 driver-like seed 127 (PASID entry cleared to zero, then a request)',
+    fixture: 'qemu10/sm/sm-pasid-entry-zero',
+    taint: FRCD_FR,
+    detect: {
+      line(c) {
+        if (!c.config.sm || c.op.op !== 'dma' || c.ours?.fault !== 0x59 || c.qemu?.fault !== 0x5b) return false;
+        const p = c.path();
+        const pe = p?.stop === 'not-present' ? p.entries[p.entries.length - 1] : undefined;
+        // The walk stopped at the PASID entry (a 'context' kind entry after the directory entry), whose P is clear.
+        return !!pe && pe.kind === 'context' && p!.entries.length === 4 && (pe.value & 1n) === 0n;
+      },
+    },
+  },
+  {
+    id: 'sm-translation-fault-pp',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: translation faults of requests without PASID recorded with PP = 1',
+    qemu: 'a fault found after the PASID entry was read (a paging entry, the address width, rights, the interrupt range) of a request without PASID is recorded with FRCD.PP = 1 and the RID_PASID in PV (seeds 437: PV 0x1fff, 491: PV 5)',
+    architected: 'PP = 0: the request had no PASID (the RID_PASID only names the PASID entry used for it)',
+    reason: 'digest §6.1 (PP: PASID present in the request); trace-format.md "Requests with and without PASID" (PP = 0 for requests without PASID); QEMU 10.0.13, vtd conform --qemu --qemu-version 10 driver-like seeds 86 (71h, first stage: FRCD 0x8000007180000019 against our 0x8000007100000019), 182 (85h), 107 (86h), 71 (83h), 54 (87h)',
+    fixture: 'qemu10/sm/sm-fault-pp',
+    taint: [[frcdSidDword(0), FRCD_PP], [frcdTopDword(0), FRCD_PV_MASK]],
+    detect: {
+      dword(c, d) {
+        if (!c.config.sm) return false;
+        // Our record: a fault with a paging-entry or translation reason (70h-7Fh, 80h-87h, 90h), recorded without PASID (PP = 0, PV = 0).
+        const top = c.iommu.mmioRead32(frcdTopDword(0)), fr = top & 0xff;
+        const ours = (top & FRCD_F) !== 0 && (c.iommu.mmioRead32(frcdSidDword(0)) & FRCD_PP) === 0 && (top & FRCD_PV_MASK) === 0
+          && ((fr >= 0x70 && fr <= 0x7f) || (fr >= 0x80 && fr <= 0x87) || fr === 0x90);
+        if (!ours) return false;
+        // QEMU: PP set, and (read unmasked) PV = the RID_PASID.
+        if (d.off === frcdSidDword(0)) return u32(d.ours ^ d.qemu) === FRCD_PP && (d.qemu & FRCD_PP) !== 0;
+        return d.off === frcdTopDword(0) && (u32(d.ours ^ d.qemu) & ~FRCD_PV_MASK) === 0;
+      },
+    },
+  },
+  {
+    id: 'sm-pasid-entry-checked-on-context-load',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: a PASID entry\'s P, PGTT and pass-through looked at only when the context entry is loaded',
+    qemu: 'QEMU checks the RID_PASID entry (present, valid PGTT) and chooses pass-through only when it loads the context entry into its context cache (or on TE, SRTP); a PASID-cache invalidation does not make it look again. After a PASID entry is cleared or made invalid, requests keep being translated through its table pointer (or, after pass-through, untranslated) until a context-cache invalidation',
+    architected: 'after the PASID-cache invalidation the PASID entry as it is now applies: 59h for P clear, 5Bh for a PGTT the unit does not offer, the new translation type otherwise',
+    reason: 'digest §7.5 (PASID-cache invalidation), §2 (Linux pasid_flush_caches: PASID-cache then IOTLB invalidation, no context-cache invalidation); QEMU 10.0.13 (vtd_dev_to_context_entry checks the RID_PASID entry on a context-cache miss; vtd_switch_address_space runs on context-cache invalidation, TE and SRTP); vtd conform --qemu --qemu-version 10 driver-like seeds 7 (pass-through kept: QEMU ok at the request address, ours 59h) and 198 (first-stage walk through a PASID entry with P clear: QEMU 71h, ours 59h)',
+    fixture: 'qemu10/sm/sm-pass-through-kept, qemu10/sm/sm-fs-pasid-entry-cleared',
+    taint: 'all',
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || !c.config.sm) return false;
+        const p = c.path();
+        // Pass-through kept: QEMU untranslated, our unit not, for a device that was pass-through before.
+        if (c.qemu?.ok && c.qemu.gpa === op.iova && c.smPassThrough.has(op.sid)) return !(c.ours?.ok && c.ours.gpa === op.iova) && p?.stop !== 'pass-through';
+        // An invalid RID_PASID entry QEMU did not look at again: our 59h (P clear) or 5Bh (PGTT), stopped at the PASID entry.
+        if (c.ours?.fault !== 0x59 && c.ours?.fault !== 0x5b) return false;
+        // (59h against QEMU's 5Bh is sm-pasid-entry-type-before-present.)
+        // QEMU translated through the entry's table pointer as it is in memory ...
+        if (c.qemu?.ok) {
+          return c.latched.rta !== undefined && smStaleTranslate(c.iommu, c.config.ram, c.latched.rta, op.sid, op.iova, !!c.config.flts) === c.qemu.gpa;
+        }
+        // ... or gave a fault of a walk past the PASID entry (translation stage: not a root, context or PASID-structure fault).
+        if (c.qemu?.ok !== false) return false;
+        const qf = c.qemu.fault;
+        if (qf !== undefined && ((qf >= 0x30 && qf <= 0x5f) || (qf >= 0x01 && qf <= 0x03) || (qf >= 0x08 && qf <= 0x0b) || qf === 0x0d)) return false;
+        const last = p?.entries[p.entries.length - 1];
+        return p?.entries.length === 4 && last?.kind === 'context' && (p.stop === 'not-present' || p.stop === 'reserved-tt');
+      },
+    },
+  },
+  {
+    id: 'sm-dirty-not-set-on-iotlb-hit',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'first stage: a write through a cached translation leaves the Dirty flag clear',
+    qemu: 'a write request that hits an IOTLB entry filled by an earlier read (A set, D clear in the leaf) completes without setting D in the first-stage leaf entry',
+    architected: 'a write through a first-stage translation sets D in the leaf (atomically, before the write completes); a cached translation whose D is clear is not used for a write without setting it',
+    reason: 'trace-format.md "What the unit implements" (the Dirty flag of the leaf for a write); DESIGN.md "PASID-tagged IOTLB" (a hit serves a write only if D is already set); QEMU 10.0.13 sets A/D only while walking (vtd_iova_to_fspte); vtd conform --qemu --qemu-version 10 driver-like seed 292 (a read, then a write to the same page: the leaf reads back 0x8a1e027 on QEMU, 0x8a1e067 here)',
+    fixture: 'qemu10/sm/sm-fs-dirty',
+    taint: [],
+    detect: {
+      line(c) {
+        if (!c.config.sm || !c.config.flts || c.op.op !== 'mrd' || c.ours?.hex === undefined || c.qemu?.hex === undefined) return false;
+        if (c.ours.hex.length !== c.qemu.hex.length || c.ours.hex.length % 16 !== 0 || (c.op.gpa & 7n) !== 0n) return false;
+        // Each differing quadword (little-endian) differs in D (bit 6) only: ours a present, accessed, dirty entry.
+        let any = false;
+        for (let k = 0; k < c.ours.hex.length; k += 16) {
+          const q = (h: string): bigint => BigInt('0x' + (h.slice(k, k + 16).match(/../g) ?? []).reverse().join(''));
+          const o = q(c.ours.hex), x = q(c.qemu.hex);
+          if (o === x) continue;
+          if ((o ^ x) !== 0x40n || (o & 0x61n) !== 0x61n) return false;
+          any = true;
+        }
+        return any;
+      },
+    },
+  },
+  {
+    id: 'sm-fs-rights-before-present',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'first stage: the write right checked at each level while walking down',
+    qemu: 'a write whose first-stage walk meets an entry with R/W clear gives 85h there, even when a lower entry is not present (or cannot be read, or has reserved bits set)',
+    architected: 'the walk is completed first: a not-present entry gives 71h (70h unreadable, 72h reserved) whatever the access; rights are evaluated for a complete walk (as in second-stage walks: rights-before-reserved)',
+    reason: 'digest §5.4 (71h: first-stage entry not present); DESIGN.md "Reserved bits before rights"; QEMU 10.0.13 tests R/W per level in vtd_iova_to_fspte; vtd conform --qemu --qemu-version 10 driver-like seed 318 (a read-only level-3 entry above a not-present leaf: QEMU 85h, ours 71h)',
+    fixture: 'qemu10/sm/sm-fs-rights-walk',
+    taint: FAULT_REGS,
+    detect: {
+      line(c) {
+        const op = dmaOp(c.op);
+        if (!op || op.dir !== 'w' || !c.config.sm || !c.config.flts || c.qemu?.fault !== 0x85) return false;
+        if (c.ours?.fault !== 0x70 && c.ours?.fault !== 0x71 && c.ours?.fault !== 0x72) return false;
+        const p = c.path();
+        const paging = p?.entries.filter((e) => e.kind === 'paging') ?? [];
+        // A present first-stage entry without R/W above where our walk stopped.
+        return p?.leafLevel === undefined && paging.slice(0, -1).some((e) => (e.value & 3n) === 1n);
+      },
+    },
+  },
+  {
+    id: 'sm-fpd-of-invalid-pasid-entry',
+    kind: 'impl-defined',
+    versions: ONLY_10,
+    title: 'scalable mode: the FPD of a PASID entry found invalid is not honoured',
+    qemu: 'a PASID entry with FPD set whose PGTT or AW the unit does not support gives 5Bh, recorded (QEMU takes FPD from the PASID entry only after the entry passed its checks)',
+    architected: 'the request is blocked with 5Bh and, the entry\'s FPD being set, nothing is recorded (FPD is taken from every entry read, present or not, unless it has reserved bits set: DESIGN.md "FPD" in scalable mode, as for legacy context entries)',
+    reason: 'the specification does not say whether a PASID entry that is invalid as programmed still supplies FPD; DESIGN.md "Scalable mode" (FPD); QEMU 10.0.13 vtd_ce_get_pasid_fpd; vtd conform --qemu --qemu-version 10 driver-like seed 309 (PASID entry with FPD and AW 3 at aw 48)',
+    fixture: 'qemu10/sm/sm-fpd-invalid-pasid-entry',
+    taint: FAULT_REGS,
+    detect: {
+      silent(c) {
+        const op = dmaOp(c.op);
+        if (!op || !c.config.sm || c.ours?.ok !== false || c.ours.fault !== undefined || c.qemu?.fault !== 0x5b) return false;
+        const pr = c.iommu.probe(op.sid, op.iova, op.dir);
+        const p = c.path();
+        const pe = p?.entries[3];
+        return !pr.ok && pr.reason === 0x5b && pr.fault === undefined && pe?.kind === 'context' && (pe.value & 3n) === 3n;
       },
     },
   },

@@ -192,7 +192,7 @@ export async function runConformance(opts: ConformOptions): Promise<ConformSumma
   const worker = async (): Promise<void> => {
     while (!stop && next < opts.seeds) {
       const seed = first + next++;
-      const g = traceForSeed(seed, { hostile: opts.hostile });
+      const g = traceForSeed(seed, { hostile: opts.hostile, scalable: (opts.qemu?.version ?? '7.2') === '10' });
       const r = await runOne(seed, g, opts.qemu, opts.alterQemu);
       const res: SeedResult = { seed, status: r.status, ops: r.ops, verdict: r.verdict, coreMs: r.coreMs, qemuMs: r.qemuMs, qemuStartupMs: r.qemuStartupMs, error: r.error, retried: r.retried };
       summary.seeds++;

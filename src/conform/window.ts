@@ -24,6 +24,7 @@ import type { Iommu, IommuEvent } from '../iommu.js';
 import type { TraceOp } from '../trace/parse.js';
 import type { WindowCause } from './deviations.js';
 import { decodeMsi, levelSpan, readQ, walkDma } from './walk.js';
+import { RTADDR_TTM_SM } from '../guest/layout.js';
 
 type Cache = 'ctx' | 'iotlb' | 'iec';
 
@@ -35,12 +36,18 @@ interface Use {
   base?: bigint;
   span?: bigint;
   index?: number;
+  /** Scalable mode: a PASID directory or PASID entry (ctx uses), cached by the PASID cache. */
+  pasidEntry?: boolean;
+  /** Scalable mode: the RID_PASID the request used (iotlb uses), the tag of first-stage IOTLB entries. */
+  pasid?: number;
 }
 
 interface Remembered {
   cache: Cache;
   value: bigint;
   uses: Use[];
+  /** Scalable mode: the other quadword of the same PASID entry, forgotten with this one when it becomes dirty. */
+  pair?: bigint;
 }
 
 interface Dirty {
@@ -63,12 +70,12 @@ export class WindowTracker {
     iommu.on((e) => this.onEvent(e));
   }
 
-  private remember(addr: bigint, cache: Cache, value: bigint, use: Use): void {
+  private remember(addr: bigint, cache: Cache, value: bigint, use: Use, pair?: bigint): void {
     const r = this.remembered.get(addr);
     if (r && r.cache === cache && r.value === value) {
       if (!r.uses.some((u) => u.sid === use.sid && u.did === use.did && u.base === use.base && u.span === use.span && u.index === use.index)) r.uses.push(use);
     } else {
-      this.remembered.set(addr, { cache, value, uses: [use] });
+      this.remembered.set(addr, { cache, value, uses: [use], ...(pair !== undefined ? { pair } : {}) });
     }
   }
 
@@ -82,15 +89,23 @@ export class WindowTracker {
       const p = walkDma(this.iommu, this.ram, rta, op.sid, op.iova);
       const did = p.context?.did;
       cause = this.covering(op.sid, did, op.iova);
+      // Scalable mode (TTM = 01): the entries after the context entry are the PASID directory and PASID entries.
+      const sm = (rta & RTADDR_TTM_SM) !== 0n;
+      const pasid = sm && p.entries[1]?.hi !== undefined ? Number(p.entries[1].hi & 0xfffffn) : undefined;
+      let contexts = 0;
+      if (pasid !== undefined) this.ridPasids.set(op.sid, pasid);
       for (const e of p.entries) {
         if (e.kind === 'root' && (e.value & 1n)) this.remember(e.addr, 'ctx', e.value, { sid: op.sid, did });
         if (e.kind === 'context' && (e.value & 1n)) {
-          this.remember(e.addr, 'ctx', e.value, { sid: op.sid, did });
-          this.remember(e.addr + 8n, 'ctx', e.hi!, { sid: op.sid, did });
+          const use: Use = { sid: op.sid, did, ...(sm && contexts > 0 ? { pasidEntry: true } : {}) };
+          const pasidEntry = use.pasidEntry && e.hi !== undefined;
+          this.remember(e.addr, 'ctx', e.value, use, pasidEntry ? e.addr + 8n : undefined);
+          if (e.hi !== undefined) this.remember(e.addr + 8n, 'ctx', e.hi, use, pasidEntry ? e.addr : undefined);
         }
+        if (e.kind === 'context') contexts++;
         if (e.kind === 'paging' && (e.value & 3n) && did !== undefined) {
           const span = levelSpan(e.level);
-          this.remember(e.addr, 'iotlb', e.value, { did, base: op.iova & ~(span - 1n), span });
+          this.remember(e.addr, 'iotlb', e.value, { did, base: op.iova & ~(span - 1n), span, pasid });
         }
       }
     } else if (op.op === 'msi' && irEnabled && irta !== undefined) {
@@ -165,6 +180,7 @@ export class WindowTracker {
       if (now === r.value) continue;
       this.dirty.push({ cache: r.cache, uses: r.uses, srtpTe: false, ctxDsi: false });
       this.remembered.delete(addr);
+      if (r.pair !== undefined) this.remembered.delete(r.pair);
     }
   }
 
@@ -185,6 +201,18 @@ export class WindowTracker {
   private onEvent(e: IommuEvent): void {
     if (e.type !== 'invalidation') return;
     const keep = (d: Dirty): boolean => {
+      if (e.cache === 'pasid-cache' && d.cache === 'ctx') {
+        // PASID directory and PASID entries only; global (3), the DID's (0), or one PASID of the DID (1).
+        d.uses = d.uses.filter((u) => !(u.pasidEntry && (e.granularity === 3 || (u.did === e.did && e.granularity === 0))));
+        if (e.granularity === 1) d.uses = d.uses.filter((u) => !(u.pasidEntry && u.did === e.did && this.ridPasid(u.sid) === e.pasid));
+        return d.uses.length > 0 || !!d.anySid;
+      }
+      if (e.cache === 'pasid-iotlb' && d.cache === 'iotlb') {
+        const size = 1n << BigInt(12 + e.am);
+        const lo = e.addr & ~(size - 1n);
+        d.uses = d.uses.filter((u) => !(u.did === e.did && u.pasid === e.pasid && (e.granularity === 2 || (u.base! >= lo && u.base! + u.span! <= lo + size))));
+        return d.uses.length > 0;
+      }
       if (e.cache === 'context' && d.cache === 'ctx') {
         if (e.granularity === 1) return false;
         if (e.granularity === 2) {
@@ -220,6 +248,12 @@ export class WindowTracker {
       return true;
     };
     this.dirty = this.dirty.filter(keep);
+  }
+
+  /** The RID_PASID a requester used last (scalable mode), as seen by beforeRequest. */
+  private readonly ridPasids = new Map<number, number>();
+  private ridPasid(sid: number | undefined): number | undefined {
+    return sid === undefined ? undefined : this.ridPasids.get(sid);
   }
 
   /** Whether any change is still waiting for its invalidation. */

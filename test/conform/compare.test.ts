@@ -5,7 +5,7 @@
 // shown recognising its deviation and refusing a look-alike. No QEMU needed.
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseTrace, replayTrace } from '../../src/index.js';
 import { compareTrace, type Verdict } from '../../src/conform/compare.js';
@@ -341,6 +341,17 @@ describe('QEMU 10: its recorded answers, its own deviations, and the 7.2 ones it
       const v = verdictOf(f.text, f.qemu, '10');
       assert.notEqual(v.status, 'new', `${name}: ${JSON.stringify(v.difference)}`);
       assert.deepEqual(ids(v), ids0, name);
+    }
+  });
+
+  test('the answers recorded from QEMU 10 for scalable-mode traces (qemu10/sm/) are explained with the QEMU 10 list', () => {
+    const dir = join(CONFORMANCE, 'qemu10', 'sm');
+    const names = readdirSync(dir).filter((n) => n.endsWith('.qemu.jsonl')).map((n) => n.slice(0, -'.qemu.jsonl'.length));
+    assert.ok(names.length >= 8);
+    for (const name of names) {
+      const qemu = readFileSync(join(dir, `${name}.qemu.jsonl`), 'utf8').split('\n').filter((l) => l.trim() !== '');
+      const v = verdictOf(readFileSync(join(dir, `${name}.jsonl`), 'utf8'), qemu, '10');
+      assert.notEqual(v.status, 'new', `${name}: ${JSON.stringify(v.difference)}`);
     }
   });
 

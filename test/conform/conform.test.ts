@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { qemuAvailable, type QemuVersion } from '../../src/qemu/harness.js';
 import { formatSummary, runConformance, runText, type ConformSummary } from '../../src/conform/run.js';
+import { traceForSeed } from '../../src/conform/gen/index.js';
 import { CONFORMANCE } from '../helpers.js';
 
 function requireQemu(version: QemuVersion = '7.2'): void {
@@ -74,6 +75,11 @@ describe('vtd conform against QEMU 10 (fixed seeds)', { concurrency: 1 }, () => 
     assert.ok(driver.agree > 0 && driver.known > 0);
     // QEMU 10 records interrupt faults: 7.2's deviation never appears, and its own does.
     assert.ok(!Object.keys(driver.deviations).includes('ir-fault-not-recorded'));
+    // About half the driver-like seeds are scalable-mode traces (sm, with flts at aw 48 or pasid), and they agree
+    // up to QEMU 10's scalable-mode deviations.
+    const sm = Array.from({ length: DRIVER_SEEDS_10 }, (_, i) => traceForSeed(i + 1, { scalable: true }).header.iommu).filter((c) => c.sm);
+    assert.ok(sm.length >= 30 && sm.some((c) => c.flts), `${sm.length} scalable-mode traces`);
+    assert.ok(Object.keys(driver.deviations).includes('sm-legacy-fault-reasons'), Object.keys(driver.deviations).join(' '));
   });
 
   test('the trace that makes QEMU 7.2 abort (wait with SW and IF) runs to the end on QEMU 10 and agrees', async () => {

@@ -18,7 +18,7 @@ import type { WritableOp } from '../../trace/write.js';
 import {
   REG, FRCD_F, FSTS_IQE, GCMD_CFI, GCMD_IRE, GCMD_QIE, GCMD_SIRTP, GCMD_SRTP, GCMD_TE, GSTS_TES, CCMD_CAIG_MASK, G_DEVICE, G_DOMAIN, G_GLOBAL,
   G_PAGE, IOTLB_IAIG_MASK, SL_RW, SL_SNP, ccDesc, ccmdValue, contextEntry, contextEntryAddr, frcdLo, frcdSidDword, frcdTopDword, iecDesc, iotlbDesc,
-  iotlbRegValue, iqaValue, iqOffset, decodeIrte, irteEntry, irtaValue, ivaValue, levelSpan, rootEntry, rootEntryAddr, slAddr, slEntry, slEntryAddr,
+  iotlbRegValue, iqaValue, decodeIrte, irteEntry, irtaValue, ivaValue, levelSpan, rootEntry, rootEntryAddr, slAddr, slEntry, slEntryAddr,
   slPresent, slPs, waitDesc,
 } from '../../guest/layout.js';
 import type { Unit } from './render.js';
@@ -54,6 +54,11 @@ export interface Domain {
 
 interface Pending {
   ctx: Array<{ sid: number; did: number }>;
+  /** Scalable mode: PASID-cache entries (DID, PASID) to invalidate (pasid undefined: the whole domain). */
+  pc: Array<{ did: number; pasid?: number }>;
+  pcAll: boolean;
+  /** Scalable mode: PASID-based IOTLB invalidations (am undefined: every mapping of the PASID). */
+  piotlb: Array<{ did: number; pasid: number; addr: bigint; am?: number }>;
   ctxAll: boolean;
   iotlb: Array<{ did: number; addr: bigint; am: number }>;
   iotlbDids: Set<number>;
@@ -62,7 +67,7 @@ interface Pending {
   iecAll: boolean;
 }
 
-const emptyPending = (): Pending => ({ ctx: [], ctxAll: false, iotlb: [], iotlbDids: new Set(), iotlbAll: false, iec: [], iecAll: false });
+const emptyPending = (): Pending => ({ ctx: [], pc: [], pcAll: false, piotlb: [], ctxAll: false, iotlb: [], iotlbDids: new Set(), iotlbAll: false, iec: [], iecAll: false });
 
 /** A deterministic stream of choices from one action's numbers. */
 export class Dice {
@@ -120,7 +125,7 @@ export class Driver {
   protected readonly tr = new TranslateResult();
 
   constructor(readonly sc: Scenario, readonly hostile: boolean) {
-    this.core = Iommu.create({ aw: sc.aw, cm: sc.cm, ir: sc.ir, eim: sc.eim, pt: sc.pt, sc: sc.sc, dt: sc.dt, ram: sc.ram });
+    this.core = Iommu.create({ aw: sc.aw, cm: sc.cm, ir: sc.ir, eim: sc.eim, pt: sc.pt, sc: sc.sc, dt: sc.dt, ram: sc.ram, sm: !!sc.sm, flts: !!sc.flts, pasid: !!sc.pasid });
   }
 
   // ---- emission
@@ -138,6 +143,52 @@ export class Driver {
       case 'dma': this.core.translateInto(op.sid, op.iova, op.dir, op.len, this.tr); break;
       case 'msi': this.core.remapMsi(op.sid, op.addr, Number(op.data)); break;
     }
+  }
+
+  // ---- hooks scalable mode (sm.ts) overrides
+
+  /** RTADDR for a root table at `addr` (legacy: TTM 00). */
+  protected rtaddr(addr: bigint): bigint {
+    return addr;
+  }
+
+  /** Invalidations only by queue (scalable mode): QI is enabled first and stays on. */
+  protected get queueOnly(): boolean {
+    return false;
+  }
+
+  /** Bytes per queue slot: 16, or 32 with IQA.DW (scalable mode). */
+  protected get slotBytes(): number {
+    return 16;
+  }
+
+  /** IQA's value for the queue (DW added in scalable mode). */
+  protected iqa(qs: number): bigint {
+    return iqaValue(QUEUE, qs);
+  }
+
+  /** A non-leaf paging entry pointing to `table` with rights `perm` (R = 1, W = 2). */
+  protected tableEntry(table: bigint, perm: bigint): bigint {
+    return slEntry(table, perm);
+  }
+
+  /** A leaf paging entry for `frame` (plus ignored or extra bits) at `level`. */
+  protected leafEntry(frame: bigint, perm: bigint, level: number, extra = 0n): bigint {
+    return slEntry(frame | extra, perm, level > 1);
+  }
+
+  /** Whether a paging entry is present, and whether it is a large leaf (PS, levels 3 and below). */
+  protected present(e: bigint): boolean {
+    return slPresent(e);
+  }
+
+  protected large(e: bigint): boolean {
+    return slPs(e);
+  }
+
+  /** Whether `sid`'s requests are not translated now (TE off, pass-through). */
+  protected untranslated(sid: number): boolean {
+    return !(this.core.mmioRead32(REG.GSTS) & GSTS_TES) || !!(this.core.contextOf(sid) as { passThrough?: boolean }).passThrough;
   }
 
   /** Where a DMA would reach memory (undefined: blocked, or an interrupt request). */
@@ -169,8 +220,7 @@ export class Driver {
   protected safeDma(sid: number, iova: bigint, len: number, dir: 'r' | 'w', p: Dice): void {
     let gpa = this.target(sid, iova, dir);
     if (gpa !== undefined && !this.safe(gpa, len)) {
-      const untranslated = !(this.core.mmioRead32(REG.GSTS) & GSTS_TES) || (this.core.contextOf(sid) as { passThrough?: boolean }).passThrough;
-      if (untranslated) {
+      if (this.untranslated(sid)) {
         iova = this.frame(p, 1) | (iova & 0xfffn);
         gpa = iova;
       } else if (gpa === iova) {
@@ -282,10 +332,10 @@ export class Driver {
     this.note(`Root table at ${hx(ROOT)} (empty: devices get context entries as they are attached).`);
     this.memQ(ROOT, [0n, 0n]);
     this.note('RTADDR, then SRTP: latch the root table.');
-    this.wr64(REG.RTADDR, ROOT, s.splitWrites);
+    this.wr64(REG.RTADDR, this.rtaddr(ROOT), s.splitWrites);
     this.gcmdWrite(GCMD_SRTP, 'GCMD.SRTP');
     this.readStatus();
-    if (s.qiFirst) this.qiEnable(p);
+    if (s.qiFirst || this.queueOnly) this.qiEnable(p);
     this.note('After SRTP software invalidates globally (no CAP.ESRTPS).');
     this.pending.ctxAll = true;
     this.pending.iotlbAll = true;
@@ -312,9 +362,10 @@ export class Driver {
   /** Performs every pending invalidation, by queue when QI is on, else by registers. */
   flush(p: Dice): void {
     const pd = this.pending;
-    const nothing = !pd.ctxAll && !pd.ctx.length && !pd.iotlbAll && !pd.iotlb.length && !pd.iotlbDids.size && !pd.iecAll && !pd.iec.length;
+    const nothing = !pd.ctxAll && !pd.ctx.length && !pd.iotlbAll && !pd.iotlb.length && !pd.iotlbDids.size && !pd.iecAll && !pd.iec.length
+      && !pd.pcAll && !pd.pc.length && !pd.piotlb.length;
     if (nothing) return;
-    if ((pd.iecAll || pd.iec.length) && !this.qi.on) this.qiEnable(p);
+    if ((pd.iecAll || pd.iec.length || this.queueOnly) && !this.qi.on) this.qiEnable(p);
     if (this.qi.on) this.flushQueued(p);
     else this.flushRegisters(p);
     this.pending = emptyPending();
@@ -335,7 +386,8 @@ export class Driver {
     if (pd.ctxAll || (pd.ctx.length && p.chance(0.2))) ctx.push([G_GLOBAL, 0, 0, 0]);
     else {
       for (const c of pd.ctx) {
-        if (p.chance(0.25)) ctx.push([G_DOMAIN, c.did, 0, 0]);
+        // (Scalable-mode context entries have no DID: device-selective only.)
+        if (p.chance(0.25) && !this.sc.sm) ctx.push([G_DOMAIN, c.did, 0, 0]);
         else ctx.push([G_DEVICE, c.did, c.sid, p.chance(0.2) ? 3 : 0]);
       }
     }
@@ -374,9 +426,12 @@ export class Driver {
     }
   }
 
+  /** Scalable-mode descriptors (PASID-cache, PASID-based IOTLB) for the pending changes: none in legacy mode. */
+  protected smDescs(_p: Dice, _descs: Array<readonly bigint[]>, _what: string[]): void {}
+
   protected flushQueued(p: Dice): void {
     const { ctx, iotlb } = this.plan(p);
-    const descs: Array<[bigint, bigint]> = [];
+    const descs: Array<readonly bigint[]> = [];
     const what: string[] = [];
     for (const [g, did, sid, fm] of ctx) {
       descs.push(ccDesc(g, did, sid, fm));
@@ -386,6 +441,7 @@ export class Driver {
       descs.push(this.iotlbDesc(g, did, addr, am, p));
       what.push(g === 1 ? 'IOTLB global' : g === 2 ? `IOTLB DID ${did}` : `IOTLB DID ${did} ${hx(addr)} AM ${am}`);
     }
+    this.smDescs(p, descs, what);
     const pd = this.pending;
     if (pd.iecAll || (pd.iec.length && p.chance(0.2))) {
       descs.push(iecDesc());
@@ -400,8 +456,9 @@ export class Driver {
   }
 
   /** Writes descriptors at the tail, a status-write wait after them, and the new tail. */
-  submit(descs: Array<[bigint, bigint]>, what: string[], p: Dice, wait: 'sw' | 'if' = 'sw'): void {
-    const size = 256 << this.qi.qs;
+  submit(descs: Array<readonly bigint[]>, what: string[], p: Dice, wait: 'sw' | 'if' = 'sw'): void {
+    const wq = this.slotBytes / 8;
+    const size = (256 << this.qi.qs) / (wq / 2);
     const all = [...descs];
     const status = STATUS + 8n * BigInt(this.qi.status % 64);
     const data = this.qi.status++;
@@ -410,17 +467,18 @@ export class Driver {
     this.note(`Queue: ${[...what, wait === 'sw' ? `wait (status ${hx(data)} to ${hx(status)})` : 'wait (IF)'].join(', ')}.`);
     let start = this.qi.tail;
     let chunk: bigint[] = [];
-    for (const [lo, hi] of all) {
-      chunk.push(lo, hi);
+    for (const d of all) {
+      if (d.length > wq) throw new Error(`conform driver: a ${d.length * 64}-bit descriptor in a queue of ${wq * 64}-bit slots`);
+      chunk.push(...d, ...new Array<bigint>(wq - d.length).fill(0n));
       this.qi.tail = (this.qi.tail + 1) % size;
       if (this.qi.tail === 0) {
-        this.memQ(QUEUE + 16n * BigInt(start), chunk);
+        this.memQ(QUEUE + BigInt(this.slotBytes * start), chunk);
         chunk = [];
         start = 0;
       }
     }
-    if (chunk.length) this.memQ(QUEUE + 16n * BigInt(start), chunk);
-    this.wr64(REG.IQT, iqOffset(this.qi.tail), false);
+    if (chunk.length) this.memQ(QUEUE + BigInt(this.slotBytes * start), chunk);
+    this.wr64(REG.IQT, BigInt(this.qi.tail * this.slotBytes), false);
     this.qi.lastWait = true;
     if (p.chance(0.4)) this.rd(REG.IQH, 8);
     if (wait === 'sw' && p.chance(0.5)) this.mrd(status, 4);
@@ -430,7 +488,7 @@ export class Driver {
     if (this.qi.on) return;
     this.qi.qs = p.chance(0.25) ? 1 : 0;
     this.note(`Queued invalidation: IQA ${hx(QUEUE)} (QS ${this.qi.qs}), IQT 0, GCMD.QIE.`);
-    this.wr64(REG.IQA, iqaValue(QUEUE, this.qi.qs), false);
+    this.wr64(REG.IQA, this.iqa(this.qi.qs), false);
     this.wr64(REG.IQT, 0n, false);
     this.setPersistent(GCMD_QIE, true, 'GCMD.QIE');
     this.qi.on = true;
@@ -440,7 +498,7 @@ export class Driver {
   }
 
   qiDisable(p: Dice): void {
-    if (!this.qi.on || this.ir.on) return;
+    if (!this.qi.on || this.ir.on || this.queueOnly) return;
     if (!this.qi.lastWait) this.submit([], [], p);
     this.setPersistent(GCMD_QIE, false, 'GCMD without QIE: queued invalidation off (the queue is idle, the last descriptor a wait).');
     this.qi.on = false;
@@ -603,7 +661,7 @@ export class Driver {
       const at = slEntryAddr(table, iova, l);
       const e = this.q(at);
       // PS is tested at levels 3 and below, where a leaf can be (bit 7 is reserved above).
-      const isTable = slPresent(e) && !(l <= 3 && slPs(e)) && this.tables.has(slAddr(e));
+      const isTable = this.present(e) && !(l <= 3 && this.large(e)) && this.tables.has(slAddr(e));
       if (isTable) {
         table = slAddr(e);
         continue;
@@ -611,9 +669,9 @@ export class Driver {
       const t = this.page();
       // Intermediate rights: RW, rarely R or W only (cumulative rights).
       const perm = p.chance(0.9) ? 3n : p.chance(0.5) ? 1n : 2n;
-      const wasPresent = slPresent(e);
+      const wasPresent = this.present(e);
       this.note(`Level-${l} entry -> new table ${hx(t)}${perm !== 3n ? ` (${perm === 1n ? 'read' : 'write'}-only)` : ''}${wasPresent ? ', replacing a large page' : ''}.`);
-      this.memQ(at, [slEntry(t, perm)]);
+      this.memQ(at, [this.tableEntry(t, perm)]);
       if (wasPresent) this.invalidateRange(dom, iova, l);
       table = t;
     }
@@ -646,12 +704,12 @@ export class Driver {
     else if (level === 1 && p.chance(0.05)) frame = IR_BASE + BigInt(p.int(256)) * 0x1000n; // into the interrupt range: Eh
     if (level === 1 && this.sc.sc && p.chance(0.2)) extra |= BigInt(SL_SNP);
     if (p.chance(0.1)) extra |= BigInt(p.int(4)) << 52n; // ignored bits
-    const e = slEntry(frame | extra, perm, level > 1);
+    const e = this.leafEntry(frame, perm, level, extra);
     const old = this.q(at);
     this.note(`Map ${hx(iova)} (${level === 1 ? '4 KiB' : level === 2 ? '2 MiB' : '1 GiB'}) -> ${hx(frame)} ${perm === 3n ? 'RW' : perm === 1n ? 'R' : 'W'} in DID ${dom.did}.`);
     this.memQ(at, [e]);
-    if (slPresent(old)) this.invalidateRange(dom, iova, level);
-    if (level > 1 && slPresent(old) && !slPs(old)) this.invalidateRange(dom, iova, level);
+    if (this.present(old)) this.invalidateRange(dom, iova, level);
+    if (level > 1 && this.present(old) && !this.large(old)) this.invalidateRange(dom, iova, level);
     dom.maps.set(iova, { iova, level, frame, perm: Number(perm) });
   }
 
@@ -666,7 +724,7 @@ export class Driver {
       const perm = BigInt(p.of([1, 2, 3]));
       const frame = p.chance(0.5) ? this.frame(p, m.level) : m.frame;
       this.note(`Change the mapping of ${hx(m.iova)} in DID ${dom.did}: -> ${hx(frame)} ${perm === 3n ? 'RW' : perm === 1n ? 'R' : 'W'}.`);
-      this.memQ(at, [slEntry(frame, perm, m.level > 1)]);
+      this.memQ(at, [this.leafEntry(frame, perm, m.level)]);
       dom.maps.set(m.iova, { ...m, frame, perm: Number(perm) });
     } else {
       this.note(`Unmap ${hx(m.iova)} in DID ${dom.did}.`);
@@ -808,7 +866,7 @@ export class Driver {
     for (let bus = 0; bus < 3; bus++) entries.push(this.ctxTables.has(bus) ? this.ctxTables.get(bus)! | 1n : 0n, 0n);
     this.note(`A new root table at ${hx(next)} with the same entries; RTADDR, SRTP, then global invalidations.`);
     this.memQ(next, entries);
-    this.wr64(REG.RTADDR, next, this.sc.splitWrites);
+    this.wr64(REG.RTADDR, this.rtaddr(next), this.sc.splitWrites);
     this.gcmdWrite(GCMD_SRTP, 'GCMD.SRTP');
     this.rta = next;
     this.readStatus(p);
@@ -833,17 +891,20 @@ export class Driver {
     if (!this.qi.on) this.qiEnable(p);
     this.flush(p);
     const bad = this.qi.tail;
-    const badDesc = p.of([[0x0n, 0n], [0x12n | 0x100n, 0n], [0x1n, 0n], [0x32n, 19n], [0x8n, 0n]] as Array<[bigint, bigint]>);
+    // Type 8 (PASID-based device-TLB invalidation) is a scalable-mode descriptor: only legacy traces use it as an invalid one.
+    const bad8 = this.sc.sm ? [] : [[0x8n, 0n]];
+    const badDesc = p.of([[0x0n, 0n], [0x12n | 0x100n, 0n], [0x1n, 0n], [0x32n, 19n], ...bad8] as Array<[bigint, bigint]>);
     this.note(`An invalid descriptor at slot ${bad} (${hx(badDesc[0])}): the queue stops with FSTS.IQE and IQH on it.`);
     this.submit([badDesc], ['invalid'], p);
     this.rd(REG.FSTS, 4);
     this.rd(REG.IQH, 8);
     this.rd(REG.FECTL, 4);
     this.note('Recovery: replace it by a wait, clear IQE, write the tail again.');
-    this.memQ(QUEUE + 16n * BigInt(bad), waitDesc({ sw: true, data: this.qi.status, addr: STATUS + 0x200n }));
+    const recovery = waitDesc({ sw: true, data: this.qi.status, addr: STATUS + 0x200n });
+    this.memQ(QUEUE + BigInt(this.slotBytes * bad), this.slotBytes === 32 ? [...recovery, 0n, 0n] : recovery);
     this.qi.status++;
     this.wr(REG.FSTS, 4, FSTS_IQE);
-    this.wr64(REG.IQT, iqOffset(this.qi.tail), false);
+    this.wr64(REG.IQT, BigInt(this.qi.tail * this.slotBytes), false);
     this.rd(REG.IQH, 8);
     this.rd(REG.FSTS, 4);
   }
@@ -889,15 +950,7 @@ export class Driver {
   broken(p: Dice): void {
     const beyond = this.sc.ram + 0x1000n * BigInt(1 + p.int(64));
     const r = p.int(3);
-    if (r === 0) {
-      const used = new Set(this.sc.sids.map((s) => s >> 8));
-      const free = [0, 1, 2, 3].filter((b) => !this.ctxTables.has(b) && used.has(b));
-      if (!free.length) return;
-      const bus = p.of(free);
-      this.note(`Root entry for bus ${bus}: a context table at ${hx(beyond)}, beyond RAM (reads fail: 9h).`);
-      this.memQ(rootEntryAddr(this.rta, bus), rootEntry(beyond));
-      return;
-    }
+    if (r === 0) return this.brokenRoot(p, beyond);
     if (r === 1) {
       const sid = p.of(this.sc.sids);
       const dom: Domain = { did: this.nextDid++, levels: 3, top: beyond, passThrough: false, maps: new Map() };
@@ -909,6 +962,21 @@ export class Driver {
       this.attached.delete(sid);
       return;
     }
+    this.brokenTable(p, beyond);
+  }
+
+  /** A bus whose root entry points to a context table beyond RAM. */
+  protected brokenRoot(p: Dice, beyond: bigint): void {
+    const used = new Set(this.sc.sids.map((s) => s >> 8));
+    const free = [0, 1, 2, 3].filter((b) => !this.ctxTables.has(b) && used.has(b));
+    if (!free.length) return;
+    const bus = p.of(free);
+    this.note(`Root entry for bus ${bus}: a context table at ${hx(beyond)}, beyond RAM (reads fail${this.sc.sm ? '' : ': 9h'}).`);
+    this.memQ(rootEntryAddr(this.rta, bus), rootEntry(beyond));
+  }
+
+  /** A level-2 paging entry pointing to a table beyond RAM, with a mapping through it for requests to use. */
+  protected brokenTable(p: Dice, beyond: bigint): void {
     const doms = this.xlateDomains().filter((d) => this.tables.has(d.top));
     if (!doms.length) return;
     const dom = p.of(doms);
@@ -916,9 +984,9 @@ export class Driver {
     const table = this.ensurePath(dom, iova, 2, p);
     const at = slEntryAddr(table, iova, 2);
     const old = this.q(at);
-    this.note(`Level-2 entry for ${hx(iova)} in DID ${dom.did}: a table at ${hx(beyond)}, beyond RAM (reads fail: 7h).`);
-    this.memQ(at, [slEntry(beyond, SL_RW)]);
-    if (slPresent(old)) this.invalidateRange(dom, iova, 2);
+    this.note(`Level-2 entry for ${hx(iova)} in DID ${dom.did}: a table at ${hx(beyond)}, beyond RAM (reads fail${this.sc.sm ? '' : ': 7h'}).`);
+    this.memQ(at, [this.tableEntry(beyond, BigInt(SL_RW))]);
+    if (this.present(old)) this.invalidateRange(dom, iova, 2);
     for (const [k, m] of dom.maps) if (m.iova >= iova && m.iova < iova + 0x200000n) dom.maps.delete(k);
     dom.maps.set(iova, { iova, level: 1, frame: 0n, perm: 3 });
   }

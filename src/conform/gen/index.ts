@@ -36,14 +36,16 @@ import { REG } from '../../guest/layout.js';
 import { Dice, Driver } from './driver.js';
 import { HostileDriver } from './hostile.js';
 import type { GeneratedTrace } from './render.js';
-import { scenarioArb, type GenOptions, type Scenario } from './scenario.js';
+import { scalableScenarioArb, scenarioArb, type GenOptions, type Scenario } from './scenario.js';
+import { SmDriver } from './sm.js';
 
 export { renderTrace, type Unit, type GeneratedTrace } from './render.js';
-export { scenarioArb, type Scenario, type Action, type GenOptions } from './scenario.js';
+export { scenarioArb, scalableScenarioArb, type Scenario, type Action, type GenOptions } from './scenario.js';
 export { Driver } from './driver.js';
 
 export function traceArbitrary(opts: GenOptions = {}): fc.Arbitrary<GeneratedTrace> {
-  return scenarioArb(opts).map((s) => buildTrace(s, !!opts.hostile));
+  const scenarios = opts.scalable && !opts.hostile ? scalableScenarioArb(opts) : scenarioArb(opts);
+  return scenarios.map((s) => buildTrace(s, !!opts.hostile));
 }
 
 /** The trace of one seed: the same seed always gives the same trace. */
@@ -52,7 +54,8 @@ export function traceForSeed(seed: number, opts: GenOptions = {}): GeneratedTrac
 }
 
 export function buildTrace(s: Scenario, hostile: boolean): GeneratedTrace {
-  const d = hostile ? new HostileDriver(s) : new Driver(s, false);
+  if (hostile && s.sm) throw new Error('conform generator: hostile traces are legacy-mode only');
+  const d = hostile ? new HostileDriver(s) : s.sm ? new SmDriver(s) : new Driver(s, false);
   d.preamble();
   for (const a of s.actions) d.run(a);
   // Finish like a driver: whatever is pending gets invalidated, then a last look at the fault state.
@@ -67,6 +70,9 @@ export function buildTrace(s: Scenario, hostile: boolean): GeneratedTrace {
   if (!s.pt) iommu.pt = false;
   if (s.sc) iommu.sc = true;
   if (s.dt) iommu.dt = true;
+  if (s.sm) iommu.sm = true;
+  if (s.flts) iommu.flts = true;
+  if (s.pasid) iommu.pasid = true;
   if (s.ram !== 0x10000000n) iommu.ram = s.ram;
   return { header: { iommu, devices: [...s.sids] }, units: d.units, hostile };
 }

@@ -10,6 +10,11 @@ export interface GenOptions {
   hostile?: boolean;
   /** Most actions per trace [60]. */
   maxActions?: number;
+  /**
+   * Draw scalable-mode scenarios (sm, with flts or pasid as QEMU 10 offers
+   * them) for about half the traces: for QEMU 10. Driver-like traces only.
+   */
+  scalable?: boolean;
 }
 
 /**
@@ -34,6 +39,10 @@ export interface Scenario {
   sc: boolean;
   dt: boolean;
   ram: bigint;
+  /** Scalable mode (QEMU 10 only): first-stage tables with flts (aw 48), ECAP.PASID with pasid (not with dt). */
+  sm?: boolean;
+  flts?: boolean;
+  pasid?: boolean;
   sids: number[];
   /** Set-up choices. */
   qiFirst: boolean;
@@ -87,4 +96,15 @@ export function scenarioArb(opts: GenOptions = {}): fc.Arbitrary<Scenario> {
       actions: fc.array(actionArb(hostile), { minLength: 10, maxLength: opts.maxActions ?? 60 }),
     })
     .map((s) => ({ ...s, eim: s.ir && s.eim, sids: withFunctionZero(s.sids) }));
+}
+
+/**
+ * A scenario that may be in scalable mode: the legacy scenario drawn first
+ * (so the configuration and actions are those of the legacy seed), then the
+ * scalable-mode keys, within what QEMU 10 runs (no nest, no aw 57; flts only
+ * with aw 48; pasid not with dt).
+ */
+export function scalableScenarioArb(opts: GenOptions = {}): fc.Arbitrary<Scenario> {
+  const sm = fc.record({ sm: fc.boolean(), flts: fc.boolean(), pasid: fc.oneof({ weight: 1, arbitrary: fc.constant(true) }, { weight: 2, arbitrary: fc.constant(false) }) });
+  return fc.tuple(scenarioArb(opts), sm).map(([s, k]) => (k.sm ? { ...s, sm: true, flts: k.flts && s.aw === 48, pasid: k.pasid && !s.dt } : s));
 }
