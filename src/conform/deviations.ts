@@ -775,6 +775,23 @@ export const DEVIATIONS: readonly DeviationDef[] = [
     },
   },
   {
+    id: 'sm-pasid-entry-reserved-unchecked',
+    kind: 'deviation',
+    versions: ONLY_10,
+    title: 'scalable mode: reserved bits of a PASID entry not checked',
+    qemu: 'a present PASID entry with reserved bits set (seed 17: QW5 bit 13) is used as if they were clear: the request goes on to the PGTT checks and the walk, and faults (or not) as that walk does (seed 17: 71h, a first-stage entry not present)',
+    architected: '5Ah (non-zero reserved field in the PASID table entry), before the PGTT is looked at',
+    reason: 'digest §3.6 and §5.4 (5Ah); docs/DESIGN.md "Scalable mode" (reserved bits of the PASID entry, QW3-QW7 included); QEMU 10.0.13 vtd_get_pe_in_pasid_leaf_table checks the type, AW and first-stage paging mode only; vtd conform --qemu --qemu-version 10 driver-like seed 17',
+    fixture: 'qemu10/sm/sm-pasid-entry-reserved',
+    taint: FRCD_FR,
+    detect: {
+      line(c) {
+        return !!c.config.sm && c.op.op === 'dma' && c.ours?.ok === false && c.ours.fault === 0x5a
+          && c.qemu?.ok === false && c.qemu.fault !== undefined && c.qemu.fault !== 0x5a;
+      },
+    },
+  },
+  {
     id: 'sm-translation-fault-pp',
     kind: 'deviation',
     versions: ONLY_10,

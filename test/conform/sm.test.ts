@@ -219,6 +219,7 @@ describe("QEMU 10's recorded answers to scalable-mode traces (qemu10/sm/)", () =
       ['sm-fs-rights-walk', 64, '"op":"dma","ok":false,"fault":"0x86"'], // a write is not refused for reading
       ['sm-fpd-invalid-pasid-entry', 84, '"op":"dma","ok":false,"fault":"0x5a"'],
       ['sm-pass-through-kept', 45, '"op":"dma","ok":true,"gpa":"0xc0003ec0"'], // not the request's own address
+      ['sm-pasid-entry-reserved', 8, '"op":"dma","ok":true,"gpa":"0x80200031"'], // a translation, not a fault of the walk
       ['sm-fault-pp-pv', 47, '"op":"rd","val":"0x8000050680000018"'], // PP and PV as QEMU records them, but T cleared too
     ];
     for (const [name, i, answer] of cases) {
