@@ -461,7 +461,11 @@ export class Iommu {
 
   // ---- shadow sync support ----
 
-  /** Reads `sid`'s root and context entries now, without caches or side effects. */
+  /**
+   * Reads `sid`'s root and context entries now, without caches or side effects. Legacy entries only
+   * (RTADDR.TTM = 00): a scalable-mode unit's PASID entries are not read (the shadow sync, its user,
+   * refuses scalable-mode units).
+   */
   contextOf(sid: number): ContextInfo {
     checkSid(sid);
     return this.core.contextOf(sid);

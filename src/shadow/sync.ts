@@ -182,6 +182,11 @@ export class ShadowSync {
    * called once per domain id.
    */
   constructor(readonly iommu: Iommu, backend: Backend | ((did: number) => Backend), opts: ShadowOptions = {}) {
+    // The sync reads legacy root/context/second-level tables (contextOf, walkRange); a scalable-mode unit's
+    // guest keeps its tables behind PASID entries, which it would misread as empty. Refused, not guessed.
+    if (iommu.options.sm) {
+      throw new VtdError('UNSUPPORTED', 'shadow sync of a scalable-mode unit (sm) is not implemented yet: it reads legacy tables only (issue 15); replay without a shadow, or with a legacy unit', { sm: true });
+    }
     this.backendFor = typeof backend === 'function' ? backend : () => backend;
     this.mode = opts.mode ?? 'merged';
     this.ram = opts.ram;
