@@ -55,14 +55,22 @@ export interface DriverOptions {
   superpages?: boolean;
 }
 
-/** Invalidation requests the driver submitted, by kind. */
-export interface DriverInvalidations {
+/**
+ * Invalidation requests by kind: IOTLB and context cache by granularity and, in scalable mode,
+ * PASID-based IOTLB ones (type 6) for all of a PASID or pages in it, and PASID-cache ones (type 7).
+ * The driver counts what it submits, the replay what the unit processed (replayer.ts), the report
+ * shows the latter (report/types.ts).
+ */
+export interface InvalidationCounts {
   iotlbGlobal: number; iotlbDomain: number; iotlbPage: number;
   contextGlobal: number; contextDomain: number; contextDevice: number;
+  pasidIotlb: number; pasidIotlbPage: number; pasidCache: number;
+}
+
+/** Invalidation requests the driver submitted, by kind. */
+export interface DriverInvalidations extends InvalidationCounts {
   /** Invalidation-wait descriptors (one after each queued invalidation). */
   wait: number;
-  /** Scalable mode: PASID-cache invalidations (type 7), and PASID-based IOTLB ones (type 6) for all of a PASID or pages in it. */
-  pasidCache: number; pasidIotlbPasid: number; pasidIotlbPage: number;
 }
 
 /** What the driver did, cumulative. Byte counts are plain numbers. */
@@ -281,7 +289,7 @@ export class GuestDriver {
     contextWrites: 0, descriptorWrites: 0, memOps: 0, registerWrites: 0,
     invalidations: {
       iotlbGlobal: 0, iotlbDomain: 0, iotlbPage: 0, contextGlobal: 0, contextDomain: 0, contextDevice: 0, wait: 0,
-      pasidCache: 0, pasidIotlbPasid: 0, pasidIotlbPage: 0,
+      pasidCache: 0, pasidIotlb: 0, pasidIotlbPage: 0,
     },
   };
 
@@ -944,7 +952,7 @@ export class GuestDriver {
   /** PASID-based IOTLB invalidation (0x6) of PASID 0: all of it in `did` (G = 10) or 2^am pages from `pfn` (G = 11). */
   private pasidIotlbInv(g: number, did: number, pfn: number, am: number, ih: boolean, emit: (op: LoweredOp) => void): void {
     if (g === PIOTLB_G_PAGE) this.stats.invalidations.pasidIotlbPage++;
-    else this.stats.invalidations.pasidIotlbPasid++;
+    else this.stats.invalidations.pasidIotlb++;
     this.submit(piotlbDesc(g === PIOTLB_G_PAGE ? { g, did, pasid: RID_PASID, addr: BigInt(pfn) << 12n, am, ih } : { g, did, pasid: RID_PASID }), emit);
   }
 

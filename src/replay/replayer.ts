@@ -5,7 +5,7 @@
  */
 import { Iommu, TranslateResult } from '../iommu.js';
 import { optionsFromHeader, type Trace, type TraceOp } from '../trace/parse.js';
-import { GuestDriver, type DriverOptions, type DriverStats, type LoweredOp } from '../guest/driver.js';
+import { GuestDriver, type DriverOptions, type DriverStats, type InvalidationCounts, type LoweredOp } from '../guest/driver.js';
 import { MemlockAccount, emptyErrors, type BackendStats } from '../shadow/backend.js';
 import { backendFactory, type BackendFactory, type BackendSpec } from '../shadow/factory.js';
 import { ShadowSync, type ShadowMetrics, type SyncMode } from '../shadow/sync.js';
@@ -26,13 +26,9 @@ export interface ReplayOptions {
   };
 }
 
-/** Invalidations the unit processed, by kind (from its invalidation events and counters). */
-export interface InvalidationTally {
-  iotlbGlobal: number; iotlbDomain: number; iotlbPage: number;
-  contextGlobal: number; contextDomain: number; contextDevice: number;
+/** Invalidations the unit processed, by kind (from its invalidation events), with interrupt-entry-cache ones. */
+export interface InvalidationTally extends InvalidationCounts {
   iec: number;
-  /** Scalable mode: PASID-based IOTLB invalidations (type 6) of whole PASIDs and of pages, PASID-cache ones (type 7). */
-  pasidIotlb: number; pasidIotlbPage: number; pasidCache: number;
 }
 
 /** What a replay counted so far. */

@@ -5,6 +5,7 @@
  * Byte counts are plain numbers (exact up to 2^53 bytes, 8 PiB).
  * Browser-safe: types only.
  */
+import type { InvalidationTally } from '../replay/replayer.js';
 
 export interface ReplayReport {
   vtdReport: 1;
@@ -57,12 +58,9 @@ export interface GuestMetrics {
   mapBytes: number;
   unmapBytes: number;
   /** Invalidation requests the unit processed, by kind. */
-  invalidations: {
-    iotlbGlobal: number; iotlbDomain: number; iotlbPage: number;
-    contextGlobal: number; contextDomain: number; contextDevice: number;
-    iec: number; wait: number;
-    /** Scalable mode: PASID-based IOTLB invalidations (type 6) of whole PASIDs and of pages, PASID-cache ones (type 7). */
-    pasidIotlb: number; pasidIotlbPage: number; pasidCache: number;
+  invalidations: InvalidationTally & {
+    /** Invalidation-wait descriptors processed. */
+    wait: number;
   };
   /** Flush-queue flushes (lazy policy). */
   flushes: number;
