@@ -568,6 +568,13 @@ export class FtraceImporter {
     return d;
   }
 
+  /** The domain a map or unmap's own invalidation names (warned about when no device is in it). */
+  private namedDomain(did: number, line: number): Domain {
+    const d = this.domain(did);
+    if (d.devices.size === 0) this.warn('domain-without-device', line);
+    return d;
+  }
+
   /**
    * Attaches a device. Without a flush naming the domain, the inference rule
    * (Linux 6.1): devices of one IOMMU group share one domain; a group's
@@ -659,8 +666,7 @@ export class FtraceImporter {
     let d: Domain | undefined;
     let rule: AttributionRule;
     if (p.did !== undefined) {
-      d = this.domain(p.did);
-      if (d.devices.size === 0) this.warn('domain-without-device', ev.line);
+      d = this.namedDomain(p.did, ev.line);
       rule = 'invalidation';
       this.stats.mapsInvalidated++;
     } else if (p.beforeAttach?.attached?.created) {
@@ -704,8 +710,7 @@ export class FtraceImporter {
     let d: Domain | undefined;
     let rule: AttributionRule;
     if (p.did !== undefined) {
-      d = this.domain(p.did);
-      if (d.devices.size === 0) this.warn('domain-without-device', ev.line);
+      d = this.namedDomain(p.did, ev.line);
       rule = 'invalidation';
       this.stats.unmapsInvalidated++;
       d.strict = true;
